@@ -1,0 +1,7 @@
+"""python -m customer_import"""
+
+import sys
+
+from customer_import.cli import main
+
+sys.exit(main())

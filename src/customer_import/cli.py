@@ -1,0 +1,171 @@
+"""Command line: parse arguments, call one library function, render its report, exit.
+
+No CSV or HTTP logic lives here; errors become exit codes at this boundary only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Final
+
+from tqdm import tqdm
+
+from customer_import import logs
+from customer_import.config import load_job
+from customer_import.errors import ConfigError, ImportJobError, InputError
+from customer_import.pipeline import (
+    STATUS_COMPLETED,
+    STATUS_INTERRUPTED,
+    Progress,
+    RunOptions,
+    RunReport,
+    run_job,
+)
+from customer_import.sandbox import cli as sandbox_cli
+
+#: Exit codes (README, "Exit codes").
+EXIT_OK: Final = 0
+EXIT_REJECTS: Final = 1
+EXIT_CONFIG: Final = 2
+EXIT_ABORTED: Final = 3
+EXIT_SIGINT: Final = 130
+EXIT_SIGTERM: Final = 143
+
+log = logging.getLogger("customer_import")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="customer-import",
+        description="Import a customer export (CSV/Parquet) into the customers API.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_run(commands.add_parser("run", help="run a job: validate and upsert every record"))
+    sandbox = commands.add_parser("sandbox", help="start the local API sandbox")
+    sandbox_cli.add_arguments(sandbox)
+    return parser
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", type=Path, help="the job file (TOML)")
+    parser.add_argument("--input", type=Path, help="input file instead of [source] path")
+    parser.add_argument("--out", type=Path, help="output directory instead of [output] dir")
+    parser.add_argument("--base-url", help="API base URL instead of [api] base_url")
+    parser.add_argument("--concurrency", type=int, help="most requests in flight at once")
+    parser.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    resume = parser.add_mutually_exclusive_group()
+    resume.add_argument("--resume", action="store_true", help="continue an unfinished run")
+    resume.add_argument("--restart", action="store_true", help="discard an unfinished run")
+    parser.add_argument("--log-format", choices=("text", "json"), default="text")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "sandbox":
+        return sandbox_cli.run(args)
+    logs.configure(args.log_format)
+    try:
+        return _run(args)
+    except (ConfigError, InputError) as exc:
+        log.error("%s", exc)
+        return EXIT_CONFIG
+    except ImportJobError as exc:
+        log.error("%s", exc)
+        return EXIT_ABORTED
+
+
+def _run(args: argparse.Namespace) -> int:
+    if args.concurrency is not None and args.concurrency < 1:
+        raise ConfigError("--concurrency must be at least 1")
+    job = load_job(args.job)
+    with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
+        options = RunOptions(
+            input=args.input,
+            out_dir=args.out,
+            base_url=args.base_url,
+            concurrency=args.concurrency,
+            dry_run=args.dry_run,
+            resume=args.resume,
+            restart=args.restart,
+            progress=on_progress,
+            handle_signals=True,
+        )
+        report = run_job(job, options)
+    _print_report(report)
+    return exit_code(report)
+
+
+def exit_code(report: RunReport) -> int:
+    if report.status == STATUS_INTERRUPTED:
+        return EXIT_SIGTERM if report.signum == 15 else EXIT_SIGINT
+    if report.status != STATUS_COMPLETED:
+        return EXIT_ABORTED
+    return EXIT_REJECTS if report.rejected else EXIT_OK
+
+
+class _ProgressRenderer:
+    """A tqdm bar on a terminal; otherwise (cron) a log line every few seconds."""
+
+    _LOG_EVERY_S: Final = 10.0
+
+    def __init__(self, *, enabled: bool) -> None:
+        self._enabled = enabled
+        self._bar: tqdm[None] | None = None
+        self._last_log = time.monotonic()
+
+    def __enter__(self) -> Callable[[Progress], None] | None:
+        return self._update if self._enabled else None
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+    def _update(self, progress: Progress) -> None:
+        if sys.stderr.isatty():
+            self._draw(progress)
+        elif time.monotonic() - self._last_log >= self._LOG_EVERY_S:
+            self._last_log = time.monotonic()
+            log.info(
+                "progress: %d/%d records; %s",
+                progress.done,
+                progress.total,
+                _counts(progress.counts),
+            )
+
+    def _draw(self, progress: Progress) -> None:
+        if self._bar is None:
+            self._bar = tqdm(
+                total=progress.total or None, unit="rec", file=sys.stderr, dynamic_ncols=True
+            )
+        self._bar.total = progress.total or None
+        self._bar.update(progress.done - self._bar.n)
+        self._bar.set_postfix_str(_counts(progress.counts), refresh=False)
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "starting"
+
+
+def _print_report(report: RunReport) -> None:
+    s = report.summary
+    shown = ("created", "updated", "unchanged", "duplicate", "valid", "rejected")
+    lines = [
+        f"{report.status}: {s['rows']} records in {s['duration_s']} s "
+        f"({s['rows_per_s']} records/s)",
+        "  " + ", ".join(f"{k} {s[k]}" for k in shown if s[k] or k == "rejected"),
+    ]
+    if s["pending"]:
+        lines.append(f"  pending {s['pending']} (not sent yet: run again with --resume)")
+    if s["rejected_by_stage"]:
+        lines.append(f"  rejected by stage: {_counts(s['rejected_by_stage'])}")
+    if report.message:
+        lines.append(f"  {report.message}")
+    for name in ("results.csv", "rejects.csv", "summary.json"):
+        lines.append(f"  {name}: {report.out_dir / name}")
+    print("\n".join(lines))

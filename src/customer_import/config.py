@@ -1,0 +1,221 @@
+"""The job file: TOML parsed into pydantic models.
+
+Precedence for every setting: command-line flag > environment > job file > default.
+Unknown keys are errors that name the key; relative paths in a job file are resolved
+from the job file's own folder, so cron can run it from anywhere.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from customer_import.errors import ConfigError
+from customer_import.schema import BOOLEAN_FIELDS, NAME_FIELDS, TARGET_FIELDS
+
+DEFAULT_NULL_VALUES = ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
+DEFAULT_DROP_COLUMNS = ["Password"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SourceConfig(_Strict):
+    """Where the export is and how its bytes are read."""
+
+    path: Path | None = None
+    """The export: .csv .tsv .txt .csv.gz .parquet; the format follows the extension."""
+    encoding: str = "utf-8"
+    """Any Python codec name, or "auto" (BOM sniffing, then UTF-8, else Windows-1252)."""
+    delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    """"auto" detects the delimiter from the header line."""
+    null_values: list[str] = Field(default_factory=lambda: list(DEFAULT_NULL_VALUES))
+    """Cells equal to one of these (after trimming) are empty."""
+    has_header: bool = True
+    """False for headerless files: the mapping then names columns by 1-based position."""
+    drop_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_DROP_COLUMNS))
+    """Columns never copied into the rejects file (matched case-insensitively)."""
+    batch_size: int = Field(default=50_000, gt=0)
+    """Records read, mapped and validated at a time; bounds memory."""
+
+
+class FieldMapping(_Strict):
+    """How one target field is filled: from a column, or with a constant."""
+
+    column: str | int | None = None
+    """Source column name, or its 1-based position when the file has no header."""
+    value: str | bool | None = None
+    """A constant for every record, instead of a column."""
+    default_region: str | None = None
+    """phoneNumber only: ISO region for numbers without a country code ("US")."""
+    true: list[str] = Field(default_factory=list)
+    """Booleans only: extra words meaning true (case-insensitive)."""
+    false: list[str] = Field(default_factory=list)
+    """Booleans only: extra words meaning false (case-insensitive)."""
+    invert: bool = False
+    """Booleans only: the column means the opposite (an opt-out column for an opt-in field)."""
+    part: Literal["first", "last"] | None = None
+    """Name fields only: take the first word(s) or the last word of a full-name column."""
+
+    @model_validator(mode="after")
+    def _column_xor_value(self) -> FieldMapping:
+        if (self.column is None) == (self.value is None):
+            raise ValueError("give exactly one of 'column' or 'value'")
+        return self
+
+
+def _as_field_mapping(raw: Any) -> Any:
+    if isinstance(raw, str | int) and not isinstance(raw, bool):
+        return {"column": raw}
+    return raw
+
+
+class MappingConfig(BaseModel):
+    """Target field (dotted for nested ones) -> how it is filled."""
+
+    model_config = ConfigDict(frozen=True)
+    fields: dict[str, FieldMapping]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect(cls, raw: Any) -> Any:
+        if not isinstance(raw, dict):
+            raise ValueError("[mapping] must be a table of target field = source column")
+        return {"fields": {k: _as_field_mapping(v) for k, v in raw.items()}}
+
+    @model_validator(mode="after")
+    def _check_fields(self) -> MappingConfig:
+        for name, spec in self.fields.items():
+            _check_target(name, spec)
+        for required in ("externalId", "firstName"):
+            if required not in self.fields:
+                raise ValueError(f"[mapping] must map the required field {required!r}")
+        return self
+
+
+def _check_target(name: str, spec: FieldMapping) -> None:
+    if name not in TARGET_FIELDS:
+        raise ValueError(f"unknown target field {name!r}; known: {', '.join(TARGET_FIELDS)}")
+    if spec.default_region is not None and name != "phoneNumber":
+        raise ValueError(f"{name}: 'default_region' applies to phoneNumber only")
+    if (spec.true or spec.false or spec.invert) and name not in BOOLEAN_FIELDS:
+        raise ValueError(f"{name}: 'true', 'false' and 'invert' apply to boolean fields only")
+    if spec.part is not None and name not in NAME_FIELDS:
+        raise ValueError(f"{name}: 'part' applies to firstName and lastName only")
+
+
+class ApiConfig(_Strict):
+    """The API the job writes to, and how hard it may be pushed."""
+
+    base_url: str = "http://localhost:3156"
+    concurrency: int = Field(default=16, ge=1, le=1024)
+    """Most requests in flight at once (also the connection pool size)."""
+    timeout: float = Field(default=30.0, gt=0)
+    """Seconds for one request, connect to last byte."""
+    max_attempts: int = Field(default=5, ge=1)
+    """Tries per record for transient failures (429 waits do not count)."""
+    rate_limit: float | None = Field(default=None, gt=0)
+    """Requests per second across all workers; unset: found adaptively."""
+    api_key_env: str = "CUSTOMERS_API_KEY"
+    """Environment variable holding the API key (never put the key itself in a job file)."""
+    merchant_id_env: str = "CUSTOMERS_MERCHANT_ID"
+    """Environment variable holding the merchant id."""
+    allow_insecure_http: bool = False
+    """Allow plain http to a non-loopback host."""
+    transport: Literal["aiohttp", "httpx"] = "aiohttp"
+    """HTTP transport under httpx.AsyncClient; aiohttp by measurement (README, Performance)."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        return value.rstrip("/")
+
+
+class OutputConfig(_Strict):
+    """Where results, rejects and the summary go."""
+
+    dir: Path | None = None
+    """Output directory; default out/<job name> beside the job file."""
+
+
+class JobConfig(_Strict):
+    """One job file."""
+
+    name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
+    """Names the job in logs and state; letters, digits, . _ - only."""
+    mode: Literal["full", "incremental"] = "full"
+    duplicates: Literal["last", "first", "reject"] = "last"
+    """Which record of a repeated externalId is sent; "reject" rejects them all."""
+    max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
+    """Stop before sending when more than this share of the first 1000 records is rejected."""
+    source: SourceConfig = Field(default_factory=SourceConfig)
+    mapping: MappingConfig
+    api: ApiConfig = Field(default_factory=ApiConfig)
+    output: OutputConfig = Field(default_factory=OutputConfig)
+
+
+def load_job(path: Path) -> JobConfig:
+    """Read and validate a job file; relative paths are resolved from its folder."""
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ConfigError(f"job file not found: {path}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from exc
+    try:
+        job = JobConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+    return _resolve_paths(job, path.resolve().parent)
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line per problem, naming the key path as it appears in the TOML."""
+    lines = []
+    for err in exc.errors():
+        loc = ".".join(str(p) for p in err["loc"] if p != "fields")
+        if err["type"] == "extra_forbidden":
+            lines.append(f"unknown key {loc!r}")
+        else:
+            lines.append(f"{loc or 'job'}: {err['msg']}")
+    return "; ".join(lines)
+
+
+def _resolve_paths(job: JobConfig, base: Path) -> JobConfig:
+    source_path = job.source.path
+    if source_path is not None and not source_path.is_absolute():
+        source_path = (base / source_path).resolve()
+    out_dir = job.output.dir or Path("out") / job.name
+    if not out_dir.is_absolute():
+        out_dir = (base / out_dir).resolve()
+    return job.model_copy(
+        update={
+            "source": job.source.model_copy(update={"path": source_path}),
+            "output": job.output.model_copy(update={"dir": out_dir}),
+        }
+    )
+
+
+class Credentials(BaseModel):
+    """API credentials, read from the environment only. repr never shows the key."""
+
+    model_config = ConfigDict(frozen=True)
+    api_key: str = Field(repr=False)
+    merchant_id: str
+
+
+def read_credentials(api: ApiConfig, environ: Mapping[str, str] | None = None) -> Credentials:
+    env = os.environ if environ is None else environ
+    values = {}
+    for name in (api.api_key_env, api.merchant_id_env):
+        value = env.get(name, "").strip()
+        if not value:
+            raise ConfigError(f"set the environment variable {name} (needed for a real run)")
+        values[name] = value
+    return Credentials(api_key=values[api.api_key_env], merchant_id=values[api.merchant_id_env])

@@ -1,0 +1,45 @@
+"""One exception tree for the whole package; library errors are translated where they arise.
+
+    ImportJobError                 anything this package raises on purpose
+    ├── ConfigError                job file, flags, environment, mapping vs file (exit 2)
+    ├── InputError                 the input cannot be read at all (exit 2)
+    └── RunAborted                 the run must stop; what is done is kept, resumable (exit 3)
+        ├── FatalApiError          401/403/404: every further request would fail too
+        └── Interrupted            SIGINT/SIGTERM (exit 130/143)
+
+Bad rows are not exceptions: they are rejects (data), see ``validation.Reject``.
+"""
+
+from __future__ import annotations
+
+
+class ImportJobError(Exception):
+    """Base of every error this package raises on purpose."""
+
+
+class ConfigError(ImportJobError):
+    """The job cannot start as configured; nothing was sent."""
+
+
+class InputError(ImportJobError):
+    """The input file cannot be read as a table; nothing was sent."""
+
+
+class RunAborted(ImportJobError):
+    """The run stopped part-way; records without an outcome are pending for a resume."""
+
+
+class FatalApiError(RunAborted):
+    """The API answered in a way that every further request would repeat (401/403/404)."""
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class Interrupted(RunAborted):
+    """SIGINT/SIGTERM: in-flight requests were let finish; the rest is pending for a resume."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"interrupted by signal {signum}")
+        self.signum = signum

@@ -1,0 +1,64 @@
+"""Stop before sending when the first records are mostly invalid: a wrong file or mapping."""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import AsyncIterator
+from typing import Final
+
+from customer_import.errors import RunAborted
+from customer_import.records import PreparedBatch
+
+SAMPLE: Final = 1000
+_QUOTED = re.compile(r"'[^']*'")
+
+
+class InvalidInputGuard(RunAborted):
+    """More than max_invalid_ratio of the first records were rejected; nothing was sent."""
+
+
+class InvalidRatioGuard:
+    def __init__(self, max_ratio: float, *, enabled: bool) -> None:
+        self._max_ratio = max_ratio
+        self._enabled = enabled
+
+    async def checked(self, batches: AsyncIterator[PreparedBatch]) -> AsyncIterator[PreparedBatch]:
+        """Pass batches through; the first ones are held until SAMPLE records are judged."""
+        held: list[PreparedBatch] = []
+        async for batch in batches:
+            if not self._enabled:
+                yield batch
+                continue
+            held.append(batch)
+            if sum(b.records for b in held) >= SAMPLE:
+                self._check(held)
+                self._enabled = False
+                for ready in held:
+                    yield ready
+                held = []
+        if held:
+            self._check(held)
+        for ready in held:
+            yield ready
+
+    def _check(self, batches: list[PreparedBatch]) -> None:
+        judged = min(SAMPLE, sum(b.records for b in batches))
+        reasons = [r.reason for b in batches for r in b.rejects if r.row <= SAMPLE]
+        if judged and len(reasons) / judged > self._max_ratio:
+            raise InvalidInputGuard(_message(len(reasons), judged, self._max_ratio, reasons))
+
+
+def _message(rejected: int, judged: int, max_ratio: float, reasons: list[str]) -> str:
+    common = Counter(_reason_kind(part) for r in reasons for part in r.split("; ")).most_common(3)
+    listed = "; ".join(f"{kind} ({count}x)" for kind, count in common)
+    return (
+        f"{rejected} of the first {judged} records are invalid (more than max_invalid_ratio = "
+        f"{max_ratio:g}): this looks like a wrong file or a wrong mapping, so nothing was sent. "
+        f"Most common reasons: {listed}. Check with `customer-import check`."
+    )
+
+
+def _reason_kind(reason: str) -> str:
+    """'email: 'x@' is not valid (...)' -> 'email: … is not valid': values left out."""
+    return _QUOTED.sub("…", reason.split(" (", 1)[0])

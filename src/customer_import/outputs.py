@@ -1,0 +1,75 @@
+"""results.csv, rejects.csv and summary.json, rendered from the journal.
+
+Each file is written to a temporary name and renamed into place, so a reader (or a crash)
+never sees half a file. Files that hold customer data are created readable by the owner only.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Final
+
+from customer_import.state import Journal
+
+RESULTS_NAME: Final = "results.csv"
+REJECTS_NAME: Final = "rejects.csv"
+SUMMARY_NAME: Final = "summary.json"
+
+RESULTS_HEADER: Final = (
+    "row",
+    "externalId",
+    "status",
+    "http_status",
+    "attempts",
+    "created_at",
+    "updated_at",
+    "detail",
+)
+REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
+
+
+@contextmanager
+def atomic_text(path: Path) -> Iterator[IO[str]]:
+    """Write ``path`` via a temporary file in the same folder, then rename; mode 0600."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_results(journal: Journal, out_dir: Path) -> None:
+    with atomic_text(out_dir / RESULTS_NAME) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(RESULTS_HEADER)
+        writer.writerows(_blank_nones(r) for r in journal.results())
+
+
+def write_rejects(journal: Journal, out_dir: Path, header: list[str]) -> None:
+    """The source's own header (dropped columns left out), then _row,_stage,_reason,_raw."""
+    with atomic_text(out_dir / REJECTS_NAME) as handle:
+        writer = csv.writer(handle)
+        writer.writerow([*header, *REJECTS_TRAILER])
+        for row, source, stage, reason, raw in journal.rejects():
+            values = source if source else [""] * len(header)
+            writer.writerow([*values, row, stage, reason, raw or ""])
+
+
+def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
+    with atomic_text(out_dir / SUMMARY_NAME) as handle:
+        json.dump(summary, handle, indent=2, ensure_ascii=False)
+        handle.write("\n")
+
+
+def _blank_nones(values: tuple[object, ...]) -> list[object]:
+    return ["" if v is None else v for v in values]

@@ -1,0 +1,430 @@
+"""run_job(): the only module that knows the order of the stages.
+
+settings -> open source -> plan mapping -> journal (new, resumed or refused)
+-> pre-pass over the ids (repeated externalIds) -> batches: map, validate (in a thread,
+   one batch ahead of the sender) -> send (or, in a dry run, record as valid)
+-> repeated ids decided and sent -> source values of API rejects filled in
+-> results.csv, rejects.csv, summary.json rendered from the journal
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import httpx
+import polars as pl
+
+from customer_import import outputs
+from customer_import.config import Credentials, JobConfig, read_credentials
+from customer_import.duplicates import HeldRecord, decide, repeated_hashes
+from customer_import.errors import ConfigError, Interrupted, RunAborted
+from customer_import.guard import InvalidRatioGuard
+from customer_import.mapping import ROW, MappingPlan, plan_mapping
+from customer_import.records import BatchPreparer, PreparedBatch, scan_ids
+from customer_import.sender import (
+    RetryPolicy,
+    Sender,
+    SendItem,
+    SendOutcome,
+    SendStats,
+    make_client,
+)
+from customer_import.settings import Settings, resolve_settings
+from customer_import.source import Source, file_digest, open_source
+from customer_import.state import (
+    COMPLETED,
+    RUNNING,
+    Journal,
+    RejectRow,
+    ResultRow,
+    open_journal,
+    remove_journal,
+)
+from customer_import.summary import RunFacts, build_summary
+
+log = logging.getLogger("customer_import")
+
+#: How a run ended (summary.json "status").
+STATUS_COMPLETED: Final = "completed"
+STATUS_ABORTED: Final = "aborted"
+STATUS_INTERRUPTED: Final = "interrupted"
+
+_FLUSH_EVERY: Final = 2_000
+_TICK_S: Final = 0.5
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    total: int
+    done: int
+    counts: dict[str, int]
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class RunOptions:
+    """What a caller may set beyond the job file; None means "as the job file says"."""
+
+    input: Path | None = None
+    out_dir: Path | None = None
+    base_url: str | None = None
+    concurrency: int | None = None
+    dry_run: bool = False
+    resume: bool = False
+    restart: bool = False
+    progress: Callable[[Progress], None] | None = None
+    transport: httpx.AsyncBaseTransport | None = None
+    environ: Mapping[str, str] | None = None
+    handle_signals: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RunReport:
+    status: str
+    summary: dict[str, Any]
+    out_dir: Path
+    message: str | None = None
+    signum: int | None = None
+
+    @property
+    def rejected(self) -> int:
+        return int(self.summary.get("rejected", 0))
+
+
+def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
+    """Run one job end to end; raises ConfigError/InputError before anything is sent."""
+    options = options or RunOptions()
+    environ = os.environ if options.environ is None else options.environ
+    settings = resolve_settings(
+        job, options.input, options.out_dir, options.base_url, options.concurrency, environ
+    )
+    credentials = None if options.dry_run else read_credentials(job.api, environ)
+    with open_source(job.source, settings.input) as source:
+        plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
+        fingerprint = _fingerprint(job, options.dry_run)
+        input_digest = file_digest(settings.input)
+        journal = _open_journal(settings.out_dir, input_digest, fingerprint, options)
+        try:
+            run = _Run(job, settings, options, source, plan, journal, credentials)
+            return run.execute(input_digest)
+        finally:
+            journal.close()
+
+
+def _fingerprint(job: JobConfig, dry_run: bool) -> str:
+    """What must not change between a run and its resume (not the URL: a 404 is fixed there)."""
+    relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates"})
+    return hashlib.sha256(f"{relevant}|dry_run={dry_run}".encode()).hexdigest()
+
+
+def _open_journal(
+    out_dir: Path, input_digest: str, fingerprint: str, options: RunOptions
+) -> Journal:
+    journal = open_journal(out_dir)
+    state = journal.get_meta("state")
+    if state == RUNNING and not options.restart:
+        if not options.resume:
+            journal.close()
+            raise ConfigError(
+                f"{out_dir} holds an unfinished run: pass --resume to continue it "
+                "or --restart to start over"
+            )
+        _check_resumable(journal, input_digest, fingerprint)
+        log.info("resuming: %d records already have an outcome", len(journal.done_rows()))
+        return journal
+    if state is not None:
+        journal.close()
+        journal = _fresh_journal(out_dir)
+    journal.set_meta(state=RUNNING, input=input_digest, job=fingerprint, started_at=_now())
+    return journal
+
+
+def _fresh_journal(out_dir: Path) -> Journal:
+    remove_journal(out_dir)
+    return open_journal(out_dir)
+
+
+def _check_resumable(journal: Journal, input_digest: str, fingerprint: str) -> None:
+    if journal.get_meta("input") != input_digest:
+        raise ConfigError(
+            "--resume refused: the input file changed since the run started; use --restart"
+        )
+    if journal.get_meta("job") != fingerprint:
+        raise ConfigError(
+            "--resume refused: the job file (source, mapping or duplicates) changed since the "
+            "run started; use --restart"
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(slots=True)
+class _Counters:
+    done: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def add(self, status: str) -> None:
+        self.done += 1
+        self.by_status[status] = self.by_status.get(status, 0) + 1
+
+
+class _Run:
+    """One execution: holds what the stages share (journal, counters, sender stats)."""
+
+    def __init__(
+        self,
+        job: JobConfig,
+        settings: Settings,
+        options: RunOptions,
+        source: Source,
+        plan: MappingPlan,
+        journal: Journal,
+        credentials: Credentials | None,
+    ) -> None:
+        self.job, self.settings, self.options = job, settings, options
+        self.source, self.plan, self.journal = source, plan, journal
+        self.credentials = credentials
+        self.kept_columns, self.kept_header = _kept_columns(source, job.source.drop_columns)
+        self.counters = _Counters()
+        self.stats = SendStats()
+        self.total = 0
+
+    def execute(self, input_digest: str) -> RunReport:
+        started = time.monotonic()
+        status, message, signum = STATUS_COMPLETED, None, None
+        try:
+            _run_async(self._main())
+        except Interrupted as exc:
+            status, message, signum = STATUS_INTERRUPTED, str(exc), exc.signum
+        except RunAborted as exc:
+            status, message = STATUS_ABORTED, str(exc)
+        self.journal.flush()
+        self._fill_reject_sources()
+        if status == STATUS_COMPLETED:
+            self.journal.set_meta(state=COMPLETED)
+        summary = self._summary(status, message, input_digest, time.monotonic() - started)
+        self._write_outputs(summary)
+        return RunReport(status, summary, self.settings.out_dir, message, signum)
+
+    async def _main(self) -> None:
+        self.total, hashes = await asyncio.to_thread(scan_ids, self.source, self.plan)
+        repeated = repeated_hashes(hashes)
+        done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
+        self.counters.done = len(done)
+        log.info("%d records; %d ids occur more than once", self.total, len(repeated))
+        preparer = BatchPreparer(self.plan, self.kept_columns, repeated, done)
+        items = self._items(preparer.prepare_all(self.source), fresh=len(done) == 0)
+        ticker = asyncio.create_task(self._tick())
+        try:
+            if self.options.dry_run:
+                await self._record_dry(items)
+            else:
+                await self._send(items)
+        finally:
+            ticker.cancel()
+            self._report_progress()
+
+    async def _send(self, items: AsyncIterator[SendItem]) -> None:
+        assert self.credentials is not None
+        api = self.job.api
+        headers = {
+            "x-api-key": self.credentials.api_key,
+            "x-merchant-id": self.credentials.merchant_id,
+        }
+        async with make_client(
+            self.settings.base_url,
+            headers,
+            concurrency=self.settings.concurrency,
+            timeout=api.timeout,
+            transport_name=api.transport,
+            transport=self.options.transport,
+        ) as client:
+            policy = RetryPolicy(max_attempts=api.max_attempts)
+            sender = Sender(
+                client,
+                concurrency=self.settings.concurrency,
+                policy=policy,
+                on_outcome=self._on_outcome,
+            )
+            self.stats = sender.stats
+            with _signals_stop(sender, self.options.handle_signals):
+                await sender.run(items)
+
+    async def _record_dry(self, items: AsyncIterator[SendItem]) -> None:
+        async for item in items:
+            self._result(ResultRow(item.row, item.external_id, "valid"))
+
+    async def _items(
+        self, batches: Iterator[PreparedBatch], fresh: bool
+    ) -> AsyncIterator[SendItem]:
+        """Items to send, in file order; repeated ids last, once they are decided."""
+        guard = InvalidRatioGuard(
+            self.job.max_invalid_ratio, enabled=fresh and not self.options.dry_run
+        )
+        held: list[HeldRecord] = []
+        async for prepared in guard.checked(_prefetch(batches)):
+            for reject in prepared.rejects:
+                self._reject(reject)
+            held += prepared.held
+            for item in prepared.sends:
+                yield item
+        for item in self._decide_repeated(held):
+            yield item
+
+    def _decide_repeated(self, held: list[HeldRecord]) -> list[SendItem]:
+        decision = decide(held, self.job.duplicates)
+        for record, chosen in decision.duplicate:
+            detail = f"superseded by record {chosen}"
+            self._result(ResultRow(record.row, record.external_id, "duplicate", detail=detail))
+        for record, stage, reason in decision.reject:
+            self._reject(RejectRow(record.row, record.external_id, stage, reason, record.source))
+        # Decided records must be durable before their chosen twin is sent: a resume relies on it.
+        self.journal.flush()
+        return [SendItem(r.row, r.external_id, r.body or b"") for r in decision.send]
+
+    def _on_outcome(self, outcome: SendOutcome) -> None:
+        item = outcome.item
+        if outcome.status is not None:
+            self._result(
+                ResultRow(
+                    item.row,
+                    item.external_id,
+                    outcome.status,
+                    outcome.http_status,
+                    outcome.attempts,
+                    outcome.created_at,
+                    outcome.updated_at,
+                )
+            )
+            return
+        reject = RejectRow(
+            item.row,
+            item.external_id,
+            outcome.stage or "api",
+            outcome.reason or "",
+            source=None,  # filled in from the file at the end: see _fill_reject_sources
+            http_status=outcome.http_status,
+            attempts=outcome.attempts,
+        )
+        self._reject(reject)
+
+    def _result(self, row: ResultRow) -> None:
+        self.journal.add_result(row)
+        self._counted(row.status)
+
+    def _reject(self, row: RejectRow) -> None:
+        self.journal.add_reject(row)
+        self._counted("rejected")
+
+    def _counted(self, status: str) -> None:
+        self.counters.add(status)
+        if self.journal.pending_writes >= _FLUSH_EVERY:
+            self.journal.flush()
+
+    async def _tick(self) -> None:
+        while True:
+            await asyncio.sleep(_TICK_S)
+            self.journal.flush()
+            self._report_progress()
+
+    def _report_progress(self) -> None:
+        if self.options.progress is not None:
+            progress = Progress(
+                self.total, self.counters.done, dict(self.counters.by_status), self.stats.requests
+            )
+            self.options.progress(progress)
+
+    def _fill_reject_sources(self) -> None:
+        """API and transport rejects get their source values from one more read of the file."""
+        missing = self.journal.rows_missing_source()
+        if not missing:
+            return
+        wanted = pl.Series(ROW, missing, dtype=pl.Int64)
+        for batch in self.source.batches(columns=self.kept_columns):
+            found = batch.frame.filter(pl.col(ROW).is_in(wanted))
+            self.journal.set_sources(zip(found[ROW].to_list(), found.drop(ROW).rows(), strict=True))
+
+    def _summary(
+        self, status: str, message: str | None, digest: str, duration: float
+    ) -> dict[str, Any]:
+        facts = RunFacts(
+            job=self.job.name,
+            status=status,
+            message=message,
+            dry_run=self.options.dry_run,
+            total=self.total,
+            duration_s=duration,
+            input_path=str(self.settings.input),
+            input_size=self.source.size,
+            input_digest=digest,
+            encoding=self.source.encoding,
+            delimiter=self.source.delimiter,
+            base_url=self.settings.base_url,
+            out_dir=str(self.settings.out_dir),
+        )
+        return build_summary(facts, self.journal, self.stats)
+
+    def _write_outputs(self, summary: dict[str, Any]) -> None:
+        out_dir = self.settings.out_dir
+        outputs.write_results(self.journal, out_dir)
+        outputs.write_rejects(self.journal, out_dir, self.kept_header)
+        outputs.write_summary(summary, out_dir)
+
+
+def _kept_columns(source: Source, drop: list[str]) -> tuple[list[str], list[str]]:
+    """Unique names and original header names of the columns the rejects file may carry."""
+    dropped = {d.casefold() for d in drop}
+    kept = [
+        (c, h)
+        for c, h in zip(source.columns, source.header, strict=True)
+        if h.casefold() not in dropped
+    ]
+    return [c for c, _ in kept], [h for _, h in kept]
+
+
+async def _prefetch(batches: Iterator[T]) -> AsyncIterator[T]:
+    """Prepare the next batch in a thread while the current one is being sent."""
+    loop = asyncio.get_running_loop()
+    upcoming = loop.run_in_executor(None, next, batches, None)
+    while (current := await upcoming) is not None:
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        yield current
+
+
+@contextlib.contextmanager
+def _signals_stop(sender: Sender, enabled: bool) -> Iterator[None]:
+    """SIGINT/SIGTERM: take no new records, let in-flight requests finish, then report."""
+    if not enabled:
+        yield
+        return
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, sender.stop, Interrupted(signum))
+    try:
+        yield
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+
+
+def _run_async(coro: Any) -> None:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is not built for every platform
+        asyncio.run(coro)
+        return
+    uvloop.run(coro)

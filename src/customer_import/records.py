@@ -1,0 +1,138 @@
+"""Source batches -> what to send, what to reject, what to hold back as a repeated id.
+
+Pure apart from the CPU: it runs in a worker thread while the sender sends the previous
+batch, so reading and validating overlap with the network.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import polars as pl
+
+from customer_import.duplicates import HeldRecord, id_hashes
+from customer_import.mapping import ROW, MappingPlan, map_batch
+from customer_import.normalise import EXCEL_NUMBER
+from customer_import.sender import SendItem
+from customer_import.source import Batch, ParseFailure, Source
+from customer_import.state import RejectRow
+from customer_import.validation import ID, Validated, Validator
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    records: int  # records in the batch, broken ones included
+    first_row: int
+    sends: list[SendItem] = field(default_factory=list)
+    rejects: list[RejectRow] = field(default_factory=list)
+    held: list[HeldRecord] = field(default_factory=list)
+
+
+def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
+    """The cleaned externalId of each record, null where it cannot be a real id."""
+    ids = map_batch(frame, plan, only=(ID,))[ID]
+    return ids.set(ids.str.contains(EXCEL_NUMBER.pattern).fill_null(False), None)
+
+
+def scan_ids(source: Source, plan: MappingPlan) -> tuple[int, list[pl.Series]]:
+    """Pre-pass: the number of records and the hashes of their ids, batch by batch."""
+    id_column = plan.field(ID)
+    columns = [id_column.column] if id_column and id_column.column else []
+    total, hashes = 0, []
+    for batch in source.batches(columns=columns):
+        hashes.append(id_hashes(id_only(batch.frame, plan)))
+        total = max(total, _last_row(batch))
+    return total, hashes
+
+
+def _last_row(batch: Batch) -> int:
+    rows = [f.row for f in batch.failures]
+    if batch.frame.height:
+        rows.append(int(batch.frame[ROW].max()))  # type: ignore[arg-type]
+    return max(rows, default=0)
+
+
+class BatchPreparer:
+    """Maps and validates batches, skipping records a resumed run already finished."""
+
+    def __init__(
+        self,
+        plan: MappingPlan,
+        kept_columns: list[str],
+        repeated: pl.Series,
+        done_rows: pl.Series,
+    ) -> None:
+        self._plan = plan
+        self._validator = Validator(plan)
+        self._kept = kept_columns
+        self._repeated = repeated
+        self._done = done_rows
+
+    def prepare_all(self, source: Source) -> Iterator[PreparedBatch]:
+        for batch in source.batches():
+            yield self.prepare(batch)
+
+    def prepare(self, batch: Batch) -> PreparedBatch:
+        frame = batch.frame
+        held_mask = id_hashes(id_only(frame, self._plan)).is_in(self._repeated).fill_null(False)
+        held_rows = frame[ROW].filter(held_mask)
+        validated = self._validator.validate(map_batch(frame, self._plan))
+        sources = self._source_values(frame, validated.rejects[ROW], held_rows)
+        out = PreparedBatch(records=frame.height + len(batch.failures), first_row=_first_row(batch))
+        out.rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
+        out.held = self._held(validated, held_rows, sources)
+        is_new = ~pl.col(ROW).is_in(held_rows) & ~pl.col(ROW).is_in(self._done)
+        out.sends = [
+            SendItem(row, external_id, body.encode())
+            for row, external_id, body in validated.valid.filter(is_new).iter_rows()
+        ]
+        out.rejects += [
+            RejectRow(
+                row=row, external_id=eid, stage="validation", reason=reason, source=sources[row]
+            )
+            for row, eid, reason in validated.rejects.filter(is_new).iter_rows()
+        ]
+        return out
+
+    def _source_values(
+        self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
+    ) -> dict[int, tuple[str, ...]]:
+        """Original values of the records that may end in the rejects file."""
+        wanted = frame.filter(pl.col(ROW).is_in(reject_rows) | pl.col(ROW).is_in(held_rows))
+        return dict(zip(wanted[ROW].to_list(), wanted.select(self._kept).rows(), strict=True))
+
+    def _held(
+        self, validated: Validated, held_rows: pl.Series, sources: dict[int, tuple[str, ...]]
+    ) -> list[HeldRecord]:
+        is_held = pl.col(ROW).is_in(held_rows)
+        done = pl.col(ROW).is_in(self._done).alias("_done")
+        valid = validated.valid.filter(is_held).with_columns(done)
+        rejects = validated.rejects.filter(is_held).with_columns(done)
+        held = [
+            HeldRecord(row, eid, body=body.encode(), source=sources[row], done=is_done)
+            for row, eid, body, is_done in valid.iter_rows()
+        ]
+        held += [
+            HeldRecord(row, eid, reason=reason, source=sources[row], done=is_done)
+            for row, eid, reason, is_done in rejects.iter_rows()
+        ]
+        return held
+
+
+def _parse_reject(failure: ParseFailure) -> RejectRow:
+    return RejectRow(
+        row=failure.row,
+        external_id=None,
+        stage="parse",
+        reason=failure.reason,
+        source=(),
+        raw=failure.raw,
+    )
+
+
+def _first_row(batch: Batch) -> int:
+    rows = [f.row for f in batch.failures]
+    if batch.frame.height:
+        rows.append(int(batch.frame[ROW].min()))  # type: ignore[arg-type]
+    return min(rows, default=0)

@@ -1,0 +1,365 @@
+"""Bounded, retrying upserts over an injected ``httpx.AsyncClient``.
+
+A fixed pool of ``concurrency`` workers takes items from a bounded queue, so memory
+does not grow with the file and never more than ``concurrency`` requests are in flight.
+What an answer means is decided in one place (``classify``): success, reject the row,
+retry, slow down, or stop the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import enum
+import math
+import random
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Final
+
+import httpx
+from httpx_aiohttp import AiohttpTransport
+
+from customer_import.errors import FatalApiError, RunAborted
+
+PATH: Final = "/customers/add-update"
+_ERROR_BODY_LIMIT: Final = 500
+
+
+class Disposition(enum.Enum):
+    SUCCESS = "success"
+    REJECT = "reject"  # this row is wrong: 400/422 and other 4xx
+    RETRY = "retry"  # transient: 408/409/5xx, connection errors, timeouts
+    SLOW_DOWN = "slow_down"  # 429: retried without using up the row's attempts
+    FATAL = "fatal"  # 401/403/404: every further request would fail too
+
+
+_FATAL_HINTS: Final = {
+    401: "the API key or merchant id was refused: check the credential environment variables",
+    403: "the API key is not allowed to write customers: check the key's permissions",
+    404: "the endpoint was not found: check api.base_url (or --base-url)",
+}
+
+
+def classify(status: int | None) -> Disposition:
+    """The one place that decides what an answer means; ``None`` is a transport error."""
+    if status is None or status in (408, 409) or status >= 500:
+        return Disposition.RETRY
+    if 200 <= status < 300:
+        return Disposition.SUCCESS
+    if status == 429:
+        return Disposition.SLOW_DOWN
+    if status in _FATAL_HINTS:
+        return Disposition.FATAL
+    return Disposition.REJECT
+
+
+@dataclass(frozen=True, slots=True)
+class SendItem:
+    row: int
+    external_id: str
+    body: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """What happened to one item. ``status`` is created/updated, or None when rejected."""
+
+    item: SendItem
+    status: str | None
+    http_status: int | None
+    attempts: int
+    created_at: str | None = None
+    updated_at: str | None = None
+    stage: str | None = None  # "api" or "transport" when rejected
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 5
+    base_delay: float = 0.5
+    max_delay: float = 30.0
+    max_rate_limited_s: float = 600.0
+    """Stop (resumable) when the server has answered nothing but 429 for this long."""
+
+    def backoff(self, attempt: int) -> float:
+        """Exponential backoff with full jitter (AWS architecture blog): spreads retries out."""
+        return random.uniform(0, min(self.max_delay, self.base_delay * 2 ** (attempt - 1)))
+
+
+class LatencyHistogram:
+    """Fixed log-spaced buckets (about 2 % wide): percentiles in constant memory."""
+
+    _GROWTH: Final = 1.02
+
+    def __init__(self) -> None:
+        self._counts: dict[int, int] = {}
+        self.count = 0
+
+    def add(self, ms: float) -> None:
+        bucket = 0 if ms <= 0.01 else int(math.log(ms / 0.01, self._GROWTH)) + 1
+        self._counts[bucket] = self._counts.get(bucket, 0) + 1
+        self.count += 1
+
+    def percentile(self, q: float) -> float | None:
+        if not self.count:
+            return None
+        rank, seen = q / 100 * self.count, 0
+        for bucket in sorted(self._counts):
+            seen += self._counts[bucket]
+            if seen >= rank:
+                return round(0.01 * self._GROWTH**bucket, 2)
+        return None
+
+
+@dataclass(slots=True)
+class SendStats:
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    latency: LatencyHistogram = field(default_factory=LatencyHistogram)
+
+
+class _Gate:
+    """Shared pause: a 429 with Retry-After holds every worker, not only the one that got it."""
+
+    def __init__(self) -> None:
+        self.resume_at = 0.0
+        self.last_progress = time.monotonic()
+
+    def hold(self, seconds: float) -> None:
+        self.resume_at = max(self.resume_at, time.monotonic() + seconds)
+
+    async def wait(self) -> None:
+        delay = self.resume_at - time.monotonic()
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+
+class _Abandoned(Exception):
+    """The run is stopping: leave this item without an outcome (pending for a resume)."""
+
+
+class Sender:
+    """Sends items with ``concurrency`` workers; reports each final outcome to ``on_outcome``.
+
+    On a fatal answer, or when ``stop()`` is called, workers take no new items, requests
+    in flight are allowed to finish, and items without an outcome stay pending.
+    """
+
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        concurrency: int,
+        policy: RetryPolicy,
+        on_outcome: Callable[[SendOutcome], None],
+    ) -> None:
+        self._client = client
+        self._concurrency = concurrency
+        self._policy = policy
+        self._on_outcome = on_outcome
+        self._gate = _Gate()
+        self._stopping = False
+        self._failure: BaseException | None = None
+        self._queue: asyncio.Queue[SendItem | None] = asyncio.Queue(maxsize=concurrency * 4)
+        self._feeder: asyncio.Task[None] | None = None
+        self.stats = SendStats()
+
+    async def run(self, items: AsyncIterator[SendItem]) -> None:
+        """Send every item; raises the failure that stopped the run, after in-flight ends."""
+        self._feeder = asyncio.create_task(self._feed(items))
+        await asyncio.gather(*(self._worker() for _ in range(self._concurrency)))
+        self._feeder.cancel()
+        await asyncio.gather(self._feeder, return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
+
+    def stop(self, failure: BaseException | None = None) -> None:
+        """Take no new items; queued ones stay pending. The first failure given is raised."""
+        if self._failure is None:
+            self._failure = failure
+        if self._stopping:
+            return
+        self._stopping = True
+        if self._feeder is not None:
+            self._feeder.cancel()
+        while not self._queue.empty():
+            self._queue.get_nowait()
+        for _ in range(self._concurrency):
+            self._queue.put_nowait(None)
+
+    async def _feed(self, items: AsyncIterator[SendItem]) -> None:
+        try:
+            async for item in items:
+                await self._queue.put(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a source error mid-file stops the run like any other
+            self.stop(exc)
+            return
+        for _ in range(self._concurrency):
+            await self._queue.put(None)
+
+    async def _worker(self) -> None:
+        while (item := await self._queue.get()) is not None:
+            try:
+                outcome = await self._send(item)
+            except _Abandoned:
+                return
+            except RunAborted as exc:
+                self.stop(exc)
+                return
+            self._on_outcome(outcome)
+
+    async def _send(self, item: SendItem) -> SendOutcome:
+        attempts = 0
+        while True:
+            await self._gate.wait()
+            response, error = await self._post(item)
+            disposition = classify(None if response is None else response.status_code)
+            if disposition is Disposition.SLOW_DOWN:
+                self._slow_down(response)
+            else:
+                attempts += 1
+                self._gate.last_progress = time.monotonic()
+                if disposition is not Disposition.RETRY or attempts >= self._policy.max_attempts:
+                    return _outcome(item, disposition, response, error, attempts)
+                self.stats.retries += 1
+                await asyncio.sleep(self._policy.backoff(attempts))
+            if self._stopping:
+                raise _Abandoned
+
+    async def _post(self, item: SendItem) -> tuple[httpx.Response | None, str | None]:
+        stats = self.stats
+        stats.requests += 1
+        stats.in_flight += 1
+        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        started = time.perf_counter()
+        try:
+            return await self._client.post(PATH, content=item.body), None
+        except (httpx.TransportError, TimeoutError, OSError) as exc:
+            return None, _describe_transport_error(exc)
+        finally:
+            stats.in_flight -= 1
+            stats.latency.add((time.perf_counter() - started) * 1000)
+
+    def _slow_down(self, response: httpx.Response | None) -> None:
+        self.stats.rate_limited += 1
+        if time.monotonic() - self._gate.last_progress > self._policy.max_rate_limited_s:
+            raise RunAborted(
+                f"the API has answered only 429 (rate limited) for over "
+                f"{self._policy.max_rate_limited_s:.0f} s; resume later or set api.rate_limit"
+            )
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
+        self._gate.hold(retry_after if retry_after is not None else self._policy.backoff(1) + 1.0)
+
+
+def _outcome(
+    item: SendItem,
+    disposition: Disposition,
+    response: httpx.Response | None,
+    error: str | None,
+    attempts: int,
+) -> SendOutcome:
+    if disposition is Disposition.SUCCESS:
+        assert response is not None
+        return _success(item, response, attempts)
+    if disposition is Disposition.FATAL:
+        assert response is not None
+        hint = _FATAL_HINTS[response.status_code]
+        raise FatalApiError(f"HTTP {response.status_code}: {hint}", response.status_code)
+    if response is None:
+        return SendOutcome(
+            item,
+            None,
+            None,
+            attempts,
+            stage="transport",
+            reason=f"{error} (after {attempts} attempts)",
+        )
+    stage = "api" if disposition is Disposition.REJECT else "transport"
+    reason = describe_error_response(response)
+    if stage == "transport":
+        reason += f" (after {attempts} attempts)"
+    return SendOutcome(item, None, response.status_code, attempts, stage=stage, reason=reason)
+
+
+def _success(item: SendItem, response: httpx.Response, attempts: int) -> SendOutcome:
+    try:
+        stored = response.json()
+    except ValueError:
+        stored = {}
+    created_at = stored.get("createdAt") if isinstance(stored, dict) else None
+    updated_at = stored.get("updatedAt") if isinstance(stored, dict) else None
+    created = response.status_code == 201 or (created_at is not None and created_at == updated_at)
+    return SendOutcome(
+        item,
+        "created" if created else "updated",
+        response.status_code,
+        attempts,
+        created_at=created_at,
+        updated_at=updated_at,
+    )
+
+
+def describe_error_response(response: httpx.Response) -> str:
+    """'HTTP 400 VALIDATION_ERROR: message [email: must be valid]' from the documented envelope."""
+    try:
+        error = response.json()["error"]
+        details = "; ".join(
+            f"{d.get('field')}: {d.get('message')}" for d in error.get("details") or []
+        )
+        text = f"{error.get('code', '')}: {error.get('message', '')}".strip(": ")
+        if details:
+            text += f" [{details}]"
+    except (ValueError, KeyError, TypeError, AttributeError):
+        text = response.text[:_ERROR_BODY_LIMIT].strip()
+    return f"HTTP {response.status_code} {text}".rstrip()
+
+
+def _describe_transport_error(exc: Exception) -> str:
+    timeout = isinstance(exc, httpx.TimeoutException | TimeoutError)
+    kind = "timeout" if timeout else "connection error"
+    detail = str(exc) or type(exc).__name__
+    return f"{kind}: {detail}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def make_client(
+    base_url: str,
+    headers: dict[str, str],
+    *,
+    concurrency: int,
+    timeout: float,
+    transport_name: str = "aiohttp",
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """One client for the run; its pool holds exactly ``concurrency`` connections."""
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    if transport is None and transport_name == "aiohttp":
+        transport = AiohttpTransport(limits=limits)
+    return httpx.AsyncClient(
+        base_url=base_url,
+        headers={"content-type": "application/json", **headers},
+        timeout=timeout,
+        limits=limits,
+        transport=transport,
+    )

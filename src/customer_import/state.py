@@ -1,0 +1,183 @@
+"""The run journal: every record's final outcome, committed as the run goes.
+
+SQLite in WAL mode in the output directory. It is the single source of truth for a run:
+results.csv, rejects.csv and summary.json are rendered from it, so a resumed run's
+outputs are the same as an uninterrupted run's, and a ``kill -9`` loses at most the
+outcomes of the last uncommitted flush (those records are simply sent again; the
+upsert is idempotent).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+
+JOURNAL_NAME: Final = "journal.sqlite"
+
+RUNNING: Final = "running"
+COMPLETED: Final = "completed"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS outcomes (
+    row INTEGER PRIMARY KEY,
+    status TEXT NOT NULL,          -- created/updated/unchanged/duplicate/valid/rejected
+    external_id TEXT,
+    http_status INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    created_at TEXT,
+    updated_at TEXT,
+    detail TEXT,
+    stage TEXT,                    -- rejects: parse/validation/duplicate/api/transport
+    reason TEXT,
+    source TEXT,                   -- rejects: the record's source values, a JSON array
+    raw TEXT                       -- parse rejects: the line as read
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class ResultRow:
+    row: int
+    external_id: str | None
+    status: str
+    http_status: int | None = None
+    attempts: int = 0
+    created_at: str | None = None
+    updated_at: str | None = None
+    detail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RejectRow:
+    row: int
+    external_id: str | None
+    stage: str
+    reason: str
+    source: Sequence[str] | None  # None: not known yet (API rejects), filled in at the end
+    raw: str | None = None
+    http_status: int | None = None
+    attempts: int = 0
+
+
+class Journal:
+    """Outcomes by record number; ``flush()`` commits what was added since the last one."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db = sqlite3.connect(path, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+        self._results: list[tuple[object, ...]] = []
+        self._rejects: list[tuple[object, ...]] = []
+
+    @property
+    def pending_writes(self) -> int:
+        return len(self._results) + len(self._rejects)
+
+    def add_result(self, r: ResultRow) -> None:
+        self._results.append(
+            (
+                r.row,
+                r.status,
+                r.external_id,
+                r.http_status,
+                r.attempts,
+                r.created_at,
+                r.updated_at,
+                r.detail,
+            )
+        )
+
+    def add_reject(self, r: RejectRow) -> None:
+        source = None if r.source is None else json.dumps(list(r.source), ensure_ascii=False)
+        self._rejects.append(
+            (r.row, r.external_id, r.http_status, r.attempts, r.stage, r.reason, source, r.raw)
+        )
+
+    def flush(self) -> None:
+        if not self.pending_writes:
+            return
+        self._db.execute("BEGIN")
+        try:
+            self._db.executemany(
+                "INSERT INTO outcomes (row, status, external_id, http_status, attempts, created_at,"
+                " updated_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                self._results,
+            )
+            self._db.executemany(
+                "INSERT INTO outcomes (row, status, external_id, http_status, attempts, stage,"
+                " reason, source, raw) VALUES (?, 'rejected', ?, ?, ?, ?, ?, ?, ?)",
+                self._rejects,
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        self._results.clear()
+        self._rejects.clear()
+
+    def get_meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, **values: str) -> None:
+        self._db.executemany(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
+        )
+
+    def done_rows(self) -> list[int]:
+        return [r for (r,) in self._db.execute("SELECT row FROM outcomes")]
+
+    def rows_missing_source(self) -> list[int]:
+        query = "SELECT row FROM outcomes WHERE status = 'rejected' AND source IS NULL"
+        return [r for (r,) in self._db.execute(query)]
+
+    def set_sources(self, values: Iterable[tuple[int, Sequence[str]]]) -> None:
+        rows = [(json.dumps(list(v), ensure_ascii=False), row) for row, v in values]
+        with self._db:
+            self._db.executemany("UPDATE outcomes SET source = ? WHERE row = ?", rows)
+
+    def count_by_status(self) -> dict[str, int]:
+        return dict(self._db.execute("SELECT status, count(*) FROM outcomes GROUP BY status"))
+
+    def count_rejects_by_stage(self) -> dict[str, int]:
+        query = "SELECT stage, count(*) FROM outcomes WHERE status = 'rejected' GROUP BY stage"
+        return dict(self._db.execute(query))
+
+    def results(self) -> Iterator[tuple[object, ...]]:
+        """(row, externalId, status, http_status, attempts, created_at, updated_at, detail)."""
+        yield from self._db.execute(
+            "SELECT row, external_id, status, http_status, attempts, created_at, updated_at, detail"
+            " FROM outcomes WHERE status != 'rejected' ORDER BY row"
+        )
+
+    def rejects(self) -> Iterator[tuple[int, list[str], str, str, str | None]]:
+        """(row, source values, stage, reason, raw)."""
+        query = (
+            "SELECT row, source, stage, reason, raw FROM outcomes"
+            " WHERE status = 'rejected' ORDER BY row"
+        )
+        for row, source, stage, reason, raw in self._db.execute(query):
+            yield row, json.loads(source) if source else [], stage, reason, raw
+
+    def close(self) -> None:
+        self.flush()
+        self._db.close()
+
+
+def open_journal(out_dir: Path) -> Journal:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / JOURNAL_NAME
+    path.touch(mode=0o600, exist_ok=True)
+    return Journal(path)
+
+
+def remove_journal(out_dir: Path) -> None:
+    for suffix in ("", "-wal", "-shm"):
+        (out_dir / f"{JOURNAL_NAME}{suffix}").unlink(missing_ok=True)
