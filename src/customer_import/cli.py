@@ -57,6 +57,9 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, help="output directory instead of [output] dir")
     parser.add_argument("--base-url", help="API base URL instead of [api] base_url")
     parser.add_argument("--concurrency", type=int, help="most requests in flight at once")
+    parser.add_argument(
+        "--rate-limit", type=float, help="requests per second, all workers together"
+    )
     parser.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue an unfinished run")
@@ -83,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.concurrency is not None and args.concurrency < 1:
         raise ConfigError("--concurrency must be at least 1")
+    if args.rate_limit is not None and args.rate_limit <= 0:
+        raise ConfigError("--rate-limit must be above 0")
     job = load_job(args.job)
     with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
         options = RunOptions(
@@ -90,6 +95,7 @@ def _run(args: argparse.Namespace) -> int:
             out_dir=args.out,
             base_url=args.base_url,
             concurrency=args.concurrency,
+            rate_limit=args.rate_limit,
             dry_run=args.dry_run,
             resume=args.resume,
             restart=args.restart,

@@ -120,6 +120,10 @@ class ApiConfig(_Strict):
     """Seconds for one request, connect to last byte."""
     max_attempts: int = Field(default=5, ge=1)
     """Tries per record for transient failures (429 waits do not count)."""
+    backoff_base: float = Field(default=0.5, ge=0)
+    """Seconds; retry n waits a random time up to backoff_base * 2**(n-1) (full jitter)."""
+    backoff_max: float = Field(default=30.0, ge=0)
+    """Seconds; the cap of one retry's wait."""
     rate_limit: float | None = Field(default=None, gt=0)
     """Requests per second across all workers; unset: found adaptively."""
     api_key_env: str = "CUSTOMERS_API_KEY"
@@ -183,7 +187,8 @@ def describe_validation_error(exc: ValidationError) -> str:
         if err["type"] == "extra_forbidden":
             lines.append(f"unknown key {loc!r}")
         else:
-            lines.append(f"{loc or 'job'}: {err['msg']}")
+            message = err["msg"].removeprefix("Value error, ")
+            lines.append(f"{loc or 'job'}: {message}")
     return "; ".join(lines)
 
 

@@ -55,7 +55,8 @@ def _message(rejected: int, judged: int, max_ratio: float, reasons: list[str]) -
     return (
         f"{rejected} of the first {judged} records are invalid (more than max_invalid_ratio = "
         f"{max_ratio:g}): this looks like a wrong file or a wrong mapping, so nothing was sent. "
-        f"Most common reasons: {listed}. Check with `customer-import check`."
+        f"Most common reasons: {listed}. Fix the mapping or the file (a --dry-run writes "
+        f"rejects.csv to look at), or raise max_invalid_ratio if the data really is this bad."
     )
 
 

@@ -28,8 +28,8 @@ import polars as pl
 from customer_import import outputs
 from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.duplicates import HeldRecord, decide, repeated_hashes
-from customer_import.errors import ConfigError, Interrupted, RunAborted
-from customer_import.guard import InvalidRatioGuard
+from customer_import.errors import ConfigError, FatalApiError, Interrupted, RunAborted
+from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import ROW, MappingPlan, plan_mapping
 from customer_import.records import BatchPreparer, PreparedBatch, scan_ids
 from customer_import.sender import (
@@ -44,6 +44,7 @@ from customer_import.settings import Settings, resolve_settings
 from customer_import.source import Source, file_digest, open_source
 from customer_import.state import (
     COMPLETED,
+    GUARDED,
     RUNNING,
     Journal,
     RejectRow,
@@ -81,6 +82,7 @@ class RunOptions:
     out_dir: Path | None = None
     base_url: str | None = None
     concurrency: int | None = None
+    rate_limit: float | None = None
     dry_run: bool = False
     resume: bool = False
     restart: bool = False
@@ -211,7 +213,7 @@ class _Run:
         except Interrupted as exc:
             status, message, signum = STATUS_INTERRUPTED, str(exc), exc.signum
         except RunAborted as exc:
-            status, message = STATUS_ABORTED, str(exc)
+            status, message = STATUS_ABORTED, self._explain(exc)
         self.journal.flush()
         self._fill_reject_sources()
         if status == STATUS_COMPLETED:
@@ -219,6 +221,16 @@ class _Run:
         summary = self._summary(status, message, input_digest, time.monotonic() - started)
         self._write_outputs(summary)
         return RunReport(status, summary, self.settings.out_dir, message, signum)
+
+    def _explain(self, exc: RunAborted) -> str:
+        if isinstance(exc, InvalidInputGuard):
+            # Nothing was sent: the next run starts afresh, without --resume or --restart.
+            self.journal.set_meta(state=GUARDED)
+            return str(exc)
+        if isinstance(exc, FatalApiError) and exc.status_code == 401:
+            api = self.job.api
+            return f"{exc} ({api.api_key_env}, {api.merchant_id_env}); then run again with --resume"
+        return f"{exc}; fix it, then run again with --resume"
 
     async def _main(self) -> None:
         self.total, hashes = await asyncio.to_thread(scan_ids, self.source, self.plan)
@@ -253,12 +265,13 @@ class _Run:
             transport_name=api.transport,
             transport=self.options.transport,
         ) as client:
-            policy = RetryPolicy(max_attempts=api.max_attempts)
+            policy = RetryPolicy(api.max_attempts, api.backoff_base, api.backoff_max)
             sender = Sender(
                 client,
                 concurrency=self.settings.concurrency,
                 policy=policy,
                 on_outcome=self._on_outcome,
+                rate_limit=self.options.rate_limit or api.rate_limit,
             )
             self.stats = sender.stats
             with _signals_stop(sender, self.options.handle_signals):
@@ -355,7 +368,7 @@ class _Run:
             return
         wanted = pl.Series(ROW, missing, dtype=pl.Int64)
         for batch in self.source.batches(columns=self.kept_columns):
-            found = batch.frame.filter(pl.col(ROW).is_in(wanted))
+            found = batch.frame.filter(pl.col(ROW).is_in(wanted.implode()))
             self.journal.set_sources(zip(found[ROW].to_list(), found.drop(ROW).rows(), strict=True))
 
     def _summary(

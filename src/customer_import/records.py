@@ -75,14 +75,14 @@ class BatchPreparer:
 
     def prepare(self, batch: Batch) -> PreparedBatch:
         frame = batch.frame
-        held_mask = id_hashes(id_only(frame, self._plan)).is_in(self._repeated).fill_null(False)
+        held_mask = id_hashes(id_only(frame, self._plan)).is_in(self._repeated.implode()).fill_null(False)
         held_rows = frame[ROW].filter(held_mask)
         validated = self._validator.validate(map_batch(frame, self._plan))
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         out = PreparedBatch(records=frame.height + len(batch.failures), first_row=_first_row(batch))
         out.rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
         out.held = self._held(validated, held_rows, sources)
-        is_new = ~pl.col(ROW).is_in(held_rows) & ~pl.col(ROW).is_in(self._done)
+        is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
         out.sends = [
             SendItem(row, external_id, body.encode())
             for row, external_id, body in validated.valid.filter(is_new).iter_rows()
@@ -99,14 +99,14 @@ class BatchPreparer:
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
     ) -> dict[int, tuple[str, ...]]:
         """Original values of the records that may end in the rejects file."""
-        wanted = frame.filter(pl.col(ROW).is_in(reject_rows) | pl.col(ROW).is_in(held_rows))
+        wanted = frame.filter(pl.col(ROW).is_in(reject_rows.implode()) | pl.col(ROW).is_in(held_rows.implode()))
         return dict(zip(wanted[ROW].to_list(), wanted.select(self._kept).rows(), strict=True))
 
     def _held(
         self, validated: Validated, held_rows: pl.Series, sources: dict[int, tuple[str, ...]]
     ) -> list[HeldRecord]:
-        is_held = pl.col(ROW).is_in(held_rows)
-        done = pl.col(ROW).is_in(self._done).alias("_done")
+        is_held = pl.col(ROW).is_in(held_rows.implode())
+        done = pl.col(ROW).is_in(self._done.implode()).alias("_done")
         valid = validated.valid.filter(is_held).with_columns(done)
         rejects = validated.rejects.filter(is_held).with_columns(done)
         held = [

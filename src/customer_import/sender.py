@@ -140,6 +140,26 @@ class _Gate:
             await asyncio.sleep(delay)
 
 
+class RateLimiter:
+    """Paces requests to ``rate`` a second across all workers (a token bucket, by reservation).
+
+    Each request reserves the next free slot; up to ``burst`` slots may be taken at once
+    after an idle spell.
+    """
+
+    def __init__(self, rate: float, burst: float = 1.0) -> None:
+        self._interval = 1.0 / rate
+        self._slack = burst * self._interval
+        self._next = 0.0
+
+    async def acquire(self) -> None:
+        now = time.monotonic()
+        slot = max(self._next, now - self._slack)
+        self._next = slot + self._interval
+        if slot > now:
+            await asyncio.sleep(slot - now)
+
+
 class _Abandoned(Exception):
     """The run is stopping: leave this item without an outcome (pending for a resume)."""
 
@@ -158,8 +178,10 @@ class Sender:
         concurrency: int,
         policy: RetryPolicy,
         on_outcome: Callable[[SendOutcome], None],
+        rate_limit: float | None = None,
     ) -> None:
         self._client = client
+        self._limiter = RateLimiter(rate_limit) if rate_limit else None
         self._concurrency = concurrency
         self._policy = policy
         self._on_outcome = on_outcome
@@ -220,6 +242,8 @@ class Sender:
         attempts = 0
         while True:
             await self._gate.wait()
+            if self._limiter is not None:
+                await self._limiter.acquire()
             response, error = await self._post(item)
             disposition = classify(None if response is None else response.status_code)
             if disposition is Disposition.SLOW_DOWN:

@@ -20,6 +20,7 @@ JOURNAL_NAME: Final = "journal.sqlite"
 
 RUNNING: Final = "running"
 COMPLETED: Final = "completed"
+GUARDED: Final = "guarded"  # stopped by max_invalid_ratio before sending: nothing to resume
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

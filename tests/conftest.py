@@ -1,0 +1,111 @@
+"""Shared fixtures: a real sandbox on a free loopback port, job files in tmp_path, and the
+conservation check every end-to-end test ends with."""
+
+from __future__ import annotations
+
+import csv
+import json
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from customer_import.config import JobConfig, load_job
+from customer_import.sandbox.testing import SandboxServer
+
+API_KEY = "test-key-5f1c2e9a"
+MERCHANT_ID = "test-merchant"
+CREDENTIALS = {"CUSTOMERS_API_KEY": API_KEY, "CUSTOMERS_MERCHANT_ID": MERCHANT_ID}
+
+HEADER = "id,first,last,email,phone,status,email_opt_out"
+MAPPING = """
+[mapping]
+externalId = "id"
+firstName = "first"
+lastName = "last"
+email = "email"
+phoneNumber = { column = "phone", default_region = "US" }
+active = { column = "status", true = ["Active"], false = ["Inactive"] }
+"notificationOptions.notifyEmail" = { column = "email_opt_out", invert = true }
+"""
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as server:
+        yield server
+
+
+@pytest.fixture
+def env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    return dict(CREDENTIALS)
+
+
+def write_csv(path: Path, *lines: str, header: str = HEADER) -> Path:
+    path.write_text("\n".join([header, *lines]) + "\n", encoding="utf-8")
+    return path
+
+
+def write_job(
+    folder: Path,
+    source: Path,
+    *,
+    base_url: str = "http://127.0.0.1:9",
+    extra: str = "",
+    api: str = "",
+    mapping: str = MAPPING,
+) -> Path:
+    """A job file for ``source``; fast retries so failure paths stay quick."""
+    job = folder / "job.toml"
+    text = f"""
+        name = "test-job"
+        {extra}
+        [source]
+        path = "{source.name if source.parent == folder else source.as_posix()}"
+        {mapping}
+        [api]
+        base_url = "{base_url}"
+        concurrency = 4
+        max_attempts = 3
+        backoff_base = 0.01
+        backoff_max = 0.05
+        {api}
+        [output]
+        dir = "out"
+    """
+    job.write_text(textwrap.dedent(text), encoding="utf-8")
+    return job
+
+
+def load(job_path: Path) -> JobConfig:
+    return load_job(job_path)
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_summary(out_dir: Path) -> dict[str, Any]:
+    return json.loads((out_dir / "summary.json").read_text(encoding="utf-8"))
+
+
+def assert_conservation(out_dir: Path, records: int) -> None:
+    """Every record 1..N once across results and rejects; the summary agrees with the files."""
+    results = read_csv(out_dir / "results.csv")
+    rejects = read_csv(out_dir / "rejects.csv")
+    rows = [int(r["row"]) for r in results] + [int(r["_row"]) for r in rejects]
+    assert sorted(rows) == list(range(1, records + 1))
+    summary = read_summary(out_dir)
+    assert summary["rows"] == records
+    assert summary["rejected"] == len(rejects)
+    statuses = [r["status"] for r in results]
+    for status in ("created", "updated", "unchanged", "duplicate", "valid"):
+        assert summary[status] == statuses.count(status), status
+    assert sum(summary["rejected_by_stage"].values()) == len(rejects)
+    counted = ("created", "updated", "unchanged", "duplicate", "valid", "rejected")
+    assert sum(summary[k] for k in counted) == records

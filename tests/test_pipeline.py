@@ -1,0 +1,315 @@
+"""The whole job against the real sandbox on a loopback port: what lands, what is reported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from customer_import.errors import ConfigError
+from customer_import.pipeline import RunOptions, RunReport, run_job
+from customer_import.sandbox.testing import SandboxServer
+from tests.conftest import (
+    API_KEY,
+    CREDENTIALS,
+    assert_conservation,
+    load,
+    read_csv,
+    read_summary,
+    write_csv,
+    write_job,
+)
+
+MIXED = (
+    "C-1, Ada ,Lovelace,ADA@Example.COM,(212) 555-0101,Active,no",  # valid, normalised
+    "C-2,Grace,Hopper,grace@example.com,+44 20 7946 0018,Inactive,yes",  # valid
+    "C-3,Alan,Turing,not-an-email,,Active,",  # invalid email
+    "C-4,,Nameless,,,,",  # missing firstName
+    "C-5,Edsger,Dijkstra,,1234,Active,",  # invalid phone
+    "C-2,Grace,Hopper,grace.hopper@example.com,,Active,no",  # duplicate: this one wins
+    "C-6,Barbara,Liskov,,,Maybe,",  # unknown boolean word
+)
+
+
+def run(job_path: Path, sandbox: SandboxServer | None = None, **options: object) -> RunReport:
+    base = {"environ": CREDENTIALS}
+    if sandbox is not None:
+        base["base_url"] = sandbox.base_url
+    return run_job(load(job_path), RunOptions(**{**base, **options}))  # type: ignore[arg-type]
+
+
+def mixed_job(tmp_path: Path, *lines: str, extra: str = "max_invalid_ratio = 1.0") -> Path:
+    return write_job(tmp_path, write_csv(tmp_path / "in.csv", *(lines or MIXED)), extra=extra)
+
+
+def test_valid_records_land_normalised_and_every_record_is_accounted_for(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    report = run(mixed_job(tmp_path), sandbox)
+
+    assert report.status == "completed"
+    assert_conservation(tmp_path / "out", 7)
+    stored = {c["externalId"]: c for c in sandbox.customers()}
+    assert sorted(stored) == ["C-1", "C-2"]
+    ada = stored["C-1"]
+    assert (ada["firstName"], ada["email"], ada["phoneNumber"]) == ("Ada", "ADA@example.com", "+12125550101")
+    assert ada["active"] is True
+    assert ada["notificationOptions"] == {"notifyEmail": True}  # opt-out "no" -> opted in
+    assert stored["C-2"]["email"] == "grace.hopper@example.com"  # the last record won
+    summary = read_summary(tmp_path / "out")
+    assert (summary["created"], summary["duplicate"], summary["rejected"]) == (2, 1, 4)
+    assert summary["requests"] == 2
+
+
+def test_rejects_file_keeps_source_columns_and_explains_each_record(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    run(mixed_job(tmp_path), sandbox)
+
+    rejects = {r["_row"]: r for r in read_csv(tmp_path / "out" / "rejects.csv")}
+    assert set(rejects) == {"3", "4", "5", "7"}
+    assert rejects["3"]["email"] == "not-an-email"
+    assert rejects["3"]["_stage"] == "validation"
+    assert rejects["3"]["_reason"].startswith("email: 'not-an-email' is not a valid email address")
+    assert rejects["4"]["_reason"] == "firstName: required, but empty"
+    assert "'1234' is not a valid phone number" in rejects["5"]["_reason"]
+    assert "'Maybe' is not a yes/no value" in rejects["7"]["_reason"]
+    results = {r["row"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
+    assert results["2"]["status"] == "duplicate"
+    assert results["2"]["detail"] == "superseded by record 6"
+
+
+def test_second_run_updates_and_keeps_created_at(tmp_path: Path, sandbox: SandboxServer) -> None:
+    job = mixed_job(tmp_path)
+    run(job, sandbox)
+    first = {r["externalId"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
+
+    report = run(job, sandbox)
+
+    second = {r["externalId"]: r for r in read_csv(tmp_path / "out" / "results.csv") if r["status"] != "duplicate"}
+    assert report.summary["updated"] == 2
+    assert {r["status"] for r in second.values()} == {"updated"}
+    assert second["C-1"]["created_at"] == first["C-1"]["created_at"]
+    assert_conservation(tmp_path / "out", 7)
+
+
+def test_empty_optional_field_does_not_clear_the_stored_value(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    run(mixed_job(tmp_path, "C-1,Ada,Lovelace,ada@example.com,,,"), sandbox)
+    run(mixed_job(tmp_path, "C-1,Ada,King,,,,"), sandbox)
+
+    stored = sandbox.get("C-1")
+    assert stored is not None
+    assert (stored["lastName"], stored["email"]) == ("King", "ada@example.com")
+
+
+@pytest.mark.parametrize(
+    ("mode", "sent_email", "statuses"),
+    [
+        ("last", "third@example.com", {"1": "duplicate", "2": "duplicate", "3": "created"}),
+        ("first", "first@example.com", {"1": "created", "2": "duplicate", "3": "duplicate"}),
+    ],
+)
+def test_repeated_id_sends_one_record(
+    tmp_path: Path, sandbox: SandboxServer, mode: str, sent_email: str, statuses: dict[str, str]
+) -> None:
+    lines = (
+        "D-1,A,B,first@example.com,,,",
+        " D-1 ,A,B,second@example.com,,,",  # the same id once trimmed
+        "D-1,A,B,third@example.com,,,",
+    )
+    run(mixed_job(tmp_path, *lines, extra=f'duplicates = "{mode}"\nmax_invalid_ratio = 1.0'), sandbox)
+
+    assert sandbox.stats()["requests_total"] == 1
+    assert sandbox.get("D-1")["email"] == sent_email  # type: ignore[index]
+    results = {r["row"]: r["status"] for r in read_csv(tmp_path / "out" / "results.csv")}
+    assert results == statuses
+    assert_conservation(tmp_path / "out", 3)
+
+
+def test_repeated_id_whose_last_record_is_invalid_sends_nothing(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    run(mixed_job(tmp_path, "D-1,A,B,good@example.com,,,", "D-1,A,B,bad@,,,"), sandbox)
+
+    assert sandbox.customers() == []
+    assert read_csv(tmp_path / "out" / "results.csv")[0]["status"] == "duplicate"
+    reject = read_csv(tmp_path / "out" / "rejects.csv")[0]
+    assert (reject["_row"], reject["_stage"]) == ("2", "validation")
+    assert_conservation(tmp_path / "out", 2)
+
+
+def test_duplicates_reject_mode_rejects_every_record_of_the_id(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    lines = ("D-1,A,B,,,,", "E-1,C,D,,,,", "D-1,A,B,,,,")
+    run(mixed_job(tmp_path, *lines, extra='duplicates = "reject"\nmax_invalid_ratio = 1.0'), sandbox)
+
+    rejects = read_csv(tmp_path / "out" / "rejects.csv")
+    assert [(r["_row"], r["_stage"]) for r in rejects] == [("1", "duplicate"), ("3", "duplicate")]
+    assert "appears in records 1, 3" in rejects[0]["_reason"]
+    assert [c["externalId"] for c in sandbox.customers()] == ["E-1"]
+    assert_conservation(tmp_path / "out", 3)
+
+
+def test_dry_run_sends_nothing_and_needs_no_credentials(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    report = run(mixed_job(tmp_path), sandbox, dry_run=True, environ={})
+
+    assert sandbox.stats()["requests_total"] == 0
+    assert report.summary["valid"] == 2
+    assert report.summary["dry_run"] is True
+    assert_conservation(tmp_path / "out", 7)
+
+
+def test_missing_credentials_name_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="CUSTOMERS_MERCHANT_ID"):
+        run(mixed_job(tmp_path), environ={"CUSTOMERS_API_KEY": "k"})
+
+
+def test_mapping_a_missing_column_is_a_configuration_error_before_sending(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    source = write_csv(tmp_path / "in.csv", "1,a", header="id,first")
+    with pytest.raises(ConfigError, match=r"'last'.*its columns are: 'id', 'first'"):
+        run(write_job(tmp_path, source), sandbox)
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_revoked_key_aborts_with_unsent_records_pending_then_resume_completes(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = mixed_job(tmp_path)
+    sandbox.revoke_key()
+
+    aborted = run(job, sandbox)
+
+    assert aborted.status == "aborted"
+    assert "CUSTOMERS_API_KEY" in (aborted.message or "")
+    assert aborted.summary["pending"] == 2  # the two valid records: not rejected, not lost
+    with SandboxServer(api_key=API_KEY, merchant_id=CREDENTIALS["CUSTOMERS_MERCHANT_ID"]) as fresh:
+        resumed = run(job, fresh, resume=True)
+        assert resumed.status == "completed"
+        assert sorted(c["externalId"] for c in fresh.customers()) == ["C-1", "C-2"]
+    assert_conservation(tmp_path / "out", 7)
+
+
+def test_unfinished_run_is_not_overwritten_without_resume_or_restart(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = mixed_job(tmp_path)
+    sandbox.revoke_key()
+    run(job, sandbox)
+
+    with pytest.raises(ConfigError, match="--resume.*--restart"):
+        run(job, sandbox)
+    restarted = run(job, sandbox, restart=True, dry_run=True, environ={})
+    assert restarted.status == "completed"
+
+
+def test_resume_is_refused_when_the_input_changed(tmp_path: Path, sandbox: SandboxServer) -> None:
+    job = mixed_job(tmp_path)
+    sandbox.revoke_key()
+    run(job, sandbox)
+    write_csv(tmp_path / "in.csv", *MIXED, "C-9,New,Row,,,,")
+
+    with pytest.raises(ConfigError, match="input file changed"):
+        run(job, sandbox, resume=True)
+
+
+def test_server_errors_are_retried_then_rejected_with_stage_transport(tmp_path: Path) -> None:
+    with SandboxServer(api_key=API_KEY, merchant_id="test-merchant", fail_rate=1.0, seed=1) as failing:
+        report = run(mixed_job(tmp_path, "C-1,Ada,L,,,,"), failing)
+        assert failing.stats()["requests_total"] == 3  # max_attempts
+        assert failing.customers() == []
+
+    reject = read_csv(tmp_path / "out" / "rejects.csv")[0]
+    assert reject["_stage"] == "transport"
+    assert reject["_reason"].startswith("HTTP 50") and "after 3 attempts" in reject["_reason"]
+    assert reject["id"] == "C-1"  # the source values are filled in from the file
+    assert report.summary["retries"] == 2
+    assert_conservation(tmp_path / "out", 1)
+
+
+def test_concurrency_bound_is_never_exceeded(tmp_path: Path) -> None:
+    lines = [f"N-{i},First,Last,,,," for i in range(40)]
+    with SandboxServer(api_key=API_KEY, merchant_id="test-merchant", latency_ms=20) as slow:
+        report = run(mixed_job(tmp_path, *lines), slow, concurrency=3)
+        assert slow.stats()["max_in_flight"] <= 3
+    assert report.summary["max_in_flight"] == 3
+    assert_conservation(tmp_path / "out", 40)
+
+
+def test_wrong_base_url_path_aborts_the_run(tmp_path: Path, sandbox: SandboxServer) -> None:
+    report = run(mixed_job(tmp_path), None, base_url=sandbox.base_url + "/v9")
+
+    assert report.status == "aborted"
+    assert "base_url" in (report.message or "")
+
+
+def test_parquet_input_gives_the_same_customers_as_csv(tmp_path: Path, sandbox: SandboxServer) -> None:
+    frame = pl.DataFrame(
+        {
+            "id": [101, 102],
+            "first": ["Ada", "Grace"],
+            "last": ["Lovelace", None],
+            "email": ["ada@example.com", None],
+            "phone": ["+12125550101", None],
+            "status": ["Active", "Inactive"],
+            "email_opt_out": [False, True],
+        }
+    )
+    frame.write_parquet(tmp_path / "in.parquet")
+    run(write_job(tmp_path, tmp_path / "in.parquet"), sandbox)
+
+    stored = {c["externalId"]: c for c in sandbox.customers()}
+    assert sorted(stored) == ["101", "102"]  # never "101.0"
+    assert stored["102"]["notificationOptions"] == {"notifyEmail": False}
+    assert_conservation(tmp_path / "out", 2)
+
+
+def test_rejects_file_can_be_fixed_and_fed_back(tmp_path: Path, sandbox: SandboxServer) -> None:
+    job = mixed_job(tmp_path)
+    run(job, sandbox)
+    rejects = (tmp_path / "out" / "rejects.csv").read_text(encoding="utf-8")
+    fixed = tmp_path / "fixed.csv"
+    fixed.write_text(rejects.replace("not-an-email", "alan@example.com"), encoding="utf-8")
+
+    report = run(job, sandbox, input=fixed, out_dir=tmp_path / "again")
+
+    assert report.summary["created"] == 1
+    assert sandbox.get("C-3")["email"] == "alan@example.com"  # type: ignore[index]
+    assert_conservation(tmp_path / "again", 4)
+
+
+def test_the_api_key_appears_in_no_output(tmp_path: Path, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level("DEBUG")
+    run(mixed_job(tmp_path), sandbox)
+    sandbox.revoke_key()
+    run(mixed_job(tmp_path), sandbox, out_dir=tmp_path / "aborted")
+
+    outputs = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert outputs
+    for path in outputs:
+        assert API_KEY.encode() not in path.read_bytes(), path
+    assert API_KEY not in caplog.text
+
+
+def test_mostly_invalid_first_records_stop_the_run_before_sending(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    lines = [f"G-{i},First,Last,bad-email-{i},,," for i in range(6)] + ["G-9,First,Last,,,,"] * 1
+    job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *lines))
+
+    report = run(job, sandbox)
+
+    assert report.status == "aborted"
+    assert sandbox.stats()["requests_total"] == 0
+    assert "6 of the first 7 records are invalid" in (report.message or "")
+    assert "email: … is not a valid email address (6x)" in (report.message or "")
+    assert "bad-email" not in (report.message or "")  # reasons are summarised without values
+    # Nothing was sent, so the next run starts afresh without --resume.
+    assert run(job, sandbox, dry_run=True, environ={}).status == "completed"

@@ -1,0 +1,187 @@
+"""The sender over httpx.MockTransport: cases the sandbox cannot produce on demand."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from email.utils import format_datetime
+from datetime import UTC, datetime, timedelta
+
+import httpx
+import pytest
+
+from customer_import.errors import FatalApiError, RunAborted
+from customer_import.sender import (
+    Disposition,
+    RateLimiter,
+    RetryPolicy,
+    Sender,
+    SendItem,
+    SendOutcome,
+    classify,
+    make_client,
+    parse_retry_after,
+)
+
+STORED = {"externalId": "A", "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}
+FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.005)
+
+
+@pytest.mark.parametrize(
+    ("status", "disposition"),
+    [
+        (200, Disposition.SUCCESS), (201, Disposition.SUCCESS), (204, Disposition.SUCCESS),
+        (400, Disposition.REJECT), (422, Disposition.REJECT), (413, Disposition.REJECT),
+        (401, Disposition.FATAL), (403, Disposition.FATAL), (404, Disposition.FATAL),
+        (408, Disposition.RETRY), (409, Disposition.RETRY), (500, Disposition.RETRY),
+        (502, Disposition.RETRY), (503, Disposition.RETRY), (504, Disposition.RETRY),
+        (None, Disposition.RETRY), (429, Disposition.SLOW_DOWN),
+    ],
+)
+def test_every_answer_is_classified_in_one_place(status: int | None, disposition: Disposition) -> None:
+    assert classify(status) is disposition
+
+
+def test_retry_after_accepts_seconds_and_http_dates() -> None:
+    assert parse_retry_after("7") == 7.0
+    later = format_datetime(datetime.now(UTC) + timedelta(seconds=30), usegmt=True)
+    assert 28 <= (parse_retry_after(later) or 0) <= 30
+    assert parse_retry_after("soon") is None
+    assert parse_retry_after(None) is None
+
+
+def send(
+    handler: Callable[[httpx.Request], httpx.Response],
+    items: int = 1,
+    concurrency: int = 2,
+    policy: RetryPolicy = FAST,
+    outcomes: list[SendOutcome] | None = None,
+) -> tuple[list[SendOutcome], Sender]:
+    outcomes = [] if outcomes is None else outcomes
+
+    async def main() -> Sender:
+        client = make_client("http://api.test", {"x-api-key": "k"}, concurrency=concurrency, timeout=5, transport=httpx.MockTransport(handler))
+        async with client:
+            sender = Sender(client, concurrency=concurrency, policy=policy, on_outcome=outcomes.append)
+            await sender.run(_items(items))
+            return sender
+
+    return outcomes, asyncio.run(main())
+
+
+async def _items(count: int) -> AsyncIterator[SendItem]:
+    for i in range(count):
+        yield SendItem(i + 1, f"id-{i}", b'{"externalId":"x","firstName":"y"}')
+
+
+def answers(*responses: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:
+    queue = list(responses)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        answer = queue.pop(0) if len(queue) > 1 else queue[0]
+        if isinstance(answer, Exception):
+            raise answer
+        return answer
+
+    return handler
+
+
+def test_a_503_is_retried_then_recorded_as_updated() -> None:
+    updated = {**STORED, "updatedAt": "2026-02-01T00:00:00.000Z"}
+    outcomes, sender = send(answers(httpx.Response(503), httpx.Response(200, json=updated)))
+    assert (outcomes[0].status, outcomes[0].attempts, outcomes[0].http_status) == ("updated", 2, 200)
+    assert sender.stats.retries == 1
+
+
+def test_created_is_told_apart_by_201_or_equal_timestamps() -> None:
+    outcomes, _ = send(answers(httpx.Response(200, json=STORED)))
+    assert outcomes[0].status == "created"
+    assert outcomes[0].created_at == STORED["createdAt"]
+
+
+def test_retries_exhausted_give_a_transport_reject() -> None:
+    outcomes, sender = send(answers(httpx.Response(503, text="busy")))
+    assert outcomes[0].stage == "transport"
+    assert outcomes[0].reason == "HTTP 503 busy (after 3 attempts)"
+    assert sender.stats.requests == 3
+
+
+def test_connection_errors_and_timeouts_are_retried() -> None:
+    outcomes, _ = send(answers(httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(201, json=STORED)))
+    assert (outcomes[0].status, outcomes[0].attempts) == ("created", 3)
+
+
+def test_a_lost_connection_every_time_is_explained() -> None:
+    outcomes, _ = send(answers(httpx.RemoteProtocolError("peer closed connection")))
+    assert outcomes[0].reason == "connection error: peer closed connection (after 3 attempts)"
+
+
+def test_a_400_rejects_the_row_with_the_servers_message_and_details() -> None:
+    error = {"error": {"code": "VALIDATION_ERROR", "message": "Invalid body", "details": [{"field": "email", "message": "must be an email"}]}}
+    outcomes, sender = send(answers(httpx.Response(400, json=error)))
+    assert outcomes[0].stage == "api"
+    assert outcomes[0].reason == "HTTP 400 VALIDATION_ERROR: Invalid body [email: must be an email]"
+    assert sender.stats.requests == 1  # never retried
+
+
+def test_429_waits_for_retry_after_without_using_up_attempts() -> None:
+    limited = httpx.Response(429, headers={"Retry-After": "0"})
+    handler = answers(limited, limited, limited, limited, httpx.Response(201, json=STORED))
+    outcomes, sender = send(handler, policy=RetryPolicy(max_attempts=1, base_delay=0.001))
+    assert (outcomes[0].status, outcomes[0].attempts) == ("created", 1)
+    assert sender.stats.rate_limited == 4
+
+
+def test_nothing_but_429_for_too_long_stops_the_run() -> None:
+    policy = RetryPolicy(max_attempts=3, base_delay=0.001, max_rate_limited_s=0.05)
+    with pytest.raises(RunAborted, match="only 429"):
+        send(answers(httpx.Response(429, headers={"Retry-After": "0"})), policy=policy)
+
+
+@pytest.mark.parametrize(("status", "hint"), [(401, "API key"), (403, "permissions"), (404, "base_url")])
+def test_fatal_answers_stop_the_run_and_leave_the_rest_pending(status: int, hint: str) -> None:
+    outcomes: list[SendOutcome] = []
+    with pytest.raises(FatalApiError, match=hint):
+        send(answers(httpx.Response(status)), items=50, outcomes=outcomes)
+    assert outcomes == []  # nothing rejected: unsent records stay pending for a resume
+
+
+def test_never_more_requests_in_flight_than_the_concurrency() -> None:
+    in_flight, peak = 0, 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await asyncio.sleep(0.002)
+        in_flight -= 1
+        return httpx.Response(201, json=STORED)
+
+    outcomes, sender = send(handler, items=60, concurrency=5)  # type: ignore[arg-type]
+    assert len(outcomes) == 60
+    assert peak == 5 and sender.stats.max_in_flight == 5
+
+
+def test_the_rate_limiter_paces_requests() -> None:
+    async def main() -> float:
+        limiter = RateLimiter(rate=200)
+        started = time.monotonic()
+        for _ in range(21):
+            await limiter.acquire()
+        return time.monotonic() - started
+
+    assert asyncio.run(main()) >= 0.095  # 20 intervals of 5 ms: a lower bound, never a speed claim
+
+
+def test_the_api_key_travels_only_in_its_header() -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(201, json=STORED)
+
+    send(handler)
+    assert seen[0].headers["x-api-key"] == "k"
+    assert seen[0].headers["content-type"] == "application/json"
+    assert "k" not in str(seen[0].url)

@@ -1,0 +1,499 @@
+"""source.py: real files in tmp_path; tests are named after the property of real exports covered."""
+
+from __future__ import annotations
+
+import datetime as dt
+import gzip
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from customer_import.config import SourceConfig
+from customer_import.errors import ConfigError, InputError
+from customer_import.source import (
+    Batch,
+    ParseFailure,
+    Source,
+    file_digest,
+    open_source,
+    unique_names,
+)
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+def write(tmp_path: Path, data: bytes | str, name: str = "export.csv") -> Path:
+    path = tmp_path / name
+    path.write_bytes(data.encode("utf-8") if isinstance(data, str) else data)
+    return path
+
+
+def read(path: Path, columns: list[str] | None = None, **config: Any) -> list[Batch]:
+    with open_source(SourceConfig(**config), path) as source:
+        return list(source.batches(columns))
+
+
+def rows_of(batches: list[Batch]) -> list[tuple[Any, ...]]:
+    return [row for batch in batches for row in batch.frame.rows()]
+
+
+def failures_of(batches: list[Batch]) -> list[ParseFailure]:
+    return [failure for batch in batches for failure in batch.failures]
+
+
+def assert_conserved(batches: list[Batch], records: int) -> None:
+    """Every record number 1..records appears exactly once, as a row or as a failure."""
+    numbers = [n for batch in batches for n in batch.frame["_row"].to_list()]
+    numbers += [failure.row for failure in failures_of(batches)]
+    assert sorted(numbers) == list(range(1, records + 1))
+
+
+def read_rows(path: Path, **config: Any) -> list[tuple[Any, ...]]:
+    return rows_of(read(path, **config))
+
+
+# --- encodings -----------------------------------------------------------------------------
+
+TEXT = "id,name\r\n1,Zoë Müller\r\n"
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "expected_codec"),
+    [
+        pytest.param(b"\xef\xbb\xbf" + TEXT.encode(), "utf-8", "utf-8-sig", id="utf8-bom-explicit"),
+        pytest.param(TEXT.encode("utf-16"), "utf-16", "utf-16", id="utf16-bom-explicit"),
+        pytest.param(
+            b"\xff\xfe" + TEXT.encode("utf-16-le"), "utf-16-le", "utf-16-le", id="utf16le"
+        ),
+        pytest.param(TEXT.encode("cp1252"), "cp1252", "cp1252", id="cp1252-explicit"),
+        pytest.param(TEXT.encode("cp1252"), "windows-1252", "cp1252", id="cp1252-alias"),
+        pytest.param(TEXT.encode(), "auto", "utf-8", id="auto-utf8"),
+        pytest.param(b"\xef\xbb\xbf" + TEXT.encode(), "auto", "utf-8-sig", id="auto-utf8-bom"),
+        pytest.param(TEXT.encode("utf-16"), "auto", "utf-16", id="auto-utf16-le-bom"),
+        pytest.param(b"\xfe\xff" + TEXT.encode("utf-16-be"), "auto", "utf-16", id="auto-utf16-be"),
+        pytest.param(TEXT.encode("cp1252"), "auto", "cp1252", id="auto-cp1252-fallback"),
+    ],
+)
+def test_encoding_is_decoded_bom_stripped_and_reported(
+    tmp_path: Path, data: bytes, encoding: str, expected_codec: str
+) -> None:
+    path = write(tmp_path, data)
+    with open_source(SourceConfig(encoding=encoding), path) as source:
+        assert source.header == ["id", "name"]  # no BOM in the first column's name
+        assert source.encoding == expected_codec
+        assert rows_of(list(source.batches())) == [(1, "1", "Zoë Müller")]
+
+
+def test_gzip_csv_is_streamed_and_encoding_detected(tmp_path: Path) -> None:
+    path = write(tmp_path, gzip.compress(TEXT.encode("cp1252")), "export.csv.gz")
+    with open_source(SourceConfig(encoding="auto"), path) as source:
+        assert source.encoding == "cp1252"
+        assert source.size == path.stat().st_size
+        assert rows_of(list(source.batches())) == [(1, "1", "Zoë Müller")]
+
+
+@pytest.mark.parametrize(
+    ("data", "encoding", "where"),
+    [
+        pytest.param(b"id,name\n1,ok\n2,\xff\n", "utf-8", "offset 15 (line 3)", id="utf8"),
+        pytest.param(b"id,name\n1,\x81\n", "cp1252", "offset 10 (line 2)", id="cp1252-undefined"),
+        pytest.param(b"id,name\n1,ab\xc3", "utf-8", "offset 12 (line 2)", id="truncated-at-eof"),
+    ],
+)
+def test_undecodable_bytes_name_encoding_and_position(
+    tmp_path: Path, data: bytes, encoding: str, where: str
+) -> None:
+    path = write(tmp_path, data)
+    with pytest.raises(InputError) as caught:
+        open_source(SourceConfig(encoding=encoding), path)
+    message = str(caught.value)
+    assert encoding in message
+    assert where in message
+    assert '"auto"' in message and "cp1252" in message
+
+
+def test_undecodable_byte_position_is_found_beyond_the_first_chunk(tmp_path: Path) -> None:
+    body = "".join(f"{i},name{i}\n" for i in range(1, 200_001))  # > 1 MiB read chunk
+    path = write(tmp_path, ("id,name\n" + body).encode() + b"9,\xe9\n")
+    with pytest.raises(InputError, match=r"offset \d+ \(line 200002\)"):
+        open_source(SourceConfig(encoding="utf-8"), path)
+
+
+def test_unknown_encoding_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="unknown encoding"):
+        open_source(SourceConfig(encoding="klingon"), write(tmp_path, TEXT))
+
+
+# --- delimiters ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "configured", "expected"),
+    [
+        pytest.param("a,b,c\n1,2,3\n", "x.csv", "auto", ",", id="comma"),
+        pytest.param("a;b;c\n1;2;3\n", "x.csv", "auto", ";", id="semicolon"),
+        pytest.param("a\tb\tc\n1\t2\t3\n", "x.txt", "auto", "\t", id="tab"),
+        pytest.param("a|b|c\n1|2|3\n", "x.csv", "auto", "|", id="pipe"),
+        pytest.param("a\tb\tc\n1\t2\t3\n", "x.tsv", "auto", "\t", id="tsv-defaults-to-tab"),
+        pytest.param('"a;b;c;d",e,f\n1,2,3\n', "x.csv", "auto", ",", id="quoted-not-counted"),
+        pytest.param("a,b;c\n1,2;3\n", "x.csv", "auto", ",", id="tie-goes-to-comma"),
+        pytest.param("a;b|c\n1;2|3\n", "x.csv", "auto", ";", id="tie-without-comma-in-order"),
+        pytest.param("a;b;c,d\n1;2;3,4\n", "x.csv", ",", ",", id="explicit-wins"),
+    ],
+)
+def test_delimiter_detected_from_header_line(
+    tmp_path: Path, text: str, name: str, configured: str, expected: str
+) -> None:
+    path = write(tmp_path, text, name)
+    with open_source(SourceConfig(delimiter=configured), path) as source:
+        assert source.delimiter == expected
+        rows = rows_of(list(source.batches()))
+    assert len(rows) == 1
+    assert len(rows[0]) == len(source.columns) + 1
+
+
+# --- lines, blank lines, quoting -----------------------------------------------------------
+
+EXPECTED_TWO_ROWS = [(1, "1", "a"), (2, "2", "b")]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("id,n\r\n1,a\r\n2,b\r\n", id="crlf"),
+        pytest.param("id,n\n1,a\n2,b\n", id="lf"),
+        pytest.param("id,n\r\n1,a\n2,b\r\n", id="mixed"),
+        pytest.param("id,n\r1,a\r2,b\r", id="cr-only"),
+        pytest.param("id,n\n1,a\n2,b", id="no-final-newline"),
+        pytest.param("id,n\n1,a\n2,b\n\n\r\n  \n", id="trailing-blank-lines"),
+        pytest.param("\n\nid,n\n\n1,a\n2,b\n", id="blank-lines-before-header"),
+    ],
+)
+def test_line_endings_give_the_same_records(tmp_path: Path, text: str) -> None:
+    assert read_rows(write(tmp_path, text)) == EXPECTED_TWO_ROWS
+
+
+def test_blank_lines_are_not_records_and_get_no_number(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,n\n1,a\n\n   \n2,b\r\n\t\r\n\n3,c\n")
+    assert read_rows(path) == [(1, "1", "a"), (2, "2", "b"), (3, "3", "c")]
+
+
+def test_blank_line_in_single_column_file_is_skipped_but_quoted_empty_kept(tmp_path: Path) -> None:
+    path = write(tmp_path, 'email\na@x.com\n   \n""\nb@x.com\n')
+    assert read_rows(path) == [(1, "a@x.com"), (2, ""), (3, "b@x.com")]
+
+
+def test_quoted_delimiter_newline_and_doubled_quotes_are_one_record(tmp_path: Path) -> None:
+    text = 'id,name,note\r\n1,"Doe, Jane","line 1\r\nline 2"\r\n2,"say ""hi""",x\r\n3,b,c\r\n'
+    batches = read(write(tmp_path, text))
+    assert rows_of(batches) == [
+        (1, "1", "Doe, Jane", "line 1\r\nline 2"),
+        (2, "2", 'say "hi"', "x"),
+        (3, "3", "b", "c"),
+    ]
+    assert_conserved(batches, 3)
+
+
+def test_values_are_text_exactly_as_read(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,phone,amount,flag,name\n000123,+0044,1.50,TRUE,  Jo  \n,,,,\n")
+    batches = read(path)
+    assert batches[0].frame.schema == pl.Schema(
+        {"_row": pl.Int64, "id": pl.String, "phone": pl.String, "amount": pl.String}
+        | {"flag": pl.String, "name": pl.String}
+    )
+    assert rows_of(batches) == [
+        (1, "000123", "+0044", "1.50", "TRUE", "  Jo  "),
+        (2, "", "", "", "", ""),
+    ]
+
+
+def test_quote_inside_unquoted_field_is_kept(tmp_path: Path) -> None:
+    assert read_rows(write(tmp_path, "id,height\n1,5'11\"\n")) == [(1, "1", "5'11\"")]
+
+
+# --- broken records ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        pytest.param("2,b,c,extra", "line has 4 fields, the header has 3", id="too-many"),
+        pytest.param("2,b", "line has 2 fields, the header has 3", id="too-few"),
+        pytest.param("just-one", "line has 1 fields, the header has 3", id="one-field"),
+        pytest.param('2,"ABC"S XYZ",c', "stray quote", id="stray-quote-right-count"),
+        pytest.param('2,"ABC"S, XYZ",c', "stray quote", id="stray-quote-extra-field"),
+    ],
+)
+@pytest.mark.parametrize("eol", ["\n", "\r\n"], ids=["lf", "crlf"])
+def test_broken_line_is_a_failure_with_raw_text_and_reading_continues(
+    tmp_path: Path, line: str, reason: str, eol: str
+) -> None:
+    text = eol.join(["id,name,city", "1,a,x", line, "", "3,c,z", "4,d,w"]) + eol
+    batches = read(write(tmp_path, text))
+    assert failures_of(batches) == [ParseFailure(2, line, failures_of(batches)[0].reason)]
+    assert reason in failures_of(batches)[0].reason
+    assert rows_of(batches) == [(1, "1", "a", "x"), (3, "3", "c", "z"), (4, "4", "d", "w")]
+    assert_conserved(batches, 4)
+
+
+@pytest.mark.parametrize(
+    ("lines", "broken", "good"),
+    [
+        pytest.param(
+            ["1,a,x", '2,"never closed,y', "3,c,z", "4,d,w"],
+            {2: '2,"never closed,y'},
+            {1, 3, 4},
+            id="quote-never-closes",
+        ),
+        pytest.param(
+            ["1,a,x", '2,"opens here,y', '3,c,"z"', "4,d,w"],
+            {2: '2,"opens here,y'},
+            {1, 3, 4},
+            id="quote-closes-on-later-line-then-stray",
+        ),
+        pytest.param(
+            ["1,a,x", '2,"opens here', '3,c",z,w', "4,d,w"],
+            {2: '2,"opens here', 3: '3,c",z,w'},
+            {1, 4},
+            id="quote-closes-later-with-wrong-count",
+        ),
+        pytest.param(
+            ["1,a,x", "2,b,y", '3,"last line'],
+            {3: '3,"last line'},
+            {1, 2},
+            id="quote-open-on-last-line",
+        ),
+    ],
+)
+def test_unbalanced_quote_rejects_its_first_line_only(
+    tmp_path: Path, lines: list[str], broken: dict[int, str], good: set[int]
+) -> None:
+    batches = read(write(tmp_path, "\n".join(["id,name,city", *lines]) + "\n"))
+    failures = failures_of(batches)
+    assert {f.row: f.raw for f in failures} == broken
+    assert all("quote" in f.reason or "fields" in f.reason for f in failures)
+    assert {row[0] for row in rows_of(batches)} == good
+    assert_conserved(batches, len(lines))
+
+
+def test_unbalanced_quote_does_not_swallow_a_large_file(tmp_path: Path) -> None:
+    # The open quote runs until the csv field limit, far past one 64K-character line chunk.
+    body = [f'{i},name {i},"city {i}"' for i in range(3, 6001)]
+    text = "\n".join(["id,name,city", "1,a,x", '2,"oops,y', *body]) + "\n"
+    batches = read(write(tmp_path, text), batch_size=1000)
+    assert [(f.row, f.raw) for f in failures_of(batches)] == [(2, '2,"oops,y')]
+    assert rows_of(batches)[-1] == (6000, "6000", "name 6000", "city 6000")
+    assert_conserved(batches, 6000)
+
+
+def test_multiline_quoted_field_with_right_count_is_one_record(tmp_path: Path) -> None:
+    text = 'id,note,city\n1,"first\n\nthird, with comma",x\n2,b,y\n'
+    batches = read(write(tmp_path, text))
+    assert rows_of(batches) == [(1, "1", "first\n\nthird, with comma", "x"), (2, "2", "b", "y")]
+    assert failures_of(batches) == []
+
+
+def test_batch_boundaries_keep_numbers_and_failures_in_their_range(tmp_path: Path) -> None:
+    text = "id,n\n1,a\n2,b\n\n3,broken,extra\n4,d\n5,e\n"
+    batches = read(write(tmp_path, text), batch_size=2)
+    assert [b.frame["_row"].to_list() for b in batches] == [[1, 2], [4], [5]]
+    assert [[f.row for f in b.failures] for b in batches] == [[], [3], []]
+    assert_conserved(batches, 5)
+
+
+def test_batch_of_only_broken_records_has_an_empty_typed_frame(tmp_path: Path) -> None:
+    batches = read(write(tmp_path, "id,n\nbad\nworse\n"), batch_size=5)
+    assert len(batches) == 1
+    assert batches[0].frame.height == 0
+    assert batches[0].frame.schema == pl.Schema({"_row": pl.Int64, "id": pl.String, "n": pl.String})
+    assert [f.row for f in batches[0].failures] == [1, 2]
+
+
+def test_header_only_file_yields_no_batches(tmp_path: Path) -> None:
+    assert read(write(tmp_path, "id,name\n")) == []
+
+
+# --- header --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("header", "expected"),
+    [
+        pytest.param(["a", "b"], ["a", "b"], id="unique-unchanged"),
+        pytest.param(
+            ["Phone Number", "Phone Number", "Phone Number"],
+            ["Phone Number", "Phone Number_2", "Phone Number_3"],
+            id="repeats-numbered",
+        ),
+        pytest.param(["A", "A", "A_2"], ["A", "A_3", "A_2"], id="taken-suffix-skipped"),
+        pytest.param(["A_2", "A", "A"], ["A_2", "A", "A_3"], id="taken-suffix-earlier"),
+        pytest.param(["id", "", " "], ["id", "column_2", "column_3"], id="empty-cells"),
+        pytest.param(["", "column_1"], ["column_1", "column_1_2"], id="generated-collides"),
+    ],
+)
+def test_unique_names(header: list[str], expected: list[str]) -> None:
+    assert unique_names(header) == expected
+
+
+def test_repeated_header_names_kept_in_header_and_unique_in_columns(tmp_path: Path) -> None:
+    text = "Phone Number,Email,Phone Number\n111,a@x.com,222\n"
+    with open_source(SourceConfig(), write(tmp_path, text)) as source:
+        assert source.header == ["Phone Number", "Email", "Phone Number"]
+        assert source.columns == ["Phone Number", "Email", "Phone Number_2"]
+        batch = next(source.batches(["Phone Number_2"]))
+    assert batch.frame.rows() == [(1, "222")]
+
+
+def test_headerless_file_numbers_its_first_line_as_record_1(tmp_path: Path) -> None:
+    path = write(tmp_path, "001,Ann,a@x.com\n002,Bob\n003,Cy,c@x.com\n")
+    with open_source(SourceConfig(has_header=False), path) as source:
+        assert source.header == source.columns == ["column_1", "column_2", "column_3"]
+        batches = list(source.batches())
+    assert rows_of(batches) == [(1, "001", "Ann", "a@x.com"), (3, "003", "Cy", "c@x.com")]
+    assert failures_of(batches)[0].reason == "line has 2 fields, the first record has 3"
+    assert_conserved(batches, 3)
+
+
+# --- column subsets, re-reading, closing ---------------------------------------------------
+
+
+def test_batches_reads_a_subset_in_the_requested_order(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,name,email\n1,a,a@x\n2,b,b@x\n")
+    batches = read(path, ["email", "id"])
+    assert batches[0].frame.columns == ["_row", "email", "id"]
+    assert rows_of(batches) == [(1, "a@x", "1"), (2, "b@x", "2")]
+
+
+def test_unknown_column_in_subset_is_a_config_error(tmp_path: Path) -> None:
+    with (
+        open_source(SourceConfig(), write(tmp_path, "id,name\n1,a\n")) as source,
+        pytest.raises(ConfigError, match="no column 'mail'"),
+    ):
+        source.batches(["mail"])
+
+
+def test_batches_can_be_called_again_and_reread_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,name\n1,a\n2,b,c\n3,c\n")
+    with open_source(SourceConfig(batch_size=2), path) as source:
+        first = [(b.frame.rows(), b.failures) for b in source.batches()]
+        second = [(b.frame.rows(), b.failures) for b in source.batches()]
+    assert first == second
+    assert len(first) == 2
+
+
+def test_close_stops_an_unfinished_reader(tmp_path: Path) -> None:
+    source: Source = open_source(SourceConfig(batch_size=1), write(tmp_path, "id\n1\n2\n3\n"))
+    reader = source.batches()
+    next(reader)
+    source.close()
+    assert list(reader) == []
+
+
+# --- Parquet -------------------------------------------------------------------------------
+
+
+def write_parquet(tmp_path: Path, table: pa.Table) -> Path:
+    path = tmp_path / "export.parquet"
+    pq.write_table(table, path)
+    return path
+
+
+def test_parquet_columns_become_text_without_float_or_type_artefacts(tmp_path: Path) -> None:
+    utc = dt.UTC
+    table = pa.table(
+        {
+            "id": pa.array([123, None, 7], pa.int64()),
+            "legacy_id": pa.array([123.0, None, float("nan")], pa.float64()),
+            "score": pa.array([2.5, 1e20, 0.1], pa.float32()),
+            "phone": pa.array([7022550000000.0, -0.0, float("inf")]),
+            "active": pa.array([True, False, None]),
+            "born": pa.array([dt.date(2024, 3, 20), None, dt.date(1999, 1, 2)]),
+            "seen": pa.array(
+                [dt.datetime(2024, 3, 20, 10), dt.datetime(2024, 3, 20, 10, 0, 0, 500000), None],
+                pa.timestamp("us"),
+            ),
+            "seen_utc": pa.array(
+                [dt.datetime(2024, 3, 20, 10, tzinfo=utc), None, None], pa.timestamp("ms", "UTC")
+            ),
+            "name": pa.array(["000123", "", None]),
+        }
+    )
+    path = write_parquet(tmp_path, table)
+    with open_source(SourceConfig(), path) as source:
+        assert (source.encoding, source.delimiter) == ("parquet", None)
+        batches = list(source.batches())
+    assert batches[0].frame.schema == pl.Schema(
+        {"_row": pl.Int64} | dict.fromkeys(table.column_names, pl.String)
+    )
+    assert batches[0].frame.to_dict(as_series=False) == {
+        "_row": [1, 2, 3],
+        "id": ["123", "", "7"],
+        "legacy_id": ["123", "", ""],
+        "score": ["2.5", "100000000000000000000", "0.1"],
+        "phone": ["7022550000000", "0", "inf"],
+        "active": ["true", "false", ""],
+        "born": ["2024-03-20", "", "1999-01-02"],
+        "seen": ["2024-03-20T10:00:00", "2024-03-20T10:00:00.500000", ""],
+        "seen_utc": ["2024-03-20T10:00:00Z", "", ""],
+        "name": ["000123", "", ""],
+    }
+    assert failures_of(batches) == []
+
+
+def test_parquet_tz_aware_timestamp_is_written_in_utc(tmp_path: Path) -> None:
+    paris = pa.array([dt.datetime(2024, 3, 20, 9)], pa.timestamp("s")).cast(
+        pa.timestamp("s", "Europe/Paris")
+    )
+    path = write_parquet(tmp_path, pa.table({"t": paris}))
+    assert read_rows(path) == [(1, "2024-03-20T09:00:00Z")]
+
+
+def test_parquet_is_read_in_numbered_batches_and_subsets(tmp_path: Path) -> None:
+    table = pa.table({"id": list(range(10, 15)), "name": list("abcde")})
+    batches = read(write_parquet(tmp_path, table), ["name"], batch_size=2)
+    assert [b.frame.height for b in batches] == [2, 2, 1]
+    assert rows_of(batches) == [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]
+    assert_conserved(batches, 5)
+
+
+def test_not_a_parquet_file_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="Parquet"):
+        open_source(SourceConfig(), write(tmp_path, "id,name\n", "export.parquet"))
+
+
+# --- files that cannot be read -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        pytest.param("missing.csv", None, "file not found", id="missing"),
+        pytest.param("export.csv", b"", "empty.*header", id="empty"),
+        pytest.param("export.csv", b"\n \r\n\n", "header.*blank", id="only-blank-lines"),
+        pytest.param("export.csv.gz", gzip.compress(b""), "header", id="empty-gzip"),
+        pytest.param("export.csv", b",,\n1,2,3\n", "header.*no column names", id="no-names"),
+        pytest.param("export.csv", b'id,"name\n1,a\n', "header.*quote", id="broken-header"),
+        pytest.param("export.xlsx", b"PK\x03\x04", "unsupported.*\\.csv", id="xlsx"),
+        pytest.param("export.json", b"[]", "unsupported", id="json"),
+        pytest.param("export.csv.gz", b"not gzip", "cannot read", id="bad-gzip"),
+    ],
+)
+def test_unreadable_input_is_an_input_error(
+    tmp_path: Path, name: str, data: bytes | None, message: str
+) -> None:
+    path = tmp_path / name
+    if data is not None:
+        path.write_bytes(data)
+    with pytest.raises(InputError, match=message):
+        open_source(SourceConfig(), path)
+
+
+def test_file_digest_is_sha256_of_the_bytes(tmp_path: Path) -> None:
+    data = b"id,name\n" * 200_000
+    path = write(tmp_path, data)
+    assert file_digest(path) == "sha256:" + hashlib.sha256(data).hexdigest()

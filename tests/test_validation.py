@@ -1,0 +1,149 @@
+"""Pure validation: each field's accepted values, normalised forms and reasons."""
+
+from __future__ import annotations
+
+import json
+
+import polars as pl
+import pytest
+
+from customer_import.config import MappingConfig
+from customer_import.mapping import ROW, map_batch, plan_mapping
+from customer_import.validation import Validator
+
+BASE = {"externalId": "id", "firstName": "first"}
+
+
+def validate(extra_mapping: dict[str, object], **columns: list[str]) -> tuple[list[dict], list[dict]]:
+    config = MappingConfig.model_validate({**BASE, **extra_mapping})
+    rows = len(next(iter(columns.values())))
+    data = {"id": [f"R{i}" for i in range(rows)], "first": ["Ann"] * rows, **columns}
+    plan = plan_mapping(config, list(data), list(data), ["", "NULL"])
+    frame = pl.DataFrame({ROW: list(range(1, rows + 1)), **data})
+    result = Validator(plan).validate(map_batch(frame, plan))
+    bodies = [json.loads(b) for b in result.valid["_body"]]
+    return bodies, result.rejects.to_dicts()
+
+
+def one(extra_mapping: dict[str, object], column: str, value: str) -> tuple[dict | None, str | None]:
+    bodies, rejects = validate(extra_mapping, **{column: [value]})
+    return (bodies[0] if bodies else None), (rejects[0]["_reason"] if rejects else None)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("(212) 555-0123", "+12125550123"),
+        ("+1-212-555-0123", "+12125550123"),
+        ("212.555.0123", "+12125550123"),
+        ("(212) 555-0123 ext 43", "+12125550123"),  # the extension is dropped, the number kept
+        ("'+61 412 345 678", "+61412345678"),  # Excel's apostrophe
+        ("+52 1 55 1234 5678", "+525512345678"),  # Mexico's old mobile prefix
+        ("+5215512345678", "+525512345678"),
+        ("+44 20 7946 0018", "+442079460018"),
+    ],
+)
+def test_phones_are_normalised_to_e164(raw: str, expected: str) -> None:
+    body, reason = one({"phoneNumber": {"column": "phone", "default_region": "US"}}, "phone", raw)
+    assert reason is None and body is not None
+    assert body["phoneNumber"] == expected
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("1234", "phoneNumber: '1234' is not a valid phone number"),
+        ("000000000", "phoneNumber: '000000000' is not a valid phone number"),
+        ("7.02255E+12", "phoneNumber: '7.02255E+12' is in Excel's scientific notation"),
+        ("call me", "phoneNumber: 'call me' is not a phone number"),
+    ],
+)
+def test_bad_phones_reject_the_record_with_the_value_named(raw: str, reason: str) -> None:
+    body, got = one({"phoneNumber": {"column": "phone", "default_region": "US"}}, "phone", raw)
+    assert body is None and got is not None and got.startswith(reason)
+
+
+def test_a_phone_without_country_code_and_no_default_region_says_what_to_set() -> None:
+    _, reason = one({"phoneNumber": "phone"}, "phone", "212 555 0123")
+    assert reason is not None and "set default_region" in reason
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("ada@example.com", "ada@example.com"), ("ADA@EXAMPLE.COM", "ADA@example.com"), (" ada@example.com ", "ada@example.com")],
+)
+def test_emails_are_checked_and_normalised(raw: str, expected: str) -> None:
+    body, reason = one({"email": "email"}, "email", raw)
+    assert reason is None and body is not None and body["email"] == expected
+
+
+@pytest.mark.parametrize("raw", ["ada@", "ada example.com", "ada@@example.com", "a..b@example.com", "ada@localhost"])
+def test_invalid_emails_reject_the_record(raw: str) -> None:
+    body, reason = one({"email": "email"}, "email", raw)
+    assert body is None and reason is not None and reason.startswith(f"email: {raw.strip()!r} is not a valid")
+
+
+@pytest.mark.parametrize(
+    ("spec", "raw", "expected"),
+    [
+        ({}, "yes", True), ({}, "Y", True), ({}, "TRUE", True), ({}, "t", True), ({}, "1", True),
+        ({}, "no", False), ({}, "N", False), ({}, "False", False), ({}, "f", False), ({}, "0", False),
+        ({"true": ["Active"], "false": ["Inactive"]}, "ACTIVE", True),
+        ({"true": ["Active"], "false": ["Inactive"]}, "inactive", False),
+        ({"invert": True}, "yes", False),  # an opt-out column onto an opt-in field
+        ({"invert": True, "true": ["unsubscribed"], "false": ["subscribed"]}, "Unsubscribed", False),
+        ({"invert": True, "true": ["unsubscribed"], "false": ["subscribed"]}, "subscribed", True),
+    ],
+)
+def test_boolean_words(spec: dict[str, object], raw: str, expected: bool) -> None:
+    body, reason = one({"active": {"column": "flag", **spec}}, "flag", raw)
+    assert reason is None and body is not None and body["active"] is expected
+
+
+def test_an_unknown_boolean_word_rejects_the_record_naming_the_value() -> None:
+    _, reason = one({"active": {"column": "flag", "true": ["Active"]}}, "flag", "Pending")
+    assert reason is not None and reason.startswith("active: 'Pending' is not a yes/no value (expected 1/active/")
+
+
+def test_required_fields_and_excel_ids_are_explained() -> None:
+    config = MappingConfig.model_validate(BASE)
+    frame = pl.DataFrame({ROW: [1, 2, 3], "id": ["", "6.61E+11", "ok"], "first": ["A", "B", " "]})
+    plan = plan_mapping(config, ["id", "first"], ["id", "first"], [""])
+    rejects = Validator(plan).validate(map_batch(frame, plan)).rejects.to_dicts()
+    reasons = {r["_row"]: r["_reason"] for r in rejects}
+    assert reasons[1] == "externalId: required, but empty"
+    assert reasons[2].startswith("externalId: '6.61E+11' is in Excel's scientific notation: the file went through Excel")
+    assert reasons[3] == "firstName: required, but empty"
+
+
+def test_every_problem_of_a_record_is_listed() -> None:
+    _, rejects = validate({"email": "email", "active": "flag"}, email=["bad@"], flag=["maybe"])
+    assert rejects[0]["_reason"].count("; ") == 1
+
+
+def test_an_email_in_a_name_column_is_caught() -> None:
+    _, reason = one({"lastName": "last"}, "last", "ada@example.com")
+    assert reason is not None and "looks like an email address, not a name" in reason
+
+
+def test_empty_optional_fields_are_left_out_of_the_body() -> None:
+    mapping = {
+        "lastName": "last",
+        "email": "email",
+        "notificationOptions.notifyEmail": "ne",
+        "notificationOptions.notifyPhone": "np",
+    }
+    bodies, _ = validate(mapping, last=["", "L"], email=["NULL", "a@example.com"], ne=["", "yes"], np=["", ""])
+    assert bodies[0] == {"externalId": "R0", "firstName": "Ann"}
+    assert bodies[1] == {
+        "externalId": "R1",
+        "firstName": "Ann",
+        "lastName": "L",
+        "email": "a@example.com",
+        "notificationOptions": {"notifyEmail": True},
+    }
+
+
+def test_bodies_are_valid_json_whatever_the_text_holds() -> None:
+    bodies, _ = validate({"lastName": "last"}, last=['O"Brien \\ \n Ünïcödé'])
+    assert bodies[0]["lastName"] == 'O"Brien \\ \n Ünïcödé'
