@@ -28,11 +28,18 @@ def test_every_bundled_job_file_parses(job_file: Path) -> None:
 
 
 def test_the_four_documented_jobs_are_bundled() -> None:
-    assert {p.name for p in JOBS} >= {"demo.toml", "nightly_sync.toml", "crm_migration.toml", "backfill.toml"}
+    assert {p.name for p in JOBS} >= {
+        "demo.toml",
+        "nightly_sync.toml",
+        "crm_migration.toml",
+        "backfill.toml",
+    }
 
 
 def test_relative_paths_are_resolved_from_the_job_files_folder(tmp_path: Path) -> None:
-    job = load_job(write(tmp_path, MINIMAL.replace("[mapping]", '[source]\npath = "in.csv"\n[mapping]')))
+    job = load_job(
+        write(tmp_path, MINIMAL.replace("[mapping]", '[source]\npath = "in.csv"\n[mapping]'))
+    )
     assert job.source.path == tmp_path / "in.csv"
     assert job.output.dir == tmp_path / "out" / "j"
 
@@ -40,15 +47,18 @@ def test_relative_paths_are_resolved_from_the_job_files_folder(tmp_path: Path) -
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        (MINIMAL + '[source]\ncolour = 1\n', "unknown key 'source.colour'"),
+        (MINIMAL + "[source]\ncolour = 1\n", "unknown key 'source.colour'"),
         (MINIMAL.replace('name = "j"', 'name = "j"\nspeed = 3'), "unknown key 'speed'"),
-        (MINIMAL + '[api]\ntimeout_s = 3\n', "unknown key 'api.timeout_s'"),
+        (MINIMAL + "[api]\ntimeout_s = 3\n", "unknown key 'api.timeout_s'"),
         (MINIMAL + 'nickname = "x"\n', "unknown target field 'nickname'"),
         (MINIMAL.replace('firstName = "first"\n', ""), "required field 'firstName'"),
         (MINIMAL + 'email = { column = "e", invert = true }\n', "boolean fields only"),
         (MINIMAL + 'lastName = { column = "n", default_region = "US" }\n', "phoneNumber only"),
         (MINIMAL + 'email = { column = "e", part = "first" }\n', "firstName and lastName only"),
-        (MINIMAL + 'active = { column = "a", value = true }\n', "exactly one of 'column' or 'value'"),
+        (
+            MINIMAL + 'active = { column = "a", value = true }\n',
+            "exactly one of 'column' or 'value'",
+        ),
         (MINIMAL + "[api]\nconcurrency = 0\n", "api.concurrency"),
         ("name = 'j'\n[mapping\n", "not valid TOML"),
     ],

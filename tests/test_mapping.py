@@ -55,14 +55,21 @@ def test_ids_keep_leading_zeros_and_lose_excels_apostrophe(cell: str, expected: 
         ("", None, None),
     ],
 )
-def test_a_full_name_column_is_split_explicitly(name: str, first: str | None, last: str | None) -> None:
-    mapping = {"firstName": {"column": "name", "part": "first"}, "lastName": {"column": "name", "part": "last"}}
+def test_a_full_name_column_is_split_explicitly(
+    name: str, first: str | None, last: str | None
+) -> None:
+    mapping = {
+        "firstName": {"column": "name", "part": "first"},
+        "lastName": {"column": "name", "part": "last"},
+    }
     row = mapped(mapping, id=["1"], name=[name])[0]
     assert (row["firstName"], row["lastName"]) == (first, last)
 
 
 def test_a_constant_fills_every_record() -> None:
-    rows = mapped({"active": {"value": True}, "lastName": {"value": "Doe"}}, id=["1", "2"], first=["A", "B"])
+    rows = mapped(
+        {"active": {"value": True}, "lastName": {"value": "Doe"}}, id=["1", "2"], first=["A", "B"]
+    )
     assert [(r["active"], r["lastName"]) for r in rows] == [("true", "Doe"), ("true", "Doe")]
 
 
@@ -82,22 +89,31 @@ def test_a_position_beyond_the_last_column_is_a_configuration_error() -> None:
 
 def test_a_missing_column_is_named_with_the_columns_the_file_has() -> None:
     config = MappingConfig.model_validate({"externalId": "Id", "firstName": "First"})
-    with pytest.raises(ConfigError, match=r"'Id', which the file does not have; its columns are: 'id', 'First'"):
+    with pytest.raises(
+        ConfigError, match=r"'Id', which the file does not have; its columns are: 'id', 'First'"
+    ):
         plan_mapping(config, ["id", "First"], ["id", "First"], NULLS)
 
 
 def test_a_repeated_header_is_never_picked_silently() -> None:
     header = ["id", "first", "Phone Number", "Phone Number"]
     columns = ["id", "first", "Phone Number", "Phone Number_2"]
-    config = MappingConfig.model_validate({"externalId": "id", "firstName": "first", "phoneNumber": "Phone Number"})
+    config = MappingConfig.model_validate(
+        {"externalId": "id", "firstName": "first", "phoneNumber": "Phone Number"}
+    )
     with pytest.raises(ConfigError, match=r"appears 2 times.*'Phone Number_1', 'Phone Number_2'"):
         plan_mapping(config, header, columns, NULLS)
 
 
-@pytest.mark.parametrize(("named", "resolved"), [("Phone Number_1", "Phone Number"), ("Phone Number_2", "Phone Number_2")])
+@pytest.mark.parametrize(
+    ("named", "resolved"),
+    [("Phone Number_1", "Phone Number"), ("Phone Number_2", "Phone Number_2")],
+)
 def test_each_of_a_repeated_header_can_be_named(named: str, resolved: str) -> None:
     header = ["id", "first", "Phone Number", "Phone Number"]
     columns = ["id", "first", "Phone Number", "Phone Number_2"]
-    config = MappingConfig.model_validate({"externalId": "id", "firstName": "first", "phoneNumber": named})
+    config = MappingConfig.model_validate(
+        {"externalId": "id", "firstName": "first", "phoneNumber": named}
+    )
     plan = plan_mapping(config, header, columns, NULLS)
     assert plan.field("phoneNumber").column == resolved  # type: ignore[union-attr]

@@ -53,7 +53,11 @@ def test_valid_records_land_normalised_and_every_record_is_accounted_for(
     stored = {c["externalId"]: c for c in sandbox.customers()}
     assert sorted(stored) == ["C-1", "C-2"]
     ada = stored["C-1"]
-    assert (ada["firstName"], ada["email"], ada["phoneNumber"]) == ("Ada", "ADA@example.com", "+12125550101")
+    assert (ada["firstName"], ada["email"], ada["phoneNumber"]) == (
+        "Ada",
+        "ADA@example.com",
+        "+12125550101",
+    )
     assert ada["active"] is True
     assert ada["notificationOptions"] == {"notifyEmail": True}  # opt-out "no" -> opted in
     assert stored["C-2"]["email"] == "grace.hopper@example.com"  # the last record won
@@ -87,7 +91,11 @@ def test_second_run_updates_and_keeps_created_at(tmp_path: Path, sandbox: Sandbo
 
     report = run(job, sandbox)
 
-    second = {r["externalId"]: r for r in read_csv(tmp_path / "out" / "results.csv") if r["status"] != "duplicate"}
+    second = {
+        r["externalId"]: r
+        for r in read_csv(tmp_path / "out" / "results.csv")
+        if r["status"] != "duplicate"
+    }
     assert report.summary["updated"] == 2
     assert {r["status"] for r in second.values()} == {"updated"}
     assert second["C-1"]["created_at"] == first["C-1"]["created_at"]
@@ -120,7 +128,10 @@ def test_repeated_id_sends_one_record(
         " D-1 ,A,B,second@example.com,,,",  # the same id once trimmed
         "D-1,A,B,third@example.com,,,",
     )
-    run(mixed_job(tmp_path, *lines, extra=f'duplicates = "{mode}"\nmax_invalid_ratio = 1.0'), sandbox)
+    run(
+        mixed_job(tmp_path, *lines, extra=f'duplicates = "{mode}"\nmax_invalid_ratio = 1.0'),
+        sandbox,
+    )
 
     assert sandbox.stats()["requests_total"] == 1
     assert sandbox.get("D-1")["email"] == sent_email  # type: ignore[index]
@@ -145,7 +156,9 @@ def test_duplicates_reject_mode_rejects_every_record_of_the_id(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     lines = ("D-1,A,B,,,,", "E-1,C,D,,,,", "D-1,A,B,,,,")
-    run(mixed_job(tmp_path, *lines, extra='duplicates = "reject"\nmax_invalid_ratio = 1.0'), sandbox)
+    run(
+        mixed_job(tmp_path, *lines, extra='duplicates = "reject"\nmax_invalid_ratio = 1.0'), sandbox
+    )
 
     rejects = read_csv(tmp_path / "out" / "rejects.csv")
     assert [(r["_row"], r["_stage"]) for r in rejects] == [("1", "duplicate"), ("3", "duplicate")]
@@ -204,7 +217,7 @@ def test_unfinished_run_is_not_overwritten_without_resume_or_restart(
     sandbox.revoke_key()
     run(job, sandbox)
 
-    with pytest.raises(ConfigError, match="--resume.*--restart"):
+    with pytest.raises(ConfigError, match=r"--resume.*--restart"):
         run(job, sandbox)
     restarted = run(job, sandbox, restart=True, dry_run=True, environ={})
     assert restarted.status == "completed"
@@ -221,7 +234,9 @@ def test_resume_is_refused_when_the_input_changed(tmp_path: Path, sandbox: Sandb
 
 
 def test_server_errors_are_retried_then_rejected_with_stage_transport(tmp_path: Path) -> None:
-    with SandboxServer(api_key=API_KEY, merchant_id="test-merchant", fail_rate=1.0, seed=1) as failing:
+    with SandboxServer(
+        api_key=API_KEY, merchant_id="test-merchant", fail_rate=1.0, seed=1
+    ) as failing:
         report = run(mixed_job(tmp_path, "C-1,Ada,L,,,,"), failing)
         assert failing.stats()["requests_total"] == 3  # max_attempts
         assert failing.customers() == []
@@ -250,7 +265,9 @@ def test_wrong_base_url_path_aborts_the_run(tmp_path: Path, sandbox: SandboxServ
     assert "base_url" in (report.message or "")
 
 
-def test_parquet_input_gives_the_same_customers_as_csv(tmp_path: Path, sandbox: SandboxServer) -> None:
+def test_parquet_input_gives_the_same_customers_as_csv(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     frame = pl.DataFrame(
         {
             "id": [101, 102],
@@ -285,7 +302,9 @@ def test_rejects_file_can_be_fixed_and_fed_back(tmp_path: Path, sandbox: Sandbox
     assert_conservation(tmp_path / "again", 4)
 
 
-def test_the_api_key_appears_in_no_output(tmp_path: Path, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture) -> None:
+def test_the_api_key_appears_in_no_output(
+    tmp_path: Path, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level("DEBUG")
     run(mixed_job(tmp_path), sandbox)
     sandbox.revoke_key()

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
-from email.utils import format_datetime
 from datetime import UTC, datetime, timedelta
+from email.utils import format_datetime
 
 import httpx
 import pytest
@@ -24,22 +24,39 @@ from customer_import.sender import (
     parse_retry_after,
 )
 
-STORED = {"externalId": "A", "createdAt": "2026-01-01T00:00:00.000Z", "updatedAt": "2026-01-01T00:00:00.000Z"}
+STORED = {
+    "externalId": "A",
+    "createdAt": "2026-01-01T00:00:00.000Z",
+    "updatedAt": "2026-01-01T00:00:00.000Z",
+}
 FAST = RetryPolicy(max_attempts=3, base_delay=0.001, max_delay=0.005)
 
 
 @pytest.mark.parametrize(
     ("status", "disposition"),
     [
-        (200, Disposition.SUCCESS), (201, Disposition.SUCCESS), (204, Disposition.SUCCESS),
-        (400, Disposition.REJECT), (422, Disposition.REJECT), (413, Disposition.REJECT),
-        (401, Disposition.FATAL), (403, Disposition.FATAL), (404, Disposition.FATAL),
-        (408, Disposition.RETRY), (409, Disposition.RETRY), (500, Disposition.RETRY),
-        (502, Disposition.RETRY), (503, Disposition.RETRY), (504, Disposition.RETRY),
-        (None, Disposition.RETRY), (429, Disposition.SLOW_DOWN),
+        (200, Disposition.SUCCESS),
+        (201, Disposition.SUCCESS),
+        (204, Disposition.SUCCESS),
+        (400, Disposition.REJECT),
+        (422, Disposition.REJECT),
+        (413, Disposition.REJECT),
+        (401, Disposition.FATAL),
+        (403, Disposition.FATAL),
+        (404, Disposition.FATAL),
+        (408, Disposition.RETRY),
+        (409, Disposition.RETRY),
+        (500, Disposition.RETRY),
+        (502, Disposition.RETRY),
+        (503, Disposition.RETRY),
+        (504, Disposition.RETRY),
+        (None, Disposition.RETRY),
+        (429, Disposition.SLOW_DOWN),
     ],
 )
-def test_every_answer_is_classified_in_one_place(status: int | None, disposition: Disposition) -> None:
+def test_every_answer_is_classified_in_one_place(
+    status: int | None, disposition: Disposition
+) -> None:
     assert classify(status) is disposition
 
 
@@ -61,9 +78,17 @@ def send(
     outcomes = [] if outcomes is None else outcomes
 
     async def main() -> Sender:
-        client = make_client("http://api.test", {"x-api-key": "k"}, concurrency=concurrency, timeout=5, transport=httpx.MockTransport(handler))
+        client = make_client(
+            "http://api.test",
+            {"x-api-key": "k"},
+            concurrency=concurrency,
+            timeout=5,
+            transport=httpx.MockTransport(handler),
+        )
         async with client:
-            sender = Sender(client, concurrency=concurrency, policy=policy, on_outcome=outcomes.append)
+            sender = Sender(
+                client, concurrency=concurrency, policy=policy, on_outcome=outcomes.append
+            )
             await sender.run(_items(items))
             return sender
 
@@ -90,7 +115,11 @@ def answers(*responses: httpx.Response | Exception) -> Callable[[httpx.Request],
 def test_a_503_is_retried_then_recorded_as_updated() -> None:
     updated = {**STORED, "updatedAt": "2026-02-01T00:00:00.000Z"}
     outcomes, sender = send(answers(httpx.Response(503), httpx.Response(200, json=updated)))
-    assert (outcomes[0].status, outcomes[0].attempts, outcomes[0].http_status) == ("updated", 2, 200)
+    assert (outcomes[0].status, outcomes[0].attempts, outcomes[0].http_status) == (
+        "updated",
+        2,
+        200,
+    )
     assert sender.stats.retries == 1
 
 
@@ -108,7 +137,13 @@ def test_retries_exhausted_give_a_transport_reject() -> None:
 
 
 def test_connection_errors_and_timeouts_are_retried() -> None:
-    outcomes, _ = send(answers(httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.Response(201, json=STORED)))
+    outcomes, _ = send(
+        answers(
+            httpx.ConnectError("refused"),
+            httpx.ReadTimeout("slow"),
+            httpx.Response(201, json=STORED),
+        )
+    )
     assert (outcomes[0].status, outcomes[0].attempts) == ("created", 3)
 
 
@@ -118,7 +153,13 @@ def test_a_lost_connection_every_time_is_explained() -> None:
 
 
 def test_a_400_rejects_the_row_with_the_servers_message_and_details() -> None:
-    error = {"error": {"code": "VALIDATION_ERROR", "message": "Invalid body", "details": [{"field": "email", "message": "must be an email"}]}}
+    error = {
+        "error": {
+            "code": "VALIDATION_ERROR",
+            "message": "Invalid body",
+            "details": [{"field": "email", "message": "must be an email"}],
+        }
+    }
     outcomes, sender = send(answers(httpx.Response(400, json=error)))
     assert outcomes[0].stage == "api"
     assert outcomes[0].reason == "HTTP 400 VALIDATION_ERROR: Invalid body [email: must be an email]"
@@ -139,7 +180,9 @@ def test_nothing_but_429_for_too_long_stops_the_run() -> None:
         send(answers(httpx.Response(429, headers={"Retry-After": "0"})), policy=policy)
 
 
-@pytest.mark.parametrize(("status", "hint"), [(401, "API key"), (403, "permissions"), (404, "base_url")])
+@pytest.mark.parametrize(
+    ("status", "hint"), [(401, "API key"), (403, "permissions"), (404, "base_url")]
+)
 def test_fatal_answers_stop_the_run_and_leave_the_rest_pending(status: int, hint: str) -> None:
     outcomes: list[SendOutcome] = []
     with pytest.raises(FatalApiError, match=hint):

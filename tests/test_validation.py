@@ -14,7 +14,9 @@ from customer_import.validation import Validator
 BASE = {"externalId": "id", "firstName": "first"}
 
 
-def validate(extra_mapping: dict[str, object], **columns: list[str]) -> tuple[list[dict], list[dict]]:
+def validate(
+    extra_mapping: dict[str, object], **columns: list[str]
+) -> tuple[list[dict], list[dict]]:
     config = MappingConfig.model_validate({**BASE, **extra_mapping})
     rows = len(next(iter(columns.values())))
     data = {"id": [f"R{i}" for i in range(rows)], "first": ["Ann"] * rows, **columns}
@@ -25,7 +27,9 @@ def validate(extra_mapping: dict[str, object], **columns: list[str]) -> tuple[li
     return bodies, result.rejects.to_dicts()
 
 
-def one(extra_mapping: dict[str, object], column: str, value: str) -> tuple[dict | None, str | None]:
+def one(
+    extra_mapping: dict[str, object], column: str, value: str
+) -> tuple[dict | None, str | None]:
     bodies, rejects = validate(extra_mapping, **{column: [value]})
     return (bodies[0] if bodies else None), (rejects[0]["_reason"] if rejects else None)
 
@@ -70,28 +74,50 @@ def test_a_phone_without_country_code_and_no_default_region_says_what_to_set() -
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("ada@example.com", "ada@example.com"), ("ADA@EXAMPLE.COM", "ADA@example.com"), (" ada@example.com ", "ada@example.com")],
+    [
+        ("ada@example.com", "ada@example.com"),
+        ("ADA@EXAMPLE.COM", "ADA@example.com"),
+        (" ada@example.com ", "ada@example.com"),
+    ],
 )
 def test_emails_are_checked_and_normalised(raw: str, expected: str) -> None:
     body, reason = one({"email": "email"}, "email", raw)
     assert reason is None and body is not None and body["email"] == expected
 
 
-@pytest.mark.parametrize("raw", ["ada@", "ada example.com", "ada@@example.com", "a..b@example.com", "ada@localhost"])
+@pytest.mark.parametrize(
+    "raw", ["ada@", "ada example.com", "ada@@example.com", "a..b@example.com", "ada@localhost"]
+)
 def test_invalid_emails_reject_the_record(raw: str) -> None:
     body, reason = one({"email": "email"}, "email", raw)
-    assert body is None and reason is not None and reason.startswith(f"email: {raw.strip()!r} is not a valid")
+    assert (
+        body is None
+        and reason is not None
+        and reason.startswith(f"email: {raw.strip()!r} is not a valid")
+    )
 
 
 @pytest.mark.parametrize(
     ("spec", "raw", "expected"),
     [
-        ({}, "yes", True), ({}, "Y", True), ({}, "TRUE", True), ({}, "t", True), ({}, "1", True),
-        ({}, "no", False), ({}, "N", False), ({}, "False", False), ({}, "f", False), ({}, "0", False),
+        ({}, "yes", True),
+        ({}, "Y", True),
+        ({}, "TRUE", True),
+        ({}, "t", True),
+        ({}, "1", True),
+        ({}, "no", False),
+        ({}, "N", False),
+        ({}, "False", False),
+        ({}, "f", False),
+        ({}, "0", False),
         ({"true": ["Active"], "false": ["Inactive"]}, "ACTIVE", True),
         ({"true": ["Active"], "false": ["Inactive"]}, "inactive", False),
         ({"invert": True}, "yes", False),  # an opt-out column onto an opt-in field
-        ({"invert": True, "true": ["unsubscribed"], "false": ["subscribed"]}, "Unsubscribed", False),
+        (
+            {"invert": True, "true": ["unsubscribed"], "false": ["subscribed"]},
+            "Unsubscribed",
+            False,
+        ),
         ({"invert": True, "true": ["unsubscribed"], "false": ["subscribed"]}, "subscribed", True),
     ],
 )
@@ -102,7 +128,9 @@ def test_boolean_words(spec: dict[str, object], raw: str, expected: bool) -> Non
 
 def test_an_unknown_boolean_word_rejects_the_record_naming_the_value() -> None:
     _, reason = one({"active": {"column": "flag", "true": ["Active"]}}, "flag", "Pending")
-    assert reason is not None and reason.startswith("active: 'Pending' is not a yes/no value (expected 1/active/")
+    assert reason is not None and reason.startswith(
+        "active: 'Pending' is not a yes/no value (expected 1/active/"
+    )
 
 
 def test_required_fields_and_excel_ids_are_explained() -> None:
@@ -112,7 +140,9 @@ def test_required_fields_and_excel_ids_are_explained() -> None:
     rejects = Validator(plan).validate(map_batch(frame, plan)).rejects.to_dicts()
     reasons = {r["_row"]: r["_reason"] for r in rejects}
     assert reasons[1] == "externalId: required, but empty"
-    assert reasons[2].startswith("externalId: '6.61E+11' is in Excel's scientific notation: the file went through Excel")
+    assert reasons[2].startswith(
+        "externalId: '6.61E+11' is in Excel's scientific notation: the file went through Excel"
+    )
     assert reasons[3] == "firstName: required, but empty"
 
 
@@ -133,7 +163,9 @@ def test_empty_optional_fields_are_left_out_of_the_body() -> None:
         "notificationOptions.notifyEmail": "ne",
         "notificationOptions.notifyPhone": "np",
     }
-    bodies, _ = validate(mapping, last=["", "L"], email=["NULL", "a@example.com"], ne=["", "yes"], np=["", ""])
+    bodies, _ = validate(
+        mapping, last=["", "L"], email=["NULL", "a@example.com"], ne=["", "yes"], np=["", ""]
+    )
     assert bodies[0] == {"externalId": "R0", "firstName": "Ann"}
     assert bodies[1] == {
         "externalId": "R1",

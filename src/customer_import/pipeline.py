@@ -203,6 +203,8 @@ class _Run:
         self.kept_columns, self.kept_header = _kept_columns(source, job.source.drop_columns)
         self.counters = _Counters()
         self.stats = SendStats()
+        self.sender: Sender | None = None
+        self.interrupted: int | None = None
         self.total = 0
 
     def execute(self, input_digest: str) -> RunReport:
@@ -233,22 +235,34 @@ class _Run:
         return f"{exc}; fix it, then run again with --resume"
 
     async def _main(self) -> None:
-        self.total, hashes = await asyncio.to_thread(scan_ids, self.source, self.plan)
-        repeated = repeated_hashes(hashes)
-        done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
-        self.counters.done = len(done)
-        log.info("%d records; %d ids occur more than once", self.total, len(repeated))
-        preparer = BatchPreparer(self.plan, self.kept_columns, repeated, done)
-        items = self._items(preparer.prepare_all(self.source), fresh=len(done) == 0)
-        ticker = asyncio.create_task(self._tick())
-        try:
-            if self.options.dry_run:
-                await self._record_dry(items)
-            else:
-                await self._send(items)
-        finally:
-            ticker.cancel()
-            self._report_progress()
+        with _signals(self._on_signal, self.options.handle_signals):
+            self.total, hashes = await asyncio.to_thread(scan_ids, self.source, self.plan)
+            self._check_interrupted()
+            repeated = repeated_hashes(hashes)
+            done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
+            self.counters.done = len(done)
+            log.info("%d records; %d ids occur more than once", self.total, len(repeated))
+            preparer = BatchPreparer(self.plan, self.kept_columns, repeated, done)
+            items = self._items(preparer.prepare_all(self.source), fresh=len(done) == 0)
+            ticker = asyncio.create_task(self._tick())
+            try:
+                if self.options.dry_run:
+                    await self._record_dry(items)
+                else:
+                    await self._send(items)
+            finally:
+                ticker.cancel()
+                self._report_progress()
+
+    def _on_signal(self, signum: int) -> None:
+        """Take no new records; requests in flight finish; the rest stays pending."""
+        self.interrupted = signum
+        if self.sender is not None:
+            self.sender.stop(Interrupted(signum))
+
+    def _check_interrupted(self) -> None:
+        if self.interrupted is not None:
+            raise Interrupted(self.interrupted)
 
     async def _send(self, items: AsyncIterator[SendItem]) -> None:
         assert self.credentials is not None
@@ -273,13 +287,13 @@ class _Run:
                 on_outcome=self._on_outcome,
                 rate_limit=self.options.rate_limit or api.rate_limit,
             )
-            self.stats = sender.stats
-            with _signals_stop(sender, self.options.handle_signals):
-                await sender.run(items)
+            self.stats, self.sender = sender.stats, sender
+            await sender.run(items)
 
     async def _record_dry(self, items: AsyncIterator[SendItem]) -> None:
         async for item in items:
             self._result(ResultRow(item.row, item.external_id, "valid"))
+        self._check_interrupted()
 
     async def _items(
         self, batches: Iterator[PreparedBatch], fresh: bool
@@ -290,6 +304,7 @@ class _Run:
         )
         held: list[HeldRecord] = []
         async for prepared in guard.checked(_prefetch(batches)):
+            self._check_interrupted()
             for reject in prepared.rejects:
                 self._reject(reject)
             held += prepared.held
@@ -419,14 +434,14 @@ async def _prefetch(batches: Iterator[T]) -> AsyncIterator[T]:
 
 
 @contextlib.contextmanager
-def _signals_stop(sender: Sender, enabled: bool) -> Iterator[None]:
-    """SIGINT/SIGTERM: take no new records, let in-flight requests finish, then report."""
+def _signals(handler: Callable[[int], None], enabled: bool) -> Iterator[None]:
+    """Route SIGINT/SIGTERM to ``handler`` on the event loop for the duration of the run."""
     if not enabled:
         yield
         return
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(signum, sender.stop, Interrupted(signum))
+        loop.add_signal_handler(signum, handler, signum)
     try:
         yield
     finally:

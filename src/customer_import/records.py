@@ -75,7 +75,9 @@ class BatchPreparer:
 
     def prepare(self, batch: Batch) -> PreparedBatch:
         frame = batch.frame
-        held_mask = id_hashes(id_only(frame, self._plan)).is_in(self._repeated.implode()).fill_null(False)
+        held_mask = (
+            id_hashes(id_only(frame, self._plan)).is_in(self._repeated.implode()).fill_null(False)
+        )
         held_rows = frame[ROW].filter(held_mask)
         validated = self._validator.validate(map_batch(frame, self._plan))
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
@@ -99,7 +101,9 @@ class BatchPreparer:
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
     ) -> dict[int, tuple[str, ...]]:
         """Original values of the records that may end in the rejects file."""
-        wanted = frame.filter(pl.col(ROW).is_in(reject_rows.implode()) | pl.col(ROW).is_in(held_rows.implode()))
+        wanted = frame.filter(
+            pl.col(ROW).is_in(reject_rows.implode()) | pl.col(ROW).is_in(held_rows.implode())
+        )
         return dict(zip(wanted[ROW].to_list(), wanted.select(self._kept).rows(), strict=True))
 
     def _held(

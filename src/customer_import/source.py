@@ -35,7 +35,9 @@ and integral floats as ``123``, other floats in their shortest form, NaN and nul
 booleans ``true``/``false``, dates ``2024-03-20``, timestamps ISO 8601 (``2024-03-20T10:00:00``;
 tz-aware ones converted to UTC with a ``Z`` suffix; an all-zero fraction is dropped).
 
-Every byte stream is opened by ``_open_binary``: the one place a remote (s3://) opener goes.
+Remote paths (s3://, a later issue): every CSV byte stream is opened by ``_open_binary`` and
+Parquet by ``pq.ParquetFile`` (which takes a file object); with ``_check_readable`` and
+``Source.size`` those are the only places that assume a local file.
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ from customer_import.errors import ConfigError, InputError
 
 __all__ = ["Batch", "ParseFailure", "Source", "file_digest", "open_source", "unique_names"]
 
-_CSV_SUFFIXES = {".csv": ",", ".tsv": "\t", ".txt": ","}  # default delimiter when not detected
+_CSV_SUFFIXES = (".csv", ".tsv", ".txt")  # each also gzipped: ".csv.gz"
 _SUPPORTED = ".csv .tsv .txt .csv.gz .parquet"
 _DELIMITERS = (",", ";", "\t", "|")  # also the tie-break order
 _BYTES_CHUNK = 1 << 20
@@ -212,7 +214,7 @@ def _format_of(path: Path) -> tuple[str, bool]:
 
 def _check_readable(path: Path) -> None:
     if not path.is_file():
-        raise InputError(f"{path}: file not found")
+        raise InputError(f"{path}: file not found (or not a regular file)")
     if path.stat().st_size == 0:
         raise InputError(f"{path}: the file is empty (0 bytes); expected a header line")
 
@@ -601,12 +603,15 @@ def _open_parquet(config: SourceConfig, path: Path) -> Source:
     header = list(file.schema_arrow.names)
     if not any(name.strip() for name in header):
         raise InputError(f"{path}: the Parquet file has no named columns (no header)")
-    return Source(path, header, "parquet", None, _ParquetBackend(file, header, config.batch_size))
+    backend = _ParquetBackend(path, file, header, config.batch_size)
+    return Source(path, header, "parquet", None, backend)
 
 
 class _ParquetBackend:
-    def __init__(self, file: Any, header: list[str], batch_size: int) -> None:
-        self._file, self._header, self._batch_size = file, header, batch_size
+    # pyarrow yields at most batch_size rows per batch, fewer at row-group ends.
+    def __init__(self, path: Path, file: Any, header: list[str], batch_size: int) -> None:
+        self._file_path, self._file, self._header = path, file, header
+        self._batch_size = batch_size
 
     def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]:
         # Read only the selected columns, unless repeated names make names ambiguous.
@@ -614,14 +619,17 @@ class _ParquetBackend:
         wanted = [self._header[i] for i in select] if unique else None
         positions = list(range(len(select))) if unique else select
         before = 0
-        for record_batch in self._file.iter_batches(batch_size=self._batch_size, columns=wanted):
-            numbers = range(before + 1, before + record_batch.num_rows + 1)
-            columns = [pl.Series("_row", numbers, dtype=pl.Int64)]
-            for position, name in zip(positions, names, strict=True):
-                text = _arrow_text(record_batch.column(position))
-                columns.append(pl.Series(name, text, dtype=pl.String))
-            yield Batch(pl.DataFrame(columns), [])
-            before += record_batch.num_rows
+        try:
+            for part in self._file.iter_batches(batch_size=self._batch_size, columns=wanted):
+                numbers = range(before + 1, before + part.num_rows + 1)
+                columns = [pl.Series("_row", numbers, dtype=pl.Int64)]
+                for position, name in zip(positions, names, strict=True):
+                    text = _arrow_text(part.column(position))
+                    columns.append(pl.Series(name, text, dtype=pl.String))
+                yield Batch(pl.DataFrame(columns), [])
+                before += part.num_rows
+        except (pa.ArrowException, OSError) as exc:
+            raise InputError(f"{self._file_path}: cannot read the Parquet file: {exc}") from exc
 
     def close(self) -> None:
         self._file.close()

@@ -1,0 +1,157 @@
+"""The command as a user runs it: exit codes, messages, logs, signals."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from customer_import import cli
+from customer_import.sandbox.testing import SandboxServer
+from tests.conftest import (
+    API_KEY,
+    CREDENTIALS,
+    MERCHANT_ID,
+    assert_conservation,
+    read_summary,
+    write_csv,
+    write_job,
+)
+
+GOOD = ("C-1,Ada,Lovelace,ada@example.com,,Active,no", "C-2,Grace,Hopper,,,Inactive,")
+
+
+def job_with(tmp_path: Path, *lines: str, base_url: str = "http://127.0.0.1:9") -> Path:
+    return write_job(
+        tmp_path,
+        write_csv(tmp_path / "in.csv", *lines),
+        base_url=base_url,
+        extra="max_invalid_ratio = 1.0",
+    )
+
+
+def customer_import(
+    *args: str, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERS_")}
+    return subprocess.run(
+        [sys.executable, "-m", "customer_import", *args],
+        env={**full_env, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_help_lists_the_commands() -> None:
+    result = customer_import("--help")
+    assert result.returncode == 0
+    assert "run" in result.stdout and "sandbox" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("lines", "code"),
+    [(GOOD, cli.EXIT_OK), ((*GOOD, "C-3,,,,,,"), cli.EXIT_REJECTS)],
+)
+def test_exit_code_says_whether_there_were_rejects(
+    tmp_path: Path, sandbox: SandboxServer, env: dict[str, str], lines: tuple[str, ...], code: int
+) -> None:
+    job = job_with(tmp_path, *lines, base_url=sandbox.base_url)
+    assert cli.main(["run", str(job), "--no-progress"]) == code
+
+
+def test_a_real_run_without_credentials_exits_2_naming_the_variable(tmp_path: Path) -> None:
+    result = customer_import("run", str(job_with(tmp_path, *GOOD)))
+    assert result.returncode == cli.EXIT_CONFIG
+    assert "CUSTOMERS_API_KEY" in result.stderr
+    assert not (tmp_path / "out").exists()  # nothing started
+
+
+def test_a_dry_run_needs_no_credentials(tmp_path: Path) -> None:
+    result = customer_import("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
+    assert result.returncode == cli.EXIT_OK, result.stderr
+    assert "completed: 2 records" in result.stdout
+    assert read_summary(tmp_path / "out")["valid"] == 2
+
+
+def test_an_unknown_key_in_the_job_file_exits_2_naming_it(tmp_path: Path) -> None:
+    job = job_with(tmp_path, *GOOD)
+    job.write_text(
+        job.read_text(encoding="utf-8") + "\n[reporting]\nformat = 'x'\n", encoding="utf-8"
+    )
+    result = customer_import("run", str(job), "--dry-run")
+    assert result.returncode == cli.EXIT_CONFIG
+    assert "unknown key 'reporting'" in result.stderr
+
+
+def test_plain_http_to_another_machine_is_refused(tmp_path: Path) -> None:
+    result = customer_import(
+        "run",
+        str(job_with(tmp_path, *GOOD)),
+        "--base-url",
+        "http://api.example.com",
+        env=CREDENTIALS,
+    )
+    assert result.returncode == cli.EXIT_CONFIG
+    assert "unencrypted" in result.stderr
+
+
+def test_a_refused_key_exits_3_and_says_what_to_check(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
+    result = customer_import("run", str(job), env={**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"})
+    assert result.returncode == cli.EXIT_ABORTED
+    assert "CUSTOMERS_API_KEY" in result.stdout and "--resume" in result.stdout
+    assert read_summary(tmp_path / "out")["status"] == "aborted"
+
+
+def test_json_logs_are_one_object_a_line_and_never_hold_the_key(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
+    result = customer_import("run", str(job), "--log-format", "json", env=CREDENTIALS)
+    assert result.returncode == cli.EXIT_OK
+    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert entries and all({"time", "level", "message"} <= set(e) for e in entries)
+    assert API_KEY not in result.stdout + result.stderr
+
+
+def test_sigterm_mid_run_stops_cleanly_and_resume_finishes_the_job(tmp_path: Path) -> None:
+    lines = [f"S-{i},First,Last,,,," for i in range(300)]
+    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, latency_ms=50) as slow:
+        job = job_with(tmp_path, *lines, base_url=slow.base_url)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "customer_import", "run", str(job), "--no-progress"],
+            env={**os.environ, **CREDENTIALS},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        _wait_for_requests(slow, at_least=20)
+        process.send_signal(signal.SIGTERM)
+        stdout, _ = process.communicate(timeout=60)
+        assert process.returncode == cli.EXIT_SIGTERM, stdout
+        summary = read_summary(tmp_path / "out")
+        assert summary["status"] == "interrupted"
+        assert 0 < summary["created"] < 300 and summary["pending"] == 300 - summary["created"]
+
+        resumed = customer_import("run", str(job), "--resume", env=CREDENTIALS)
+        assert resumed.returncode == cli.EXIT_OK, resumed.stdout + resumed.stderr
+        assert len(slow.customers()) == 300
+    assert_conservation(tmp_path / "out", 300)
+    assert read_summary(tmp_path / "out")["created"] == 300
+
+
+def _wait_for_requests(sandbox: SandboxServer, at_least: int) -> None:
+    deadline = time.monotonic() + 30
+    while sandbox.stats()["requests_total"] < at_least:
+        assert time.monotonic() < deadline, "the job sent nothing"
+        time.sleep(0.05)
