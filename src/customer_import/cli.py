@@ -6,6 +6,7 @@ No CSV or HTTP logic lives here; errors become exit codes at this boundary only.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
@@ -15,7 +16,7 @@ from typing import Final
 
 from tqdm import tqdm
 
-from customer_import import logs
+from customer_import import logs, snapshot
 from customer_import.config import load_job
 from customer_import.errors import ConfigError, ImportJobError, InputError
 from customer_import.pipeline import (
@@ -25,6 +26,7 @@ from customer_import.pipeline import (
     RunOptions,
     RunReport,
     run_job,
+    state_locations,
 )
 from customer_import.sandbox import cli as sandbox_cli
 
@@ -46,6 +48,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands.add_parser("run", help="run a job: validate and upsert every record"))
+    _add_state(commands.add_parser("state", help="show or reset a job's incremental sync state"))
     sandbox = commands.add_parser("sandbox", help="start the local API sandbox")
     sandbox_cli.add_arguments(sandbox)
     return parser
@@ -61,6 +64,21 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
         "--rate-limit", type=float, help="requests per second, all workers together"
     )
     parser.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--incremental",
+        action="store_const",
+        const="incremental",
+        dest="mode",
+        help="send only records new or changed since the last run",
+    )
+    mode.add_argument(
+        "--full",
+        action="store_const",
+        const="full",
+        dest="mode",
+        help="send every record (an incremental job still refreshes its state)",
+    )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue an unfinished run")
     resume.add_argument("--restart", action="store_true", help="discard an unfinished run")
@@ -68,13 +86,23 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_state(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("action", choices=("show", "reset"))
+    parser.add_argument("job", type=Path, help="the job file (TOML)")
+    parser.add_argument("--base-url", help="the API the state belongs to (default: the job's)")
+    parser.add_argument(
+        "--all", action="store_true", help="every state of the job, whatever the API or merchant"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":
         return sandbox_cli.run(args)
-    logs.configure(args.log_format)
+    logs.configure(getattr(args, "log_format", "text"))
+    command = _run if args.command == "run" else _state
     try:
-        return _run(args)
+        return command(args)
     except (ConfigError, InputError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
@@ -96,6 +124,7 @@ def _run(args: argparse.Namespace) -> int:
             base_url=args.base_url,
             concurrency=args.concurrency,
             rate_limit=args.rate_limit,
+            mode=args.mode,
             dry_run=args.dry_run,
             resume=args.resume,
             restart=args.restart,
@@ -105,6 +134,21 @@ def _run(args: argparse.Namespace) -> int:
         report = run_job(job, options)
     _print_report(report)
     return exit_code(report)
+
+
+def _state(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    locations = state_locations(job, args.base_url, everything=args.all)
+    if args.action == "show":
+        states = [snapshot.describe(loc, snapshot.mapping_fingerprint(job)) for loc in locations]
+        print(json.dumps(states, indent=2))
+    else:
+        for location in locations:
+            snapshot.reset(location)
+            print(f"removed {location.folder}")
+    if not locations:
+        print(f"no state kept for job {job.name!r}", file=sys.stderr)
+    return EXIT_OK
 
 
 def exit_code(report: RunReport) -> int:

@@ -146,6 +146,8 @@ class OutputConfig(_Strict):
 
     dir: Path | None = None
     """Output directory; default out/<job name> beside the job file."""
+    state_dir: Path | None = None
+    """Incremental sync state; default state/ beside the job file."""
 
 
 class JobConfig(_Strict):
@@ -154,6 +156,9 @@ class JobConfig(_Strict):
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
     """Names the job in logs and state; letters, digits, . _ - only."""
     mode: Literal["full", "incremental"] = "full"
+    """"incremental": send only records new or changed since the last successful upsert."""
+    on_missing: Literal["ignore", "deactivate"] = "ignore"
+    """Incremental: customers gone from the export since the last run are listed, or deactivated."""
     duplicates: Literal["last", "first", "reject"] = "last"
     """Which record of a repeated externalId is sent; "reject" rejects them all."""
     max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
@@ -194,17 +199,20 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def _resolve_paths(job: JobConfig, base: Path) -> JobConfig:
     source_path = job.source.path
-    if source_path is not None and not source_path.is_absolute():
-        source_path = (base / source_path).resolve()
-    out_dir = job.output.dir or Path("out") / job.name
-    if not out_dir.is_absolute():
-        out_dir = (base / out_dir).resolve()
+    if source_path is not None:
+        source_path = _under(base, source_path)
+    out_dir = _under(base, job.output.dir or Path("out") / job.name)
+    state_dir = _under(base, job.output.state_dir or Path("state"))
     return job.model_copy(
         update={
             "source": job.source.model_copy(update={"path": source_path}),
-            "output": job.output.model_copy(update={"dir": out_dir}),
+            "output": job.output.model_copy(update={"dir": out_dir, "state_dir": state_dir}),
         }
     )
+
+
+def _under(base: Path, path: Path) -> Path:
+    return path if path.is_absolute() else (base / path).resolve()
 
 
 class Credentials(BaseModel):

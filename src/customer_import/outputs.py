@@ -19,6 +19,13 @@ from customer_import.state import Journal
 RESULTS_NAME: Final = "results.csv"
 REJECTS_NAME: Final = "rejects.csv"
 SUMMARY_NAME: Final = "summary.json"
+MISSING_NAME: Final = "missing.csv"
+_MISSING_LABELS: Final[dict[object, str]] = {
+    "created": "deactivated",
+    "updated": "deactivated",
+    "rejected": "failed",
+}
+MISSING_HEADER: Final = ("externalId", "status", "http_status", "attempts", "updated_at", "reason")
 
 RESULTS_HEADER: Final = (
     "row",
@@ -63,6 +70,19 @@ def write_rejects(journal: Journal, out_dir: Path, header: list[str]) -> None:
         for row, source, stage, reason, raw in journal.rejects():
             values = source if source else [""] * len(header)
             writer.writerow([*values, row, stage, reason, raw or ""])
+
+
+def write_missing(ids: list[str], journal: Journal, out_dir: Path) -> None:
+    """Incremental sync: customers gone from the export since the last run, and what was done."""
+    done = journal.deactivations()
+    with atomic_text(out_dir / MISSING_NAME) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MISSING_HEADER)
+        for external_id in ids:
+            status, *rest = done.get(external_id, (None,) * 5)
+            writer.writerow(
+                _blank_nones((external_id, _MISSING_LABELS.get(status, "listed"), *rest))
+            )
 
 
 def write_summary(summary: dict[str, Any], out_dir: Path) -> None:

@@ -40,12 +40,23 @@ from customer_import.sender import (
     SendStats,
     make_client,
 )
-from customer_import.settings import Settings, resolve_settings
+from customer_import.settings import BASE_URL_ENV, Settings, resolve_settings
+from customer_import.snapshot import BODY as SNAPSHOT_BODY
+from customer_import.snapshot import ID as SNAPSHOT_ID
+from customer_import.snapshot import (
+    IncrementalSync,
+    StateLocation,
+    deactivation_body,
+    job_states,
+    mapping_fingerprint,
+    state_key,
+)
 from customer_import.source import Source, file_digest, open_source
 from customer_import.state import (
     COMPLETED,
     GUARDED,
     RUNNING,
+    SENT_OK,
     Journal,
     RejectRow,
     ResultRow,
@@ -62,6 +73,7 @@ STATUS_ABORTED: Final = "aborted"
 STATUS_INTERRUPTED: Final = "interrupted"
 
 _FLUSH_EVERY: Final = 2_000
+MISSING_LISTED: Final = 1_000  # ids listed in summary.json; missing.csv has them all
 _TICK_S: Final = 0.5
 T = TypeVar("T")
 
@@ -83,6 +95,7 @@ class RunOptions:
     base_url: str | None = None
     concurrency: int | None = None
     rate_limit: float | None = None
+    mode: str | None = None  # "full" / "incremental": overrides the job file's mode
     dry_run: bool = False
     resume: bool = False
     restart: bool = False
@@ -118,11 +131,50 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
         fingerprint = _fingerprint(job, options.dry_run)
         input_digest = file_digest(settings.input)
         journal = _open_journal(settings.out_dir, input_digest, fingerprint, options)
+        sync = _incremental_sync(job, settings, options, environ)
         try:
-            run = _Run(job, settings, options, source, plan, journal, credentials)
+            run = _Run(job, settings, options, source, plan, journal, credentials, sync)
             return run.execute(input_digest)
         finally:
             journal.close()
+
+
+def _incremental_sync(
+    job: JobConfig, settings: Settings, options: RunOptions, environ: Mapping[str, str]
+) -> IncrementalSync | None:
+    """State for an incremental job; --full still refreshes it, a plain full job has none."""
+    if job.mode != "incremental":
+        return None
+    merchant_id = environ.get(job.api.merchant_id_env, "").strip()
+    if not merchant_id:  # a dry run without credentials: no state to compare with
+        log.info(
+            "incremental: %s is not set, so every record counts as changed", job.api.merchant_id_env
+        )
+        return None
+    assert job.output.state_dir is not None  # load_job always resolves it
+    location = StateLocation(
+        job.output.state_dir, state_key(job.name, settings.base_url, merchant_id)
+    )
+    return IncrementalSync(
+        location,
+        mapping_fingerprint(job),
+        diff=(options.mode or job.mode) == "incremental",
+        persist=not options.dry_run,
+        work=settings.out_dir / ".incremental-dry-run",
+    )
+
+
+def state_locations(
+    job: JobConfig, base_url: str | None, *, everything: bool
+) -> list[StateLocation]:
+    """The incremental state(s) of a job: this API and merchant's, or all of them."""
+    assert job.output.state_dir is not None
+    if everything:
+        return job_states(job.output.state_dir, job.name)
+    url = (base_url or os.environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
+    merchant_id = read_credentials(job.api).merchant_id
+    location = StateLocation(job.output.state_dir, state_key(job.name, url, merchant_id))
+    return [location] if location.folder.is_dir() else []
 
 
 def _fingerprint(job: JobConfig, dry_run: bool) -> str:
@@ -196,14 +248,18 @@ class _Run:
         plan: MappingPlan,
         journal: Journal,
         credentials: Credentials | None,
+        sync: IncrementalSync | None,
     ) -> None:
         self.job, self.settings, self.options = job, settings, options
+        self.sync = sync
+        self.missing_ids: list[str] = []
         self.source, self.plan, self.journal = source, plan, journal
         self.credentials = credentials
         self.kept_columns, self.kept_header = _kept_columns(source, job.source.drop_columns)
         self.counters = _Counters()
         self.stats = SendStats()
         self.sender: Sender | None = None
+        self.failure: RunAborted | None = None
         self.interrupted: int | None = None
         self.total = 0
 
@@ -214,9 +270,14 @@ class _Run:
             _run_async(self._main())
         except Interrupted as exc:
             status, message, signum = STATUS_INTERRUPTED, str(exc), exc.signum
+            self.failure = exc
         except RunAborted as exc:
             status, message = STATUS_ABORTED, self._explain(exc)
+            self.failure = exc
         self.journal.flush()
+        if self.sync is not None and not isinstance(self.failure, InvalidInputGuard):
+            succeeded = pl.Series(ROW, self.journal.rows_with_status(SENT_OK), dtype=pl.Int64)
+            self.sync.finish(succeeded, completed=status == STATUS_COMPLETED)
         self._fill_reject_sources()
         if status == STATUS_COMPLETED:
             self.journal.set_meta(state=COMPLETED)
@@ -242,8 +303,10 @@ class _Run:
             done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
             self.counters.done = len(done)
             log.info("%d records; %d ids occur more than once", self.total, len(repeated))
-            preparer = BatchPreparer(self.plan, self.kept_columns, repeated, done)
-            items = self._items(preparer.prepare_all(self.source), fresh=len(done) == 0)
+            mask = self.sync.unchanged_mask if self.sync is not None else None
+            preparer = BatchPreparer(self.plan, self.kept_columns, repeated, done, mask)
+            batches = self._recorded(preparer.prepare_all(self.source))
+            items = self._items(batches, fresh=len(done) == 0)
             ticker = asyncio.create_task(self._tick())
             try:
                 if self.options.dry_run:
@@ -307,11 +370,43 @@ class _Run:
             self._check_interrupted()
             for reject in prepared.rejects:
                 self._reject(reject)
+            for row, external_id in prepared.unchanged:
+                self._result(ResultRow(row, external_id, "unchanged"))
             held += prepared.held
-            for item in prepared.sends:
+            for item in prepared.send_items():
                 yield item
         for item in self._decide_repeated(held):
             yield item
+        for item in self._deactivations():
+            yield item
+
+    def _recorded(self, batches: Iterator[PreparedBatch]) -> Iterator[PreparedBatch]:
+        """Incremental sync: note what the export holds and what is sent (in the reader thread)."""
+        for prepared in batches:
+            if self.sync is not None:
+                self.sync.record_read(prepared.ids)
+                self.sync.record_sends(prepared.sends)
+            yield prepared
+
+    def _deactivations(self) -> list[SendItem]:
+        """Customers gone from the export since the last run: listed, or set active = false."""
+        if self.sync is None:
+            return []
+        missing = self.sync.missing()
+        self.missing_ids = missing[SNAPSHOT_ID].to_list()
+        if missing.is_empty() or self.job.on_missing != "deactivate" or self.options.dry_run:
+            return []
+        done = set(self.journal.done_rows())
+        frame = pl.DataFrame(
+            {
+                ROW: range(-1, -missing.height - 1, -1),  # not input records: rows below 1
+                SNAPSHOT_ID: missing[SNAPSHOT_ID],
+                "_body": [deactivation_body(b).decode() for b in missing[SNAPSHOT_BODY]],
+            },
+            schema={ROW: pl.Int64, SNAPSHOT_ID: pl.String, "_body": pl.String},
+        ).filter(~pl.col(ROW).is_in(list(done)))
+        self.sync.record_sends(frame)
+        return [SendItem(row, eid, body.encode()) for row, eid, body in frame.iter_rows()]
 
     def _decide_repeated(self, held: list[HeldRecord]) -> list[SendItem]:
         decision = decide(held, self.job.duplicates)
@@ -322,7 +417,18 @@ class _Run:
             self._reject(RejectRow(record.row, record.external_id, stage, reason, record.source))
         # Decided records must be durable before their chosen twin is sent: a resume relies on it.
         self.journal.flush()
-        return [SendItem(r.row, r.external_id, r.body or b"") for r in decision.send]
+        sends = pl.DataFrame(
+            [(r.row, r.external_id, (r.body or b"").decode()) for r in decision.send],
+            schema={ROW: pl.Int64, "externalId": pl.String, "_body": pl.String},
+            orient="row",
+        )
+        if self.sync is not None:
+            unchanged = self.sync.unchanged_mask(sends["externalId"], sends["_body"])
+            for row, external_id, _ in sends.filter(unchanged).iter_rows():
+                self._result(ResultRow(row, external_id, "unchanged"))
+            sends = sends.filter(~unchanged)
+            self.sync.record_sends(sends)
+        return [SendItem(row, eid, body.encode()) for row, eid, body in sends.iter_rows()]
 
     def _on_outcome(self, outcome: SendOutcome) -> None:
         item = outcome.item
@@ -404,12 +510,25 @@ class _Run:
             base_url=self.settings.base_url,
             out_dir=str(self.settings.out_dir),
         )
-        return build_summary(facts, self.journal, self.stats)
+        summary = build_summary(facts, self.journal, self.stats)
+        if self.sync is not None:
+            summary["incremental"] = {
+                "compared_with_snapshot": self.sync.snapshot is not None
+                and self.sync.snapshot.usable,
+                "state": self.sync.location.key,
+                "on_missing": self.job.on_missing,
+            }
+            summary["missing_since_last_run"] = len(self.missing_ids)
+            summary["missing_ids"] = self.missing_ids[:MISSING_LISTED]
+            summary["deactivated"] = self.journal.count_deactivated()
+        return summary
 
     def _write_outputs(self, summary: dict[str, Any]) -> None:
         out_dir = self.settings.out_dir
         outputs.write_results(self.journal, out_dir)
         outputs.write_rejects(self.journal, out_dir, self.kept_header)
+        if self.missing_ids:
+            outputs.write_missing(self.missing_ids, self.journal, out_dir)
         outputs.write_summary(summary, out_dir)
 
 

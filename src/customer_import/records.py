@@ -6,7 +6,7 @@ batch, so reading and validating overlap with the network.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -17,16 +17,25 @@ from customer_import.normalise import EXCEL_NUMBER
 from customer_import.sender import SendItem
 from customer_import.source import Batch, ParseFailure, Source
 from customer_import.state import RejectRow
-from customer_import.validation import ID, Validated, Validator
+from customer_import.validation import BODY, ID, Validated, Validator
+
+#: Incremental sync: (ids, bodies) -> True where the API already holds exactly that body.
+UnchangedMask = Callable[[pl.Series, pl.Series], pl.Series]
 
 
 @dataclass(slots=True)
 class PreparedBatch:
     records: int  # records in the batch, broken ones included
     first_row: int
-    sends: list[SendItem] = field(default_factory=list)
+    ids: pl.Series  # every usable externalId read (incremental sync: what the export holds)
+    sends: pl.DataFrame  # _row, externalId, _body of the records to send
+    unchanged: list[tuple[int, str]] = field(default_factory=list)  # (row, externalId)
     rejects: list[RejectRow] = field(default_factory=list)
     held: list[HeldRecord] = field(default_factory=list)
+
+    def send_items(self) -> Iterator[SendItem]:
+        for row, external_id, body in self.sends.iter_rows():
+            yield SendItem(row, external_id, body.encode())
 
 
 def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
@@ -62,7 +71,9 @@ class BatchPreparer:
         kept_columns: list[str],
         repeated: pl.Series,
         done_rows: pl.Series,
+        unchanged_mask: UnchangedMask | None = None,
     ) -> None:
+        self._unchanged_mask = unchanged_mask
         self._plan = plan
         self._validator = Validator(plan)
         self._kept = kept_columns
@@ -75,20 +86,21 @@ class BatchPreparer:
 
     def prepare(self, batch: Batch) -> PreparedBatch:
         frame = batch.frame
-        held_mask = (
-            id_hashes(id_only(frame, self._plan)).is_in(self._repeated.implode()).fill_null(False)
-        )
+        ids = id_only(frame, self._plan)
+        held_mask = id_hashes(ids).is_in(self._repeated.implode()).fill_null(False)
         held_rows = frame[ROW].filter(held_mask)
         validated = self._validator.validate(map_batch(frame, self._plan))
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
-        out = PreparedBatch(records=frame.height + len(batch.failures), first_row=_first_row(batch))
+        is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
+        out = PreparedBatch(
+            records=frame.height + len(batch.failures),
+            first_row=_first_row(batch),
+            ids=ids.drop_nulls(),
+            sends=validated.valid.filter(is_new),
+        )
         out.rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
         out.held = self._held(validated, held_rows, sources)
-        is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
-        out.sends = [
-            SendItem(row, external_id, body.encode())
-            for row, external_id, body in validated.valid.filter(is_new).iter_rows()
-        ]
+        self._split_unchanged(out)
         out.rejects += [
             RejectRow(
                 row=row, external_id=eid, stage="validation", reason=reason, source=sources[row]
@@ -96,6 +108,13 @@ class BatchPreparer:
             for row, eid, reason in validated.rejects.filter(is_new).iter_rows()
         ]
         return out
+
+    def _split_unchanged(self, out: PreparedBatch) -> None:
+        if self._unchanged_mask is None or out.sends.is_empty():
+            return
+        mask = self._unchanged_mask(out.sends[ID], out.sends[BODY])
+        out.unchanged = list(out.sends.filter(mask).select(ROW, ID).iter_rows())
+        out.sends = out.sends.filter(~mask)
 
     def _source_values(
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series

@@ -19,6 +19,8 @@ from typing import Final
 JOURNAL_NAME: Final = "journal.sqlite"
 
 RUNNING: Final = "running"
+#: Statuses of records the API now holds as sent.
+SENT_OK: Final = ("created", "updated")
 COMPLETED: Final = "completed"
 GUARDED: Final = "guarded"  # stopped by max_invalid_ratio before sending: nothing to resume
 
@@ -136,7 +138,7 @@ class Journal:
         return [r for (r,) in self._db.execute("SELECT row FROM outcomes")]
 
     def rows_missing_source(self) -> list[int]:
-        query = "SELECT row FROM outcomes WHERE status = 'rejected' AND source IS NULL"
+        query = "SELECT row FROM outcomes WHERE status = 'rejected' AND source IS NULL AND row > 0"
         return [r for (r,) in self._db.execute(query)]
 
     def set_sources(self, values: Iterable[tuple[int, Sequence[str]]]) -> None:
@@ -144,25 +146,47 @@ class Journal:
         with self._db:
             self._db.executemany("UPDATE outcomes SET source = ? WHERE row = ?", rows)
 
+    def rows_with_status(self, statuses: Sequence[str]) -> list[int]:
+        marks = ", ".join("?" * len(statuses))
+        query = f"SELECT row FROM outcomes WHERE status IN ({marks})"
+        return [r for (r,) in self._db.execute(query, tuple(statuses))]
+
     def count_by_status(self) -> dict[str, int]:
-        return dict(self._db.execute("SELECT status, count(*) FROM outcomes GROUP BY status"))
+        """Input records only (rows from 1): deactivations are counted apart."""
+        query = "SELECT status, count(*) FROM outcomes WHERE row > 0 GROUP BY status"
+        return dict(self._db.execute(query))
 
     def count_rejects_by_stage(self) -> dict[str, int]:
-        query = "SELECT stage, count(*) FROM outcomes WHERE status = 'rejected' GROUP BY stage"
+        query = (
+            "SELECT stage, count(*) FROM outcomes WHERE status = 'rejected' AND row > 0"
+            " GROUP BY stage"
+        )
         return dict(self._db.execute(query))
+
+    def deactivations(self) -> dict[str, tuple[object, ...]]:
+        """externalId -> (status, http_status, attempts, updated_at, reason), rows below 1."""
+        query = (
+            "SELECT external_id, status, http_status, attempts, updated_at, reason"
+            " FROM outcomes WHERE row < 0"
+        )
+        return {str(r[0]): tuple(r[1:]) for r in self._db.execute(query)}
+
+    def count_deactivated(self) -> int:
+        query = "SELECT count(*) FROM outcomes WHERE row < 0 AND status IN ('created', 'updated')"
+        return int(self._db.execute(query).fetchone()[0])
 
     def results(self) -> Iterator[tuple[object, ...]]:
         """(row, externalId, status, http_status, attempts, created_at, updated_at, detail)."""
         yield from self._db.execute(
             "SELECT row, external_id, status, http_status, attempts, created_at, updated_at, detail"
-            " FROM outcomes WHERE status != 'rejected' ORDER BY row"
+            " FROM outcomes WHERE status != 'rejected' AND row > 0 ORDER BY row"
         )
 
     def rejects(self) -> Iterator[tuple[int, list[str], str, str, str | None]]:
         """(row, source values, stage, reason, raw)."""
         query = (
             "SELECT row, source, stage, reason, raw FROM outcomes"
-            " WHERE status = 'rejected' ORDER BY row"
+            " WHERE status = 'rejected' AND row > 0 ORDER BY row"
         )
         for row, source, stage, reason, raw in self._db.execute(query):
             yield row, json.loads(source) if source else [], stage, reason, raw

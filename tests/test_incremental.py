@@ -1,0 +1,244 @@
+"""Incremental sync against the real sandbox: only new and changed customers are sent."""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from customer_import import cli
+from customer_import.pipeline import RunOptions, RunReport, run_job
+from customer_import.sandbox.testing import SandboxServer
+from tests.conftest import (
+    API_KEY,
+    CREDENTIALS,
+    MERCHANT_ID,
+    assert_conservation,
+    load,
+    read_csv,
+    write_csv,
+    write_job,
+)
+
+INCREMENTAL = 'mode = "incremental"\nmax_invalid_ratio = 1.0'
+
+
+def line(i: int, email: str | None = None) -> str:
+    return f"C-{i:05d},First{i},Last{i},{email or f'c{i}@example.com'},,Active,no"
+
+
+def export(tmp_path: Path, lines: list[str]) -> None:
+    write_csv(tmp_path / "in.csv", *lines)
+
+
+def job_for(tmp_path: Path, lines: list[str], extra: str = INCREMENTAL) -> Path:
+    export(tmp_path, lines)
+    return write_job(tmp_path, tmp_path / "in.csv", extra=extra)
+
+
+def run(job: Path, sandbox: SandboxServer, **options: object) -> RunReport:
+    base = {"environ": CREDENTIALS, "base_url": sandbox.base_url}
+    return run_job(load(job), RunOptions(**{**base, **options}))  # type: ignore[arg-type]
+
+
+def statuses(out_dir: Path) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for result in read_csv(out_dir / "results.csv"):
+        counts[result["status"]] = counts.get(result["status"], 0) + 1
+    return counts
+
+
+def test_second_run_sends_exactly_the_changed_and_added_records(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    first = [line(i) for i in range(4000)]
+    job = job_for(tmp_path, first)
+    run(job, sandbox)
+    assert sandbox.stats()["requests_total"] == 4000
+    sandbox.reset_stats()
+
+    changed = {i: line(i, f"new{i}@example.com") for i in range(0, 4000, 100)}  # 1 %
+    removed = set(range(50, 4000, 200))  # 0.5 %
+    second = [changed.get(i, line(i)) for i in range(4000) if i not in removed]
+    second += [line(i) for i in range(4000, 4020)]  # 0.5 % added
+    export(tmp_path, second)
+    report = run(job, sandbox)
+
+    assert sandbox.stats()["requests_total"] == len(changed) + 20
+    assert statuses(tmp_path / "out") == {"unchanged": 4000 - 40 - 20, "updated": 40, "created": 20}
+    assert report.summary["unchanged"] == 3940
+    assert report.summary["missing_since_last_run"] == 20
+    assert report.summary["missing_ids"] == sorted(f"C-{i:05d}" for i in removed)
+    assert sandbox.get("C-00100")["email"] == "new100@example.com"  # type: ignore[index]
+    assert_conservation(tmp_path / "out", len(second))
+
+
+def test_deactivate_sends_missing_customers_with_active_false_once(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    extra = INCREMENTAL + '\non_missing = "deactivate"'
+    job = job_for(tmp_path, [line(i) for i in range(5)], extra=extra)
+    run(job, sandbox)
+
+    export(tmp_path, [line(i) for i in range(4)])
+    report = run(job, sandbox)
+
+    gone = sandbox.get("C-00004")
+    assert gone is not None and gone["active"] is False and gone["firstName"] == "First4"
+    assert report.summary["deactivated"] == 1
+    assert read_csv(tmp_path / "out" / "missing.csv") == [
+        {
+            "externalId": "C-00004",
+            "status": "deactivated",
+            "http_status": "200",
+            "attempts": "1",
+            "updated_at": gone["updatedAt"],
+            "reason": "",
+        }
+    ]
+    assert_conservation(tmp_path / "out", 4)  # deactivations are not input records
+
+    sandbox.reset_stats()
+    again = run(job, sandbox)
+    assert again.summary["missing_since_last_run"] == 0
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_ignore_lists_missing_customers_without_sending(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    run(job, sandbox)
+    export(tmp_path, [line(0)])
+    sandbox.reset_stats()
+
+    report = run(job, sandbox)
+
+    assert report.summary["missing_ids"] == ["C-00001", "C-00002"]
+    assert sandbox.stats()["requests_total"] == 0
+    assert {r["status"] for r in read_csv(tmp_path / "out" / "missing.csv")} == {"listed"}
+
+
+def test_state_is_kept_per_api_so_staging_never_suppresses_production(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    run(job, sandbox)
+    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as production:
+        run(job, production)
+        assert production.stats()["requests_total"] == 3
+
+
+def test_a_record_rejected_last_time_is_sent_once_fixed(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(0), line(1, "broken@")])
+    run(job, sandbox)
+    export(tmp_path, [line(0), line(1, "fixed@example.com")])
+    sandbox.reset_stats()
+
+    run(job, sandbox)
+
+    assert sandbox.stats()["requests_total"] == 1
+    assert statuses(tmp_path / "out") == {"unchanged": 1, "created": 1}
+
+
+def test_a_transport_failure_is_retried_on_the_next_run(tmp_path: Path) -> None:
+    port = _free_port()
+    job = job_for(tmp_path, [line(0)])
+    with SandboxServer(
+        api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=1.0, extra_args=["--port", str(port)]
+    ) as down:
+        run(job, down)
+    with SandboxServer(
+        api_key=API_KEY, merchant_id=MERCHANT_ID, extra_args=["--port", str(port)]
+    ) as up:
+        report = run(job, up)
+        assert up.stats()["requests_total"] == 1
+    assert report.summary["created"] == 1
+
+
+def test_a_changed_mapping_sends_everything_once(
+    tmp_path: Path, sandbox: SandboxServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    run(job, sandbox)
+    job.write_text(
+        job.read_text(encoding="utf-8").replace('lastName = "last"\n', ""), encoding="utf-8"
+    )
+    sandbox.reset_stats()
+
+    with caplog.at_level("INFO", logger="customer_import"):
+        run(job, sandbox)
+
+    assert sandbox.stats()["requests_total"] == 3
+    assert "the mapping changed" in caplog.text
+
+
+def test_full_sends_everything_and_keeps_the_state_fresh(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    run(job, sandbox)
+    sandbox.reset_stats()
+
+    run(job, sandbox, mode="full")
+    assert sandbox.stats()["requests_total"] == 3
+    sandbox.reset_stats()
+    run(job, sandbox)
+    assert sandbox.stats()["requests_total"] == 0
+
+
+def test_a_dry_run_reports_what_would_be_sent_and_keeps_the_state(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    run(job, sandbox)
+    export(tmp_path, [line(0, "changed@example.com"), line(1), line(2)])
+
+    report = run(job, sandbox, dry_run=True, out_dir=tmp_path / "dry")
+
+    assert (report.summary["valid"], report.summary["unchanged"]) == (1, 2)
+    sandbox.reset_stats()
+    run(job, sandbox)
+    assert sandbox.stats()["requests_total"] == 1  # the dry run did not mark anything as synced
+
+
+def test_an_aborted_run_marks_nothing_unsent_as_synced(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    sandbox.revoke_key()
+
+    assert run(job, sandbox).status == "aborted"
+
+    (state,) = (tmp_path / "state").iterdir()
+    snapshot = pl.read_parquet(state / "snapshot.parquet")
+    assert snapshot.height == 0
+    assert not (state / "work").exists()
+
+
+def test_state_show_and_reset(
+    tmp_path: Path, sandbox: SandboxServer, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    run(job, sandbox)
+
+    assert cli.main(["state", "show", str(job), "--base-url", sandbox.base_url]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown[0]["customers"] == 3 and shown[0]["mapping_unchanged"] is True
+
+    assert cli.main(["state", "reset", str(job), "--all"]) == 0
+    assert "removed" in capsys.readouterr().out
+    sandbox.reset_stats()
+    run(job, sandbox)
+    assert sandbox.stats()["requests_total"] == 3
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
