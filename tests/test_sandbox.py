@@ -1,0 +1,452 @@
+"""The sandbox behaves like the documented customer API, rehearses trouble, and keeps secrets.
+
+Most tests share one server (module fixture) and use their own externalIds; a test that changes
+server-wide state (a revoked key, faults, a database file) starts its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import re
+import signal
+import time
+from collections import Counter
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from customer_import.sandbox.app import validate_customer
+from customer_import.sandbox.cli import add_arguments
+from customer_import.sandbox.faults import TokenBucket
+from customer_import.sandbox.storage import CustomerStore, format_timestamp
+from customer_import.sandbox.testing import SandboxError, SandboxResponse, SandboxServer
+
+TIMESTAMP = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
+_ids = itertools.count()
+
+
+def new_id() -> str:
+    """An externalId no other test uses, so tests can share one server."""
+    return f"T-{next(_ids):05d}"
+
+
+def customer(external_id: str, **fields: Any) -> dict[str, Any]:
+    return {"externalId": external_id, "firstName": "Ada", **fields}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    """One server for the module (overrides conftest's per-test one: each start costs time)."""
+    with SandboxServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def slow_sandbox() -> Iterator[SandboxServer]:
+    with SandboxServer(latency_ms=300) as server:
+        yield server
+
+
+def assert_error(response: SandboxResponse, status: int, code: str) -> dict[str, Any]:
+    """Check the API's error envelope and return its ``error`` object."""
+    assert response.status == status, response.body
+    error: dict[str, Any] = response.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert isinstance(error["details"], list)
+    return error
+
+
+# --- the documented API ---
+
+
+def test_root_answers_name_and_version_without_auth(sandbox: SandboxServer) -> None:
+    response = sandbox.request("GET", "/", auth=False)
+
+    assert response.status == 200
+    assert response.json()["name"] == "customer-import sandbox"
+    assert response.json()["version"]
+
+
+@pytest.mark.parametrize(
+    "headers",
+    [
+        pytest.param({}, id="no headers"),
+        pytest.param({"x-merchant-id": "test-merchant"}, id="missing key"),
+        pytest.param({"x-api-key": "wrong", "x-merchant-id": "test-merchant"}, id="wrong key"),
+        pytest.param({"x-api-key": "test-key"}, id="missing merchant"),
+        pytest.param({"x-api-key": "test-key", "x-merchant-id": "other"}, id="wrong merchant"),
+    ],
+)
+def test_bad_credentials_are_401_and_write_nothing(
+    sandbox: SandboxServer, headers: dict[str, str]
+) -> None:
+    external_id = new_id()
+
+    response = sandbox.request(
+        "POST",
+        "/customers/add-update",
+        json_body=customer(external_id),
+        headers=headers,
+        auth=False,
+    )
+
+    error = assert_error(response, 401, "UNAUTHORIZED")
+    assert error["details"] == []
+    assert sandbox.get(external_id) is None
+
+
+@pytest.mark.parametrize(
+    ("path", "method"),
+    [("/customers/x", "GET"), ("/customers?limit=5", "GET")],
+)
+def test_reads_require_the_same_credentials(sandbox: SandboxServer, path: str, method: str) -> None:
+    assert_error(sandbox.request(method, path, auth=False), 401, "UNAUTHORIZED")
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "message"),
+    [
+        ({"firstName": "Ada"}, "externalId", "is required"),
+        ({"externalId": "X"}, "firstName", "is required"),
+        ({"externalId": " ", "firstName": "Ada"}, "externalId", "must not be empty"),
+        ({"externalId": "X", "firstName": ""}, "firstName", "must not be empty"),
+        ({"externalId": 7, "firstName": "Ada"}, "externalId", "must be a string"),
+        (customer("X", lastName=None), "lastName", "must be a string"),
+        (customer("X", email="ada@example"), "email", "must be a valid email address"),
+        (customer("X", email="ada lovelace@example.com"), "email", "must be a valid email address"),
+        (customer("X", email="a@b@example.com"), "email", "must be a valid email address"),
+        (customer("X", phoneNumber=1234567890), "phoneNumber", "must be a string"),
+        (customer("X", active="true"), "active", "must be a boolean"),
+        (customer("X", active=1), "active", "must be a boolean"),
+        (customer("X", nickname="Ada"), "nickname", "is not a known field"),
+        (customer("X", notificationOptions=True), "notificationOptions", "must be an object"),
+        (
+            customer("X", notificationOptions={"notifyEmail": "yes"}),
+            "notificationOptions.notifyEmail",
+            "must be a boolean",
+        ),
+        (
+            customer("X", notificationOptions={"notifySms": True}),
+            "notificationOptions.notifySms",
+            "is not a known field",
+        ),
+        (["X"], "body", "must be a JSON object"),
+    ],
+)
+def test_invalid_bodies_are_400_with_the_field_in_details(
+    sandbox: SandboxServer, body: Any, field: str, message: str
+) -> None:
+    response = sandbox.request("POST", "/customers/add-update", json_body=body)
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert error["details"] == [{"field": field, "message": message}]
+    assert f"{field} {message}" in error["message"]
+
+
+def test_every_problem_of_a_body_is_reported() -> None:
+    details = validate_customer({"firstName": 1, "email": "x", "extra": 0})
+
+    assert [d["field"] for d in details] == ["externalId", "firstName", "email", "extra"]
+
+
+@pytest.mark.parametrize("body", [b"{not json", b"", b"\xff\xfe"])
+def test_a_body_that_is_not_json_is_400(sandbox: SandboxServer, body: bytes) -> None:
+    response = sandbox.request("POST", "/customers/add-update", body=body)
+
+    error = assert_error(response, 400, "VALIDATION_ERROR")
+    assert error["details"][0]["field"] == "body"
+
+
+def test_unknown_path_is_404_not_found_envelope(sandbox: SandboxServer) -> None:
+    response = sandbox.request("POST", "/v1/customers/add-update", json_body=customer("X"))
+
+    assert_error(response, 404, "NOT_FOUND")
+
+
+def test_wrong_method_is_405_envelope(sandbox: SandboxServer) -> None:
+    assert_error(sandbox.request("DELETE", "/customers/add-update"), 405, "METHOD_NOT_ALLOWED")
+
+
+def test_create_is_201_with_equal_timestamps(sandbox: SandboxServer) -> None:
+    body = customer(
+        new_id(),
+        lastName="Lovelace",
+        email="ada@example.com",
+        phoneNumber="+441234567890",
+        active=True,
+        notificationOptions={"notifyEmail": True, "notifyPhone": False},
+    )
+
+    response = sandbox.add_update(body)
+
+    assert response.status == 201
+    stored = response.json()
+    assert TIMESTAMP.fullmatch(stored["createdAt"])
+    assert stored["createdAt"] == stored["updatedAt"]
+    assert {k: v for k, v in stored.items() if not k.endswith("At")} == body
+    assert sandbox.get(body["externalId"]) == stored
+
+
+def test_update_is_200_keeps_created_at_and_moves_updated_at(sandbox: SandboxServer) -> None:
+    external_id = new_id()
+    created = sandbox.add_update(customer(external_id)).json()
+
+    response = sandbox.add_update(customer(external_id, firstName="Augusta"))
+
+    assert response.status == 200
+    updated = response.json()
+    assert updated["firstName"] == "Augusta"
+    assert updated["createdAt"] == created["createdAt"]
+    assert updated["updatedAt"] > created["updatedAt"]
+
+
+def test_partial_update_keeps_stored_fields_and_merges_notification_options(
+    sandbox: SandboxServer,
+) -> None:
+    external_id = new_id()
+    sandbox.add_update(
+        customer(
+            external_id,
+            lastName="Lovelace",
+            email="ada@example.com",
+            active=True,
+            notificationOptions={"notifyEmail": True, "notifyPhone": True},
+        )
+    )
+
+    response = sandbox.add_update(
+        customer(external_id, active=False, notificationOptions={"notifyPhone": False})
+    )
+
+    stored = response.json()
+    assert stored["lastName"] == "Lovelace"
+    assert stored["email"] == "ada@example.com"
+    assert stored["active"] is False
+    assert stored["notificationOptions"] == {"notifyEmail": True, "notifyPhone": False}
+
+
+def test_get_one_customer_with_any_characters_in_its_id(sandbox: SandboxServer) -> None:
+    external_id = f"{new_id()}/ä b?c#d"
+    sandbox.add_update(customer(external_id))
+
+    assert sandbox.get(external_id)["externalId"] == external_id  # type: ignore[index]
+    assert sandbox.get(new_id()) is None
+
+
+def test_get_absent_customer_is_404_not_found(sandbox: SandboxServer) -> None:
+    assert_error(sandbox.request("GET", f"/customers/{new_id()}"), 404, "NOT_FOUND")
+
+
+def test_customers_are_listed_in_pages_of_at_most_100(sandbox: SandboxServer) -> None:
+    ids = [new_id() for _ in range(105)]
+    for external_id in ids:
+        sandbox.add_update(customer(external_id))
+
+    first = sandbox.request("GET", "/customers").json()
+    capped = sandbox.request("GET", "/customers?limit=1000").json()
+    total = capped["total"]
+    last = sandbox.request("GET", f"/customers?limit=100&offset={total - 5}").json()
+
+    assert (len(first["data"]), first["limit"], first["offset"]) == (20, 20, 0)
+    assert (len(capped["data"]), capped["limit"]) == (100, 100)
+    assert [c["externalId"] for c in last["data"]] == ids[-5:]
+    listed = [c["externalId"] for c in sandbox.customers()]
+    assert len(listed) == total
+    assert [i for i in listed if i in set(ids)] == ids
+
+
+@pytest.mark.parametrize("query", ["limit=0", "limit=-1", "limit=abc", "offset=-5", "limit=1e3"])
+def test_bad_paging_parameters_are_400(sandbox: SandboxServer, query: str) -> None:
+    assert_error(sandbox.request("GET", f"/customers?{query}"), 400, "VALIDATION_ERROR")
+
+
+def test_customers_are_scoped_per_merchant() -> None:
+    store = CustomerStore()
+    store.upsert("merchant-a", customer("C-1"))
+
+    assert store.get("merchant-b", "C-1") is None
+    assert store.upsert("merchant-b", customer("C-1")).created
+    assert store.page("merchant-a", 10, 0)[1] == 1
+
+
+def test_timestamps_are_utc_with_milliseconds() -> None:
+    assert format_timestamp(1_795_939_200_123) == "2026-11-29T08:00:00.123Z"
+    assert format_timestamp(1_709_251_199_999) == "2024-02-29T23:59:59.999Z"
+    assert format_timestamp(0) == "1970-01-01T00:00:00.000Z"
+
+
+# --- rehearsed trouble ---
+
+
+def test_fail_rate_1_answers_500_or_503_and_writes_nothing() -> None:
+    with SandboxServer(fail_rate=1.0, seed=7) as sandbox:
+        statuses = Counter(sandbox.add_update(customer(new_id())).status for _ in range(30))
+
+        assert set(statuses) == {500, 503}
+        assert sandbox.customers() == []
+        assert sandbox.stats()["upserts"] == {"created": 0, "updated": 0}
+
+
+def test_beyond_the_rate_limit_answers_429_with_retry_after() -> None:
+    with SandboxServer(rate_limit=2) as sandbox:
+        responses = [sandbox.add_update(customer(new_id())) for _ in range(3)]
+
+        assert [r.status for r in responses[:2]] == [201, 201]  # the burst: one second's worth
+        assert_error(responses[2], 429, "RATE_LIMITED")
+        assert responses[2].headers["retry-after"] == "1"
+        time.sleep(0.6)  # a token every 0.5 s
+        assert sandbox.add_update(customer(new_id())).status == 201
+
+
+def test_token_bucket_allows_one_second_burst_then_the_rate() -> None:
+    now = [0.0]
+    bucket = TokenBucket(rate=4, clock=lambda: now[0])
+
+    assert [bucket.take() for _ in range(5)] == [0.0, 0.0, 0.0, 0.0, 0.25]
+    now[0] = 0.5
+    assert [bucket.take() for _ in range(3)] == [0.0, 0.0, 0.25]
+
+
+def test_latency_delays_each_add_update_and_requests_overlap(slow_sandbox: SandboxServer) -> None:
+    slow_sandbox.reset_stats()
+    started = time.monotonic()
+
+    with ThreadPoolExecutor(8) as pool:
+        statuses = list(
+            pool.map(lambda _: slow_sandbox.add_update(customer(new_id())).status, range(8))
+        )
+
+    elapsed = time.monotonic() - started
+    assert statuses == [201] * 8
+    assert 0.3 <= elapsed < 8 * 0.3
+    assert slow_sandbox.stats()["max_in_flight"] == 8
+
+
+def test_concurrent_upserts_of_one_new_id_create_it_once(slow_sandbox: SandboxServer) -> None:
+    external_id = new_id()
+
+    with ThreadPoolExecutor(6) as pool:
+        statuses = list(
+            pool.map(lambda _: slow_sandbox.add_update(customer(external_id)).status, range(6))
+        )
+
+    assert sorted(statuses) == [200] * 5 + [201]
+
+
+def test_revoked_key_answers_401_to_every_further_add_update() -> None:
+    with SandboxServer() as sandbox:
+        assert sandbox.add_update(customer("R-1")).status == 201
+
+        sandbox.revoke_key()
+
+        assert_error(sandbox.add_update(customer("R-2")), 401, "UNAUTHORIZED")
+        assert_error(sandbox.add_update(customer("R-1")), 401, "UNAUTHORIZED")
+        assert [c["externalId"] for c in sandbox.customers()] == ["R-1"]
+
+
+def test_stats_count_requests_by_status_and_path_and_reset(sandbox: SandboxServer) -> None:
+    external_id = new_id()
+    sandbox.reset_stats()
+    sandbox.add_update(customer(external_id))
+    sandbox.add_update(customer(external_id))
+    sandbox.add_update({"externalId": new_id()})
+    sandbox.request("POST", "/customers/add-update", json_body=customer(new_id()), auth=False)
+    sandbox.get(external_id)
+
+    stats = sandbox.stats()
+
+    assert stats["requests_total"] == 5
+    assert stats["by_status"] == {"201": 1, "200": 2, "400": 1, "401": 1}
+    assert stats["by_path"] == {"/customers/add-update": 4, "/customers/{externalId}": 1}
+    assert stats["upserts"] == {"created": 1, "updated": 1}
+    assert stats["max_in_flight"] == 1
+    sandbox.reset_stats()
+    assert sandbox.stats()["requests_total"] == 0
+
+
+# --- process behaviour ---
+
+
+def test_sigterm_and_sigint_exit_0_and_a_db_file_keeps_customers(tmp_path: Path) -> None:
+    db = tmp_path / "sandbox.db"
+    with SandboxServer(db=db) as first:
+        created = first.add_update(customer("D-1", email="ada@example.com")).json()
+        assert first.stop(signal.SIGTERM) == 0
+
+    with SandboxServer(db=db) as second:
+        kept = second.get("D-1")
+        updated = second.add_update(customer("D-1", firstName="Augusta"))
+        assert second.stop(signal.SIGINT) == 0
+
+    assert kept == created
+    assert updated.status == 200
+    assert updated.json()["createdAt"] == created["createdAt"]
+    assert updated.json()["email"] == "ada@example.com"
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def test_a_non_loopback_host_is_refused_with_exit_2() -> None:
+    sandbox = SandboxServer(host="0.0.0.0")
+
+    with pytest.raises(SandboxError, match="pass --allow-remote"):
+        sandbox.start()
+    assert sandbox.returncode == 2
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--fail-rate", "1.5"],
+        ["--latency-ms", "-1"],
+        ["--rate-limit", "0"],
+        ["--port", "x"],
+        ["--port", "70000"],
+        ["--api-key", ""],
+    ],
+)
+def test_bad_options_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse(*argv)
+
+    assert exited.value.code == 2
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_the_key_from_a_flag_never_appears_in_the_output(sandbox: SandboxServer) -> None:
+    wrong_key = {"x-api-key": sandbox.api_key + "-wrong", "x-merchant-id": sandbox.merchant_id}
+    sandbox.request("POST", "/customers/add-update", body=b"{", headers=wrong_key, auth=False)
+    sandbox.request("POST", "/customers/add-update", body=b"{")
+
+    assert "'test-merchant' (flag)" in sandbox.output
+    assert "API key from flag" in sandbox.output
+    assert sandbox.api_key not in sandbox.output
+
+
+@pytest.mark.parametrize(
+    ("env_key", "key", "source"),
+    [
+        ("env-secret-4711", "env-secret-4711", "environment CUSTOMERS_API_KEY"),
+        (None, "demo-key", "demo default"),
+    ],
+    ids=["environment", "demo default"],
+)
+def test_a_key_from_elsewhere_is_named_by_source_only(
+    env_key: str | None, key: str, source: str
+) -> None:
+    sandbox = SandboxServer(api_key=None, env={"CUSTOMERS_API_KEY": env_key})
+    with sandbox:
+        headers = {"x-api-key": key, "x-merchant-id": "test-merchant"}
+        assert sandbox.request("GET", "/customers", headers=headers, auth=False).status == 200
+
+    assert f"API key from {source} (not shown)" in sandbox.output
+    assert key not in sandbox.output
