@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -12,9 +11,9 @@ import httpx
 import pytest
 
 from customer_import.errors import FatalApiError, RunAborted
+from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.sender import (
     Disposition,
-    RateLimiter,
     RetryPolicy,
     Sender,
     SendItem,
@@ -74,6 +73,7 @@ def send(
     concurrency: int = 2,
     policy: RetryPolicy = FAST,
     outcomes: list[SendOutcome] | None = None,
+    breaker: CircuitBreaker | None = None,
 ) -> tuple[list[SendOutcome], Sender]:
     outcomes = [] if outcomes is None else outcomes
 
@@ -87,7 +87,11 @@ def send(
         )
         async with client:
             sender = Sender(
-                client, concurrency=concurrency, policy=policy, on_outcome=outcomes.append
+                client,
+                concurrency=concurrency,
+                policy=policy,
+                on_outcome=outcomes.append,
+                breaker=breaker,
             )
             await sender.run(_items(items))
             return sender
@@ -206,15 +210,76 @@ def test_never_more_requests_in_flight_than_the_concurrency() -> None:
     assert peak == 5 and sender.stats.max_in_flight == 5
 
 
-def test_the_rate_limiter_paces_requests() -> None:
-    async def main() -> float:
-        limiter = RateLimiter(rate=200)
-        started = time.monotonic()
-        for _ in range(21):
-            await limiter.acquire()
-        return time.monotonic() - started
+def test_a_long_outage_opens_the_breaker_and_stops_the_run_without_mass_rejects() -> None:
+    outcomes: list[SendOutcome] = []
+    breaker = CircuitBreaker(threshold=5, probe_every_s=0.01, max_outage_s=0.2)
+    with pytest.raises(RunAborted, match="failed every request"):
+        send(
+            answers(httpx.Response(503)),
+            items=200,
+            concurrency=4,
+            outcomes=outcomes,
+            breaker=breaker,
+        )
+    assert len(outcomes) <= 5  # only records that ran out of attempts before the breaker opened
 
-    assert asyncio.run(main()) >= 0.095  # 20 intervals of 5 ms: a lower bound, never a speed claim
+
+def test_records_survive_an_outage_shorter_than_the_limit() -> None:
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        return httpx.Response(503) if calls <= 40 else httpx.Response(201, json=STORED)
+
+    breaker = CircuitBreaker(threshold=5, probe_every_s=0.01, max_outage_s=30)
+    policy = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.002)
+    outcomes, _ = send(handler, items=30, concurrency=4, policy=policy, breaker=breaker)
+    assert sum(o.status == "created" for o in outcomes) >= 26  # at most threshold - 1 ran out
+    assert len(outcomes) == 30
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_a_429_paces_everyone_just_under_what_the_server_admitted() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    for _ in range(600):  # 300 successes a second for two seconds
+        clock.now += 1 / 300
+        pacer.on_success()
+    pacer.on_rate_limited(retry_after=1)
+    assert pacer.rate == pytest.approx(0.95 * 300, rel=0.02)
+    pacer.on_rate_limited(retry_after=1)  # the same congestion: cut once per cooldown
+    assert pacer.rate == pytest.approx(0.95 * 300, rel=0.02)
+
+
+def test_the_rate_grows_slowly_while_answers_are_good_and_never_past_the_ceiling() -> None:
+    clock = FakeClock()
+    pacer = Pacer(ceiling=100, clock=clock)
+    clock.now += 1
+    pacer.on_rate_limited(retry_after=None)  # nothing admitted yet: half the rate
+    assert pacer.rate == pytest.approx(47.5)
+    for _ in range(20):
+        clock.now += 1
+        pacer.on_success()
+    assert 47.5 < (pacer.rate or 0) < 47.5 * 1.12  # about 0.5 % a second
+    for _ in range(2000):
+        clock.now += 1
+        pacer.on_success()
+    assert pacer.rate == 100
+
+
+def test_a_long_retry_after_pauses_every_worker() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    pacer.on_rate_limited(retry_after=30)
+    assert pacer._paused_until == clock.now + 30
 
 
 def test_the_api_key_travels_only_in_its_header() -> None:

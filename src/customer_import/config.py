@@ -125,7 +125,11 @@ class ApiConfig(_Strict):
     backoff_max: float = Field(default=30.0, ge=0)
     """Seconds; the cap of one retry's wait."""
     rate_limit: float | None = Field(default=None, gt=0)
-    """Requests per second across all workers; unset: found adaptively."""
+    """Most requests per second across all workers; below it the rate adapts to 429s."""
+    max_rate_limited_s: float = Field(default=600.0, gt=0)
+    """Stop (resumable) when the API has answered nothing but 429 for this long."""
+    max_outage_s: float = Field(default=300.0, gt=0)
+    """Stop (resumable) when every request has failed (5xx, no connection) for this long."""
     api_key_env: str = "CUSTOMERS_API_KEY"
     """Environment variable holding the API key (never put the key itself in a job file)."""
     merchant_id_env: str = "CUSTOMERS_MERCHANT_ID"

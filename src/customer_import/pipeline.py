@@ -29,6 +29,7 @@ from customer_import import outputs
 from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.duplicates import HeldRecord, decide, repeated_hashes
 from customer_import.errors import ConfigError, FatalApiError, Interrupted, RunAborted
+from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import ROW, MappingPlan, plan_mapping
 from customer_import.records import BatchPreparer, PreparedBatch, scan_ids
@@ -342,13 +343,19 @@ class _Run:
             transport_name=api.transport,
             transport=self.options.transport,
         ) as client:
-            policy = RetryPolicy(api.max_attempts, api.backoff_base, api.backoff_max)
+            policy = RetryPolicy(
+                api.max_attempts,
+                api.backoff_base,
+                api.backoff_max,
+                max_rate_limited_s=api.max_rate_limited_s,
+            )
             sender = Sender(
                 client,
                 concurrency=self.settings.concurrency,
                 policy=policy,
                 on_outcome=self._on_outcome,
-                rate_limit=self.options.rate_limit or api.rate_limit,
+                pacer=Pacer(ceiling=self.options.rate_limit or api.rate_limit),
+                breaker=CircuitBreaker(max_outage_s=api.max_outage_s),
             )
             self.stats, self.sender = sender.stats, sender
             await sender.run(items)

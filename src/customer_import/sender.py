@@ -22,6 +22,7 @@ import httpx
 from httpx_aiohttp import AiohttpTransport
 
 from customer_import.errors import FatalApiError, RunAborted
+from customer_import.flow import CircuitBreaker, Pacer
 
 PATH: Final = "/customers/add-update"
 _ERROR_BODY_LIMIT: Final = 500
@@ -124,42 +125,6 @@ class SendStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
 
-class _Gate:
-    """Shared pause: a 429 with Retry-After holds every worker, not only the one that got it."""
-
-    def __init__(self) -> None:
-        self.resume_at = 0.0
-        self.last_progress = time.monotonic()
-
-    def hold(self, seconds: float) -> None:
-        self.resume_at = max(self.resume_at, time.monotonic() + seconds)
-
-    async def wait(self) -> None:
-        delay = self.resume_at - time.monotonic()
-        if delay > 0:
-            await asyncio.sleep(delay)
-
-
-class RateLimiter:
-    """Paces requests to ``rate`` a second across all workers (a token bucket, by reservation).
-
-    Each request reserves the next free slot; up to ``burst`` slots may be taken at once
-    after an idle spell.
-    """
-
-    def __init__(self, rate: float, burst: float = 1.0) -> None:
-        self._interval = 1.0 / rate
-        self._slack = burst * self._interval
-        self._next = 0.0
-
-    async def acquire(self) -> None:
-        now = time.monotonic()
-        slot = max(self._next, now - self._slack)
-        self._next = slot + self._interval
-        if slot > now:
-            await asyncio.sleep(slot - now)
-
-
 class _Abandoned(Exception):
     """The run is stopping: leave this item without an outcome (pending for a resume)."""
 
@@ -178,14 +143,16 @@ class Sender:
         concurrency: int,
         policy: RetryPolicy,
         on_outcome: Callable[[SendOutcome], None],
-        rate_limit: float | None = None,
+        pacer: Pacer | None = None,
+        breaker: CircuitBreaker | None = None,
     ) -> None:
         self._client = client
-        self._limiter = RateLimiter(rate_limit) if rate_limit else None
+        self._pacer = pacer or Pacer()
+        self._breaker = breaker or CircuitBreaker()
+        self._last_answer = time.monotonic()
         self._concurrency = concurrency
         self._policy = policy
         self._on_outcome = on_outcome
-        self._gate = _Gate()
         self._stopping = False
         self._failure: BaseException | None = None
         self._queue: asyncio.Queue[SendItem | None] = asyncio.Queue(maxsize=concurrency * 4)
@@ -241,22 +208,51 @@ class Sender:
     async def _send(self, item: SendItem) -> SendOutcome:
         attempts = 0
         while True:
-            await self._gate.wait()
-            if self._limiter is not None:
-                await self._limiter.acquire()
+            await self._breaker.admit()
+            await self._pacer.before_request()
             response, error = await self._post(item)
             disposition = classify(None if response is None else response.status_code)
-            if disposition is Disposition.SLOW_DOWN:
-                self._slow_down(response)
-            else:
-                attempts += 1
-                self._gate.last_progress = time.monotonic()
-                if disposition is not Disposition.RETRY or attempts >= self._policy.max_attempts:
+            if disposition is Disposition.RETRY:
+                attempts = await self._after_failure(attempts)
+                if attempts >= self._policy.max_attempts:
                     return _outcome(item, disposition, response, error, attempts)
                 self.stats.retries += 1
-                await asyncio.sleep(self._policy.backoff(attempts))
+            elif disposition is Disposition.SLOW_DOWN:
+                await self._after_rate_limited(response)
+            else:
+                self._after_answer(disposition)
+                return _outcome(item, disposition, response, error, attempts + 1)
             if self._stopping:
                 raise _Abandoned
+
+    async def _after_failure(self, attempts: int) -> int:
+        """A transient failure uses up an attempt, unless an outage is under way (breaker open)."""
+        self._breaker.on_failure()
+        if self._breaker.is_open:
+            return attempts
+        attempts += 1
+        if attempts < self._policy.max_attempts:
+            await asyncio.sleep(self._policy.backoff(attempts))
+        return attempts
+
+    async def _after_rate_limited(self, response: httpx.Response | None) -> None:
+        """429: never counted against the attempts; this request waits, everyone slows down."""
+        self.stats.rate_limited += 1
+        self._breaker.on_answer()
+        if time.monotonic() - self._last_answer > self._policy.max_rate_limited_s:
+            raise RunAborted(
+                f"the API has answered only 429 (rate limited) for over "
+                f"{self._policy.max_rate_limited_s:.0f} s; resume later or set api.rate_limit"
+            )
+        retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
+        self._pacer.on_rate_limited(retry_after)
+        await asyncio.sleep(retry_after if retry_after is not None else self._policy.backoff(2))
+
+    def _after_answer(self, disposition: Disposition) -> None:
+        self._breaker.on_answer()
+        self._last_answer = time.monotonic()
+        if disposition is Disposition.SUCCESS:
+            self._pacer.on_success()
 
     async def _post(self, item: SendItem) -> tuple[httpx.Response | None, str | None]:
         stats = self.stats
@@ -271,16 +267,6 @@ class Sender:
         finally:
             stats.in_flight -= 1
             stats.latency.add((time.perf_counter() - started) * 1000)
-
-    def _slow_down(self, response: httpx.Response | None) -> None:
-        self.stats.rate_limited += 1
-        if time.monotonic() - self._gate.last_progress > self._policy.max_rate_limited_s:
-            raise RunAborted(
-                f"the API has answered only 429 (rate limited) for over "
-                f"{self._policy.max_rate_limited_s:.0f} s; resume later or set api.rate_limit"
-            )
-        retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
-        self._gate.hold(retry_after if retry_after is not None else self._policy.backoff(1) + 1.0)
 
 
 def _outcome(
