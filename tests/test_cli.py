@@ -155,3 +155,26 @@ def _wait_for_requests(sandbox: SandboxServer, at_least: int) -> None:
     while sandbox.stats()["requests_total"] < at_least:
         assert time.monotonic() < deadline, "the job sent nothing"
         time.sleep(0.05)
+
+
+def test_check_reports_each_field_with_masked_examples_and_exits_1_on_rejects(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = (*GOOD, "C-3,Al,Bo,alan.turing@example,(212) 555-01,Active,maybe", "C-4,,X,,,,")
+    job = job_with(tmp_path, *lines)
+
+    assert cli.main(["check", str(job)]) == cli.EXIT_REJECTS
+
+    out = capsys.readouterr().out
+    assert "4 records: 2 valid, 0 duplicate, 2 rejected" in out
+    assert "email: 1 valid, 2 empty, 1 rejected" in out
+    assert "'a***@example'" in out and "alan.turing" not in out
+    assert "'(2******5-01'" in out and "(212) 555-01" not in out
+    assert "firstName: 3 valid, 0 empty, 1 rejected" in out
+    assert "1 x required, but empty   e.g. (empty)" in out
+    assert "1 x … is not a yes/no value" in out and "'maybe'" in out
+    assert (tmp_path / "out" / "check" / "rejects.csv").exists()
+
+
+def test_check_exits_0_when_every_record_is_valid(tmp_path: Path) -> None:
+    assert cli.main(["check", str(job_with(tmp_path, *GOOD))]) == cli.EXIT_OK

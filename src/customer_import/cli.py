@@ -19,6 +19,8 @@ from tqdm import tqdm
 from customer_import import logs, snapshot
 from customer_import.config import load_job
 from customer_import.errors import ConfigError, ImportJobError, InputError
+from customer_import.fieldstats import FieldStats
+from customer_import.logs import mask_value
 from customer_import.pipeline import (
     STATUS_COMPLETED,
     STATUS_INTERRUPTED,
@@ -48,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands.add_parser("run", help="run a job: validate and upsert every record"))
+    _add_check(
+        commands.add_parser("check", help="dry run with a report per field; exit 1 on rejects")
+    )
     _add_state(commands.add_parser("state", help="show or reset a job's incremental sync state"))
     sandbox = commands.add_parser("sandbox", help="start the local API sandbox")
     sandbox_cli.add_arguments(sandbox)
@@ -86,6 +91,14 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def _add_check(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("job", type=Path, help="the job file (TOML)")
+    parser.add_argument("--input", type=Path, help="input file instead of [source] path")
+    parser.add_argument(
+        "--out", type=Path, help="where rejects.csv goes (default: <output dir>/check)"
+    )
+
+
 def _add_state(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("action", choices=("show", "reset"))
     parser.add_argument("job", type=Path, help="the job file (TOML)")
@@ -100,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         return sandbox_cli.run(args)
     logs.configure(getattr(args, "log_format", "text"))
-    command = _run if args.command == "run" else _state
+    command = {"run": _run, "check": _check, "state": _state}[args.command]
     try:
         return command(args)
     except (ConfigError, InputError) as exc:
@@ -134,6 +147,42 @@ def _run(args: argparse.Namespace) -> int:
         report = run_job(job, options)
     _print_report(report)
     return exit_code(report)
+
+
+def _check(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    assert job.output.dir is not None
+    stats = FieldStats(tuple(job.mapping.fields))
+    options = RunOptions(
+        input=args.input,
+        out_dir=args.out or job.output.dir / "check",
+        dry_run=True,
+        restart=True,
+        field_stats=stats,
+        handle_signals=True,
+    )
+    report = run_job(job, options)
+    print(render_check(report, stats))
+    return EXIT_REJECTS if report.rejected else EXIT_OK
+
+
+def render_check(report: RunReport, stats: FieldStats) -> str:
+    s = report.summary
+    lines = [
+        f"{s['rows']} records: "
+        + ", ".join(f"{s[k]} {k}" for k in ("valid", "duplicate", "rejected"))
+    ]
+    if s["rejected_by_stage"]:
+        lines.append(f"rejected by stage: {_counts(s['rejected_by_stage'])}")
+    for target, field in stats.fields.items():
+        lines.append(
+            f"{target}: {field.valid} valid, {field.empty} empty, {field.rejected} rejected"
+        )
+        for kind, count, examples in field.top_reasons():
+            shown = ", ".join(repr(mask_value(target, e)) if e else "(empty)" for e in examples)
+            lines.append(f"    {count} x {kind}   e.g. {shown}")
+    lines.append(f"rejects: {report.out_dir / 'rejects.csv'}")
+    return "\n".join(lines)
 
 
 def _state(args: argparse.Namespace) -> int:

@@ -23,6 +23,16 @@ def mask(text: str) -> str:
     return _PHONE.sub(lambda m: f"{m.group(1)}******{m.group(2)}", text)
 
 
+def mask_value(target: str, value: str) -> str:
+    """A field's value for display: emails and phones never whole."""
+    if target == "email":
+        local, at, domain = value.partition("@")
+        return f"{local[:1]}***{at}{domain}" if at else f"{value[:1]}***"
+    if target == "phoneNumber":
+        return f"{value[:2]}******{value[-4:]}" if len(value) > 6 else "*" * len(value)
+    return value
+
+
 class MaskingFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         return mask(super().format(record))

@@ -29,6 +29,7 @@ from customer_import import outputs
 from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.duplicates import HeldRecord, decide, repeated_hashes
 from customer_import.errors import ConfigError, FatalApiError, Interrupted, RunAborted
+from customer_import.fieldstats import FieldStats
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import ROW, MappingPlan, plan_mapping
@@ -104,6 +105,7 @@ class RunOptions:
     transport: httpx.AsyncBaseTransport | None = None
     environ: Mapping[str, str] | None = None
     handle_signals: bool = False
+    field_stats: FieldStats | None = None  # filled in for `customer-import check`
 
 
 @dataclass(frozen=True, slots=True)
@@ -305,7 +307,9 @@ class _Run:
             self.counters.done = len(done)
             log.info("%d records; %d ids occur more than once", self.total, len(repeated))
             mask = self.sync.unchanged_mask if self.sync is not None else None
-            preparer = BatchPreparer(self.plan, self.kept_columns, repeated, done, mask)
+            preparer = BatchPreparer(
+                self.plan, self.kept_columns, repeated, done, mask, self.options.field_stats
+            )
             batches = self._recorded(preparer.prepare_all(self.source))
             items = self._items(batches, fresh=len(done) == 0)
             ticker = asyncio.create_task(self._tick())

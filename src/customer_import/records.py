@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 import polars as pl
 
 from customer_import.duplicates import HeldRecord, id_hashes
+from customer_import.fieldstats import FieldStats
 from customer_import.mapping import ROW, MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
 from customer_import.sender import SendItem
@@ -72,10 +73,11 @@ class BatchPreparer:
         repeated: pl.Series,
         done_rows: pl.Series,
         unchanged_mask: UnchangedMask | None = None,
+        stats: FieldStats | None = None,
     ) -> None:
         self._unchanged_mask = unchanged_mask
         self._plan = plan
-        self._validator = Validator(plan)
+        self._validator = Validator(plan, stats)
         self._kept = kept_columns
         self._repeated = repeated
         self._done = done_rows

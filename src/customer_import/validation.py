@@ -14,6 +14,7 @@ from typing import Final
 import polars as pl
 
 from customer_import.config import FieldMapping
+from customer_import.fieldstats import FieldStats
 from customer_import.mapping import ROW, FieldPlan, MappingPlan
 from customer_import.normalise import (
     EXCEL_HINT,
@@ -44,8 +45,9 @@ class Validated:
 class Validator:
     """Validates mapped batches; remembers phone and email verdicts across batches."""
 
-    def __init__(self, plan: MappingPlan) -> None:
+    def __init__(self, plan: MappingPlan, stats: FieldStats | None = None) -> None:
         self._plan = plan
+        self._stats = stats
         self._email = CachedJudge(judge_email)
         phone = plan.field("phoneNumber")
         region = phone.spec.default_region if phone else None
@@ -59,6 +61,8 @@ class Validator:
         checked = checked.with_columns(
             pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias(REASON)
         )
+        if self._stats is not None:
+            self._stats.add(checked, _ERR)
         bad = pl.col(REASON) != ""
         return Validated(
             valid=checked.filter(~bad).select(
