@@ -21,6 +21,7 @@ from customer_import.config import load_job
 from customer_import.errors import ConfigError, ImportJobError, InputError
 from customer_import.fieldstats import FieldStats
 from customer_import.logs import mask_value
+from customer_import.merge import merge_outputs
 from customer_import.pipeline import (
     STATUS_COMPLETED,
     STATUS_INTERRUPTED,
@@ -31,6 +32,8 @@ from customer_import.pipeline import (
     state_locations,
 )
 from customer_import.sandbox import cli as sandbox_cli
+from customer_import.sharding import Shard
+from customer_import.workers import run_in_workers
 
 #: Exit codes (README, "Exit codes").
 EXIT_OK: Final = 0
@@ -54,6 +57,9 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("check", help="dry run with a report per field; exit 1 on rejects")
     )
     _add_state(commands.add_parser("state", help="show or reset a job's incremental sync state"))
+    merge = commands.add_parser("merge", help="combine the outputs of shards into one")
+    merge.add_argument("shards", type=Path, nargs="+", help="the shards' output folders")
+    merge.add_argument("--out", type=Path, required=True, help="where the merged files go")
     sandbox = commands.add_parser("sandbox", help="start the local API sandbox")
     sandbox_cli.add_arguments(sandbox)
     return parser
@@ -87,6 +93,12 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue an unfinished run")
     resume.add_argument("--restart", action="store_true", help="discard an unfinished run")
+    parser.add_argument(
+        "--shard", type=_shard, help="K/N: only the records whose id hashes to shard K of N"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="processes, each sending a shard (uses more cores)"
+    )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -113,7 +125,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         return sandbox_cli.run(args)
     logs.configure(getattr(args, "log_format", "text"))
-    command = {"run": _run, "check": _check, "state": _state}[args.command]
+    command = {"run": _run, "check": _check, "state": _state, "merge": _merge}[args.command]
     try:
         return command(args)
     except (ConfigError, InputError) as exc:
@@ -129,7 +141,11 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--concurrency must be at least 1")
     if args.rate_limit is not None and args.rate_limit <= 0:
         raise ConfigError("--rate-limit must be above 0")
+    if args.workers < 1:
+        raise ConfigError("--workers must be at least 1")
     job = load_job(args.job)
+    if args.workers > 1:
+        return _run_workers(args, job.output.dir)
     with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
         options = RunOptions(
             input=args.input,
@@ -138,6 +154,7 @@ def _run(args: argparse.Namespace) -> int:
             concurrency=args.concurrency,
             rate_limit=args.rate_limit,
             mode=args.mode,
+            shard=args.shard,
             dry_run=args.dry_run,
             resume=args.resume,
             restart=args.restart,
@@ -145,6 +162,46 @@ def _run(args: argparse.Namespace) -> int:
             handle_signals=True,
         )
         report = run_job(job, options)
+    _print_report(report)
+    return exit_code(report)
+
+
+def _shard(spec: str) -> Shard:
+    try:
+        return Shard.parse(spec)
+    except ConfigError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
+def _run_workers(args: argparse.Namespace, default_out: Path | None) -> int:
+    if args.shard is not None:
+        raise ConfigError("--workers and --shard do not go together: a shard runs in one process")
+    out_dir = args.out or default_out
+    assert out_dir is not None
+    summary, signum = run_in_workers(args.job, _worker_args(args), args.workers, out_dir)
+    report = RunReport(summary["status"], summary, out_dir, summary.get("message"), signum)
+    _print_report(report)
+    return exit_code(report)
+
+
+def _worker_args(args: argparse.Namespace) -> list[str]:
+    """The flags every worker gets: all of the run's but --out, --workers and --no-progress."""
+    flags = {
+        "--input": args.input,
+        "--base-url": args.base_url,
+        "--concurrency": args.concurrency,
+        "--rate-limit": args.rate_limit,
+        "--log-format": args.log_format,
+    }
+    worker = [str(x) for flag, value in flags.items() if value is not None for x in (flag, value)]
+    switches = {"--dry-run": args.dry_run, "--resume": args.resume, "--restart": args.restart}
+    worker += [flag for flag, on in switches.items() if on]
+    return worker + ([f"--{args.mode}"] if args.mode else [])
+
+
+def _merge(args: argparse.Namespace) -> int:
+    summary = merge_outputs(args.shards, args.out)
+    report = RunReport(summary["status"], summary, args.out, summary.get("message"))
     _print_report(report)
     return exit_code(report)
 

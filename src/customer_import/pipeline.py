@@ -33,7 +33,7 @@ from customer_import.fieldstats import FieldStats
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import ROW, MappingPlan, plan_mapping
-from customer_import.records import BatchPreparer, PreparedBatch, scan_ids
+from customer_import.records import BatchPreparer, PreparedBatch, id_columns, scan_ids
 from customer_import.sender import (
     RetryPolicy,
     Sender,
@@ -43,6 +43,7 @@ from customer_import.sender import (
     make_client,
 )
 from customer_import.settings import BASE_URL_ENV, Settings, resolve_settings
+from customer_import.sharding import Shard, sharded
 from customer_import.snapshot import BODY as SNAPSHOT_BODY
 from customer_import.snapshot import ID as SNAPSHOT_ID
 from customer_import.snapshot import (
@@ -53,7 +54,7 @@ from customer_import.snapshot import (
     mapping_fingerprint,
     state_key,
 )
-from customer_import.source import Source, file_digest, open_source
+from customer_import.source import Batch, Source, file_digest, open_source
 from customer_import.state import (
     COMPLETED,
     GUARDED,
@@ -106,6 +107,7 @@ class RunOptions:
     environ: Mapping[str, str] | None = None
     handle_signals: bool = False
     field_stats: FieldStats | None = None  # filled in for `customer-import check`
+    shard: Shard | None = None  # this run is shard K of N (README, "Scale beyond one machine")
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,7 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     credentials = None if options.dry_run else read_credentials(job.api, environ)
     with open_source(job.source, settings.input) as source:
         plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
-        fingerprint = _fingerprint(job, options.dry_run)
+        fingerprint = _fingerprint(job, options.dry_run, options.shard)
         input_digest = file_digest(settings.input)
         journal = _open_journal(settings.out_dir, input_digest, fingerprint, options)
         sync = _incremental_sync(job, settings, options, environ)
@@ -180,10 +182,10 @@ def state_locations(
     return [location] if location.folder.is_dir() else []
 
 
-def _fingerprint(job: JobConfig, dry_run: bool) -> str:
+def _fingerprint(job: JobConfig, dry_run: bool, shard: Shard | None) -> str:
     """What must not change between a run and its resume (not the URL: a 404 is fixed there)."""
-    relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates"})
-    return hashlib.sha256(f"{relevant}|dry_run={dry_run}".encode()).hexdigest()
+    relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates", "mode"})
+    return hashlib.sha256(f"{relevant}|dry_run={dry_run}|shard={shard}".encode()).hexdigest()
 
 
 def _open_journal(
@@ -300,7 +302,8 @@ class _Run:
 
     async def _main(self) -> None:
         with _signals(self._on_signal, self.options.handle_signals):
-            self.total, hashes = await asyncio.to_thread(scan_ids, self.source, self.plan)
+            id_batches = self._batches(id_columns(self.plan))
+            self.total, hashes = await asyncio.to_thread(scan_ids, id_batches, self.plan)
             self._check_interrupted()
             repeated = repeated_hashes(hashes)
             done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
@@ -310,7 +313,7 @@ class _Run:
             preparer = BatchPreparer(
                 self.plan, self.kept_columns, repeated, done, mask, self.options.field_stats
             )
-            batches = self._recorded(preparer.prepare_all(self.source))
+            batches = self._recorded(preparer.prepare_all(self._batches()))
             items = self._items(batches, fresh=len(done) == 0)
             ticker = asyncio.create_task(self._tick())
             try:
@@ -321,6 +324,10 @@ class _Run:
             finally:
                 ticker.cancel()
                 self._report_progress()
+
+    def _batches(self, columns: list[str] | None = None) -> Iterator[Batch]:
+        """The source's batches, only this shard's records when the run is one shard of N."""
+        return sharded(self.source.batches(columns=columns), self.plan, self.options.shard)
 
     def _on_signal(self, signum: int) -> None:
         """Take no new records; requests in flight finish; the rest stays pending."""
@@ -358,11 +365,17 @@ class _Run:
                 concurrency=self.settings.concurrency,
                 policy=policy,
                 on_outcome=self._on_outcome,
-                pacer=Pacer(ceiling=self.options.rate_limit or api.rate_limit),
+                pacer=Pacer(ceiling=self._rate_limit()),
                 breaker=CircuitBreaker(max_outage_s=api.max_outage_s),
             )
             self.stats, self.sender = sender.stats, sender
             await sender.run(items)
+
+    def _rate_limit(self) -> float | None:
+        """A shared rate limit is divided between the shards."""
+        limit = self.options.rate_limit or self.job.api.rate_limit
+        shards = self.options.shard.count if self.options.shard else 1
+        return None if limit is None else limit / shards
 
     async def _record_dry(self, items: AsyncIterator[SendItem]) -> None:
         async for item in items:
@@ -522,6 +535,7 @@ class _Run:
             out_dir=str(self.settings.out_dir),
         )
         summary = build_summary(facts, self.journal, self.stats)
+        summary["shard"] = str(self.options.shard) if self.options.shard else None
         if self.sync is not None:
             summary["incremental"] = {
                 "compared_with_snapshot": self.sync.snapshot is not None

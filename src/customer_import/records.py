@@ -6,7 +6,7 @@ batch, so reading and validating overlap with the network.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 import polars as pl
@@ -16,7 +16,7 @@ from customer_import.fieldstats import FieldStats
 from customer_import.mapping import ROW, MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
 from customer_import.sender import SendItem
-from customer_import.source import Batch, ParseFailure, Source
+from customer_import.source import Batch, ParseFailure
 from customer_import.state import RejectRow
 from customer_import.validation import BODY, ID, Validated, Validator
 
@@ -45,22 +45,19 @@ def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
     return ids.set(ids.str.contains(EXCEL_NUMBER.pattern).fill_null(False), None)
 
 
-def scan_ids(source: Source, plan: MappingPlan) -> tuple[int, list[pl.Series]]:
+def id_columns(plan: MappingPlan) -> list[str]:
+    """The source column(s) the pre-pass needs: the one feeding externalId."""
+    id_field = plan.field(ID)
+    return [id_field.column] if id_field and id_field.column else []
+
+
+def scan_ids(batches: Iterable[Batch], plan: MappingPlan) -> tuple[int, list[pl.Series]]:
     """Pre-pass: the number of records and the hashes of their ids, batch by batch."""
-    id_column = plan.field(ID)
-    columns = [id_column.column] if id_column and id_column.column else []
     total, hashes = 0, []
-    for batch in source.batches(columns=columns):
+    for batch in batches:
         hashes.append(id_hashes(id_only(batch.frame, plan)))
-        total = max(total, _last_row(batch))
+        total += batch.frame.height + len(batch.failures)
     return total, hashes
-
-
-def _last_row(batch: Batch) -> int:
-    rows = [f.row for f in batch.failures]
-    if batch.frame.height:
-        rows.append(int(batch.frame[ROW].max()))  # type: ignore[arg-type]
-    return max(rows, default=0)
 
 
 class BatchPreparer:
@@ -82,8 +79,8 @@ class BatchPreparer:
         self._repeated = repeated
         self._done = done_rows
 
-    def prepare_all(self, source: Source) -> Iterator[PreparedBatch]:
-        for batch in source.batches():
+    def prepare_all(self, batches: Iterable[Batch]) -> Iterator[PreparedBatch]:
+        for batch in batches:
             yield self.prepare(batch)
 
     def prepare(self, batch: Batch) -> PreparedBatch:

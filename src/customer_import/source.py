@@ -602,6 +602,7 @@ def _open_parquet(config: SourceConfig, path: Path) -> Source:
         raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
     header = list(file.schema_arrow.names)
     if not any(name.strip() for name in header):
+        file.close()
         raise InputError(f"{path}: the Parquet file has no named columns (no header)")
     backend = _ParquetBackend(path, file, header, config.batch_size)
     return Source(path, header, "parquet", None, backend)
