@@ -7,7 +7,8 @@ import pytest
 
 from customer_import.config import MappingConfig
 from customer_import.errors import ConfigError
-from customer_import.mapping import ROW, map_batch, plan_mapping
+from customer_import.mapping import map_batch, plan_mapping
+from customer_import.source import ROW
 
 NULLS = ["", "NULL", "N/A"]
 

@@ -300,6 +300,8 @@ def test_rejects_file_can_be_fixed_and_fed_back(tmp_path: Path, sandbox: Sandbox
     assert report.summary["created"] == 1
     assert sandbox.get("C-3")["email"] == "alan@example.com"  # type: ignore[index]
     assert_conservation(tmp_path / "again", 4)
+    header = (tmp_path / "again" / "rejects.csv").read_text(encoding="utf-8").splitlines()[0]
+    assert header == "id,first,last,email,phone,status,email_opt_out,_row,_stage,_reason,_raw"
 
 
 def test_the_api_key_appears_in_no_output(

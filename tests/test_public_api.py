@@ -27,5 +27,7 @@ def test_public_names_are_pinned() -> None:
 
 def test_the_sandbox_starts_without_loading_the_pipeline() -> None:
     code = "import sys, customer_import.sandbox.cli; print('polars' in sys.modules)"
-    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
     assert loaded.stdout.strip() == "False"

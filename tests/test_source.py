@@ -16,6 +16,7 @@ import pytest
 from customer_import.config import SourceConfig
 from customer_import.errors import ConfigError, InputError
 from customer_import.source import (
+    ROW,
     Batch,
     ParseFailure,
     Source,
@@ -48,7 +49,7 @@ def failures_of(batches: list[Batch]) -> list[ParseFailure]:
 
 def assert_conserved(batches: list[Batch], records: int) -> None:
     """Every record number 1..records appears exactly once, as a row or as a failure."""
-    numbers = [n for batch in batches for n in batch.frame["_row"].to_list()]
+    numbers = [n for batch in batches for n in batch.frame[ROW].to_list()]
     numbers += [failure.row for failure in failures_of(batches)]
     assert sorted(numbers) == list(range(1, records + 1))
 
@@ -203,7 +204,7 @@ def test_values_are_text_exactly_as_read(tmp_path: Path) -> None:
     path = write(tmp_path, "id,phone,amount,flag,name\n000123,+0044,1.50,TRUE,  Jo  \n,,,,\n")
     batches = read(path)
     assert batches[0].frame.schema == pl.Schema(
-        {"_row": pl.Int64, "id": pl.String, "phone": pl.String, "amount": pl.String}
+        {ROW: pl.Int64, "id": pl.String, "phone": pl.String, "amount": pl.String}
         | {"flag": pl.String, "name": pl.String}
     )
     assert rows_of(batches) == [
@@ -302,7 +303,7 @@ def test_multiline_quoted_field_with_right_count_is_one_record(tmp_path: Path) -
 def test_batch_boundaries_keep_numbers_and_failures_in_their_range(tmp_path: Path) -> None:
     text = "id,n\n1,a\n2,b\n\n3,broken,extra\n4,d\n5,e\n"
     batches = read(write(tmp_path, text), batch_size=2)
-    assert [b.frame["_row"].to_list() for b in batches] == [[1, 2], [4], [5]]
+    assert [b.frame[ROW].to_list() for b in batches] == [[1, 2], [4], [5]]
     assert [[f.row for f in b.failures] for b in batches] == [[], [3], []]
     assert_conserved(batches, 5)
 
@@ -311,7 +312,7 @@ def test_batch_of_only_broken_records_has_an_empty_typed_frame(tmp_path: Path) -
     batches = read(write(tmp_path, "id,n\nbad\nworse\n"), batch_size=5)
     assert len(batches) == 1
     assert batches[0].frame.height == 0
-    assert batches[0].frame.schema == pl.Schema({"_row": pl.Int64, "id": pl.String, "n": pl.String})
+    assert batches[0].frame.schema == pl.Schema({ROW: pl.Int64, "id": pl.String, "n": pl.String})
     assert [f.row for f in batches[0].failures] == [1, 2]
 
 
@@ -366,7 +367,7 @@ def test_headerless_file_numbers_its_first_line_as_record_1(tmp_path: Path) -> N
 def test_batches_reads_a_subset_in_the_requested_order(tmp_path: Path) -> None:
     path = write(tmp_path, "id,name,email\n1,a,a@x\n2,b,b@x\n")
     batches = read(path, ["email", "id"])
-    assert batches[0].frame.columns == ["_row", "email", "id"]
+    assert batches[0].frame.columns == [ROW, "email", "id"]
     assert rows_of(batches) == [(1, "a@x", "1"), (2, "b@x", "2")]
 
 
@@ -429,10 +430,10 @@ def test_parquet_columns_become_text_without_float_or_type_artefacts(tmp_path: P
         assert (source.encoding, source.delimiter) == ("parquet", None)
         batches = list(source.batches())
     assert batches[0].frame.schema == pl.Schema(
-        {"_row": pl.Int64} | dict.fromkeys(table.column_names, pl.String)
+        {ROW: pl.Int64} | dict.fromkeys(table.column_names, pl.String)
     )
     assert batches[0].frame.to_dict(as_series=False) == {
-        "_row": [1, 2, 3],
+        ROW: [1, 2, 3],
         "id": ["123", "", "7"],
         "legacy_id": ["123", "", ""],
         "score": ["2.5", "100000000000000000000", "0.1"],

@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from customer_import.config import MappingConfig
-from customer_import.mapping import ROW, map_batch, plan_mapping
+from customer_import.mapping import map_batch, plan_mapping
+from customer_import.source import ROW
 from customer_import.validation import Validator
 
 BASE = {"externalId": "id", "firstName": "first"}
@@ -138,7 +139,7 @@ def test_required_fields_and_excel_ids_are_explained() -> None:
     frame = pl.DataFrame({ROW: [1, 2, 3], "id": ["", "6.61E+11", "ok"], "first": ["A", "B", " "]})
     plan = plan_mapping(config, ["id", "first"], ["id", "first"], [""])
     rejects = Validator(plan).validate(map_batch(frame, plan)).rejects.to_dicts()
-    reasons = {r["_row"]: r["_reason"] for r in rejects}
+    reasons = {r[ROW]: r["_reason"] for r in rejects}
     assert reasons[1] == "externalId: required, but empty"
     assert reasons[2].startswith(
         "externalId: '6.61E+11' is in Excel's scientific notation: the file went through Excel"

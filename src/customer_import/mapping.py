@@ -16,8 +16,7 @@ import polars as pl
 
 from customer_import.config import FieldMapping, MappingConfig
 from customer_import.errors import ConfigError
-
-ROW = "_row"
+from customer_import.source import ROW
 
 # Excel keeps a leading apostrophe that was typed to stop it reading a value as a number.
 _EXCEL_TEXT_PREFIX_FIELDS = frozenset({"externalId", "phoneNumber"})

@@ -32,7 +32,8 @@ from customer_import.errors import ConfigError, FatalApiError, Interrupted, RunA
 from customer_import.fieldstats import FieldStats
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
-from customer_import.mapping import ROW, MappingPlan, plan_mapping
+from customer_import.mapping import MappingPlan, plan_mapping
+from customer_import.outputs import REJECTS_TRAILER
 from customer_import.records import BatchPreparer, PreparedBatch, id_columns, scan_ids
 from customer_import.sender import (
     RetryPolicy,
@@ -54,7 +55,7 @@ from customer_import.snapshot import (
     mapping_fingerprint,
     state_key,
 )
-from customer_import.source import Batch, Source, file_digest, open_source
+from customer_import.source import ROW, Batch, Source, file_digest, open_source
 from customer_import.state import (
     COMPLETED,
     GUARDED,
@@ -558,13 +559,16 @@ class _Run:
 
 
 def _kept_columns(source: Source, drop: list[str]) -> tuple[list[str], list[str]]:
-    """Unique names and original header names of the columns the rejects file may carry."""
+    """Unique names and original header names of the columns the rejects file may carry.
+
+    Columns in ``drop_columns`` are never copied. When the input is an earlier run's
+    rejects.csv, its trailing _row/_stage/_reason/_raw describe that run, not the customer.
+    """
     dropped = {d.casefold() for d in drop}
-    kept = [
-        (c, h)
-        for c, h in zip(source.columns, source.header, strict=True)
-        if h.casefold() not in dropped
-    ]
+    pairs = list(zip(source.columns, source.header, strict=True))
+    if tuple(source.header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER:
+        pairs = pairs[: -len(REJECTS_TRAILER)]
+    kept = [(c, h) for c, h in pairs if h.casefold() not in dropped]
     return [c for c, _ in kept], [h for _, h in kept]
 
 

@@ -13,10 +13,10 @@ import polars as pl
 
 from customer_import.duplicates import HeldRecord, id_hashes
 from customer_import.fieldstats import FieldStats
-from customer_import.mapping import ROW, MappingPlan, map_batch
+from customer_import.mapping import MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
 from customer_import.sender import SendItem
-from customer_import.source import Batch, ParseFailure
+from customer_import.source import ROW, Batch, ParseFailure
 from customer_import.state import RejectRow
 from customer_import.validation import BODY, ID, Validated, Validator
 

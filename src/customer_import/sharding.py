@@ -17,9 +17,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from customer_import.errors import ConfigError
-from customer_import.mapping import ROW, MappingPlan
+from customer_import.mapping import MappingPlan
 from customer_import.records import id_only
-from customer_import.source import Batch
+from customer_import.source import ROW, Batch
 
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
 

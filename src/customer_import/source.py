@@ -60,7 +60,7 @@ from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Protocol, cast
+from typing import IO, Any, Final, Protocol, cast
 
 import polars as pl
 import pyarrow as pa
@@ -69,6 +69,9 @@ import pyarrow.parquet as pq
 
 from customer_import.config import SourceConfig
 from customer_import.errors import ConfigError, InputError
+
+#: The record number column of every batch: a name no export uses (a column called so is renamed).
+ROW: Final = "__row__"
 
 __all__ = ["Batch", "ParseFailure", "Source", "file_digest", "open_source", "unique_names"]
 
@@ -184,11 +187,13 @@ def file_digest(path: Path) -> str:
 
 
 def unique_names(header: list[str]) -> list[str]:
-    """Header names made unique: repeats get ``_2``, ``_3``...; empty cells become ``column_N``."""
+    """Header names made unique: repeats get ``_2``, ``_3``...; empty cells become ``column_N``.
+
+    ROW is taken by the record number, so a source column of that name is renamed too."""
     named = [name if name.strip() else f"column_{i}" for i, name in enumerate(header, 1)]
     # A suffix that is some other column's own name is skipped, so real names never change.
     taken = set(named)
-    used: set[str] = set()
+    used: set[str] = {ROW}
     result = []
     for name in named:
         unique, k = name, 2
@@ -414,7 +419,7 @@ def _csv_batch(
 def _frame(
     numbers: Iterable[int], rows: list[list[str]], select: list[int], names: list[str]
 ) -> pl.DataFrame:
-    columns = [pl.Series("_row", numbers, dtype=pl.Int64)]
+    columns = [pl.Series(ROW, numbers, dtype=pl.Int64)]
     for index, name in zip(select, names, strict=True):
         # map(itemgetter) runs in C: one pass per selected column, none for the others.
         columns.append(pl.Series(name, list(map(itemgetter(index), rows)), dtype=pl.String))
@@ -623,7 +628,7 @@ class _ParquetBackend:
         try:
             for part in self._file.iter_batches(batch_size=self._batch_size, columns=wanted):
                 numbers = range(before + 1, before + part.num_rows + 1)
-                columns = [pl.Series("_row", numbers, dtype=pl.Int64)]
+                columns = [pl.Series(ROW, numbers, dtype=pl.Int64)]
                 for position, name in zip(positions, names, strict=True):
                     text = _arrow_text(part.column(position))
                     columns.append(pl.Series(name, text, dtype=pl.String))

@@ -15,7 +15,7 @@ import polars as pl
 
 from customer_import.config import FieldMapping
 from customer_import.fieldstats import FieldStats
-from customer_import.mapping import ROW, FieldPlan, MappingPlan
+from customer_import.mapping import FieldPlan, MappingPlan
 from customer_import.normalise import (
     EXCEL_HINT,
     EXCEL_NUMBER,
@@ -24,6 +24,7 @@ from customer_import.normalise import (
     judge_phone,
 )
 from customer_import.schema import BOOLEAN_FIELDS, REQUIRED_FIELDS, TARGET_FIELDS
+from customer_import.source import ROW
 
 BODY = "_body"
 REASON = "_reason"
