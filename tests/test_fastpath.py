@@ -1,0 +1,69 @@
+"""The fast paths never disagree with the libraries: every value they accept, the library
+accepts with the same normalised form."""
+
+from __future__ import annotations
+
+import random
+
+import polars as pl
+import pytest
+
+from customer_import.fastpath import fast_emails, fast_phones
+from customer_import.normalise import judge_email, judge_phone
+
+PHONE_SHAPES = (
+    "({a}) {b}-{c}", "{a}.{b}.{c}", "{a}-{b}-{c}", "{a} {b} {c}", "{a}{b}{c}",
+    "+1-{a}-{b}-{c}", "+1 ({a}) {b}-{c}", "+1{a}{b}{c}", "1 {a} {b} {c}", "1-{a}-{b}-{c}",
+    "({a}) {b}-{c} ext 12", "+44 {a} {b} {c}", "001-{a}-{b}-{c}", "'{a}-{b}-{c}",
+)  # fmt: skip
+
+
+def random_phones(count: int, seed: int = 7) -> list[str]:
+    rng = random.Random(seed)
+    phones = []
+    for _ in range(count):
+        parts = {"a": f"{rng.randrange(0, 1000):03d}", "b": f"{rng.randrange(0, 1000):03d}"}
+        parts["c"] = f"{rng.randrange(0, 10000):04d}"
+        phones.append(rng.choice(PHONE_SHAPES).format(**parts))
+    return phones
+
+
+EMAILS = [
+    "ada@example.com", "Ada.Lovelace@Example.COM", "a+tag@sub.example.co.uk", "x_y%z@host-1.io",
+    "a@b.co", "a@localhost", "a@x.test", "a@x.local", "a..b@example.com", ".a@example.com",
+    "a.@example.com", "a@-x.com", "a@x-.com", "a@x..com", "a@x.c", "a@x.123", "a@xn--bcher-kva.com",
+    "a@ab--cd.com", "ä@example.com", "a@exämple.com", "o'brien@example.com", "a b@example.com",
+    "a@example.com.", "@example.com", "a@", "a@@example.com", "x" * 64 + "@example.com",
+    "x" * 65 + "@example.com", "a@" + "b" * 63 + ".com", "a@" + "b" * 64 + ".com",
+    "john.doe@gmail.com", "JOHN.DOE@GMAIL.COM", "a@a.b.c.d.e.f.g.example", "a-b@c-d.e-f.gh",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("region", ["US", "GB", None])
+def test_every_phone_the_fast_path_accepts_the_library_accepts_identically(
+    region: str | None,
+) -> None:
+    phones = random_phones(3000)
+    fast = fast_phones(pl.Series(phones), region).to_list()
+    accepted = [(p, f) for p, f in zip(phones, fast, strict=True) if f is not None]
+    assert len(accepted) > (300 if region == "US" else 50)  # the fast path does take a share
+    for phone, normalised in accepted:
+        assert judge_phone(phone, region) == (normalised, None), phone
+
+
+def test_the_phone_fast_path_leaves_other_countries_and_extensions_to_the_library() -> None:
+    values = ["+44 20 7946 0018", "(212) 555-0123 ext 12", "+1 416 555 0123", "001-212-555-0123"]
+    assert fast_phones(pl.Series(values), "US").to_list() == [None, None, None, None]
+
+
+def test_every_email_the_fast_path_accepts_the_library_accepts_identically() -> None:
+    fast = fast_emails(pl.Series(EMAILS)).to_list()
+    accepted = [(e, f) for e, f in zip(EMAILS, fast, strict=True) if f is not None]
+    assert len(accepted) >= 8
+    for email, normalised in accepted:
+        assert judge_email(email) == (normalised, None), email
+
+
+def test_nulls_stay_null() -> None:
+    assert fast_phones(pl.Series([None], dtype=pl.String), "US").to_list() == [None]
+    assert fast_emails(pl.Series([None], dtype=pl.String)).to_list() == [None]
