@@ -1,4 +1,4 @@
-"""Vectorised answers for the phones and emails that are clearly valid; the libraries judge the rest.
+"""Vectorised answers for clearly valid phones and emails; the libraries judge the rest.
 
 phonenumbers and email-validator cost tens of microseconds a value, which caps a dry run
 near 10,000 records/s. Most values in an export have one of a few plain shapes, and for
