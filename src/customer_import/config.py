@@ -41,7 +41,7 @@ class SourceConfig(_Strict):
     """False for headerless files: the mapping then names columns by 1-based position."""
     drop_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_DROP_COLUMNS))
     """Columns never copied into the rejects file (matched case-insensitively)."""
-    batch_size: int = Field(default=50_000, gt=0)
+    batch_size: int = Field(default=10_000, gt=0)
     """Records read, mapped and validated at a time; bounds memory."""
 
 
