@@ -334,3 +334,14 @@ def test_mostly_invalid_first_records_stop_the_run_before_sending(
     assert "bad-email" not in (report.message or "")  # reasons are summarised without values
     # Nothing was sent, so the next run starts afresh without --resume.
     assert run(job, sandbox, dry_run=True, environ={}).status == "completed"
+
+
+def test_repeated_ids_are_found_when_the_id_hashes_spill_to_disk(tmp_path: Path) -> None:
+    from customer_import.duplicates import RepeatedIdFinder, id_hashes
+
+    finder = RepeatedIdFinder(tmp_path / "spill", budget=5)
+    for chunk in (["a", "b", "c"], ["d", "a", None], ["e", "f", "g", "d"], ["h"]):
+        finder.add(id_hashes(pl.Series(chunk, dtype=pl.String)))
+    expected = id_hashes(pl.Series(["a", "d"])).sort().to_list()
+    assert finder.repeated().sort().to_list() == expected
+    assert any((tmp_path / "spill").iterdir())  # it did spill

@@ -78,6 +78,10 @@ TEXT = "id,name\r\n1,Zoë Müller\r\n"
         pytest.param(TEXT.encode("utf-16"), "auto", "utf-16", id="auto-utf16-le-bom"),
         pytest.param(b"\xfe\xff" + TEXT.encode("utf-16-be"), "auto", "utf-16", id="auto-utf16-be"),
         pytest.param(TEXT.encode("cp1252"), "auto", "cp1252", id="auto-cp1252-fallback"),
+        # A BOM decides over the configured codec: no cp1252 or UTF-8 text starts with one.
+        pytest.param(TEXT.encode("utf-16"), "utf-8", "utf-16", id="utf16-bom-under-utf8"),
+        pytest.param(b"\xef\xbb\xbf" + TEXT.encode(), "cp1252", "utf-8-sig", id="bom-over-cp1252"),
+        pytest.param(TEXT.encode("utf-16"), "latin-1", "utf-16", id="utf16-bom-over-latin1"),
     ],
 )
 def test_encoding_is_decoded_bom_stripped_and_reported(
@@ -281,6 +285,25 @@ def test_unbalanced_quote_rejects_its_first_line_only(
     assert all("quote" in f.reason or "fields" in f.reason for f in failures)
     assert {row[0] for row in rows_of(batches)} == good
     assert_conserved(batches, len(lines))
+
+
+@pytest.mark.parametrize("column", ["Password", " password "])
+def test_broken_line_text_is_withheld_when_the_file_has_a_dropped_column(
+    tmp_path: Path, column: str
+) -> None:
+    text = f"id,name,{column}\n1,a,pw-1\n2,b,pw-2,extra\n"
+    [failure] = failures_of(read(write(tmp_path, text)))
+    assert (failure.row, failure.raw) == (2, "")
+    assert failure.reason == (
+        "line has 4 fields, the header has 3 "
+        "(the line's text is withheld: the file has a column in drop_columns)"
+    )
+
+
+def test_broken_line_text_is_kept_when_no_column_is_dropped(tmp_path: Path) -> None:
+    text = "id,name,Password\n1,a,pw-1\n2,b,pw-2,extra\n"
+    [failure] = failures_of(read(write(tmp_path, text), drop_columns=[]))
+    assert failure.raw == "2,b,pw-2,extra"
 
 
 def test_unbalanced_quote_does_not_swallow_a_large_file(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from customer_import.config import MappingConfig
 from customer_import.mapping import map_batch, plan_mapping
+from customer_import.normalise import likely_domain, misspelt_domain
 from customer_import.source import ROW
 from customer_import.validation import Validator
 
@@ -46,6 +47,9 @@ def one(
         ("+52 1 55 1234 5678", "+525512345678"),  # Mexico's old mobile prefix
         ("+5215512345678", "+525512345678"),
         ("+44 20 7946 0018", "+442079460018"),
+        ("001-212-555-0123", "+12125550123"),  # 00: the international prefix outside the US
+        ("0044 20 7946 0018", "+442079460018"),
+        ("(212)\n555-0123", "+12125550123"),  # a line break from a quoted multi-line cell
     ],
 )
 def test_phones_are_normalised_to_e164(raw: str, expected: str) -> None:
@@ -61,6 +65,7 @@ def test_phones_are_normalised_to_e164(raw: str, expected: str) -> None:
         ("000000000", "phoneNumber: '000000000' is not a valid phone number"),
         ("7.02255E+12", "phoneNumber: '7.02255E+12' is in Excel's scientific notation"),
         ("call me", "phoneNumber: 'call me' is not a phone number"),
+        ("00 0000 0000", "phoneNumber: '00 0000 0000' is not a valid phone number"),
     ],
 )
 def test_bad_phones_reject_the_record_with_the_value_named(raw: str, reason: str) -> None:
@@ -180,3 +185,46 @@ def test_empty_optional_fields_are_left_out_of_the_body() -> None:
 def test_bodies_are_valid_json_whatever_the_text_holds() -> None:
     bodies, _ = validate({"lastName": "last"}, last=['O"Brien \\ \n Ünïcödé'])
     assert bodies[0]["lastName"] == 'O"Brien \\ \n Ünïcödé'
+
+
+@pytest.mark.parametrize(
+    ("raw", "domain", "likely"),
+    [
+        ("ada@gmail.com.com", "gmail.com.com", "gmail.com"),
+        ("ada@example.net.net", "example.net.net", "example.net"),
+        ("ada@gmial.com", "gmial.com", "gmail.com"),
+        ("ADA@HOTMIAL.COM", "hotmial.com", "hotmail.com"),
+        ("ada@yaho.com", "yaho.com", "yahoo.com"),
+        ("ada@gmail.con", "gmail.con", "gmail.com"),
+        ("ada@gmial.con", "gmial.con", "gmail.com"),
+    ],
+)
+def test_emails_with_a_misspelt_domain_are_rejected_never_corrected(
+    raw: str, domain: str, likely: str
+) -> None:
+    body, reason = one({"email": "email"}, "email", raw)
+    assert body is None
+    assert reason == (
+        f"email: {raw!r} has a misspelt domain: did you mean {likely!r} instead of {domain!r}? "
+        "Correct it in the export"
+    )
+
+
+@pytest.mark.parametrize("raw", ["ada@mail.co.uk", "ada@example.com.co", "ada@gmail.co"])
+def test_real_domains_near_the_typo_list_are_accepted(raw: str) -> None:
+    body, reason = one({"email": "email"}, "email", raw)
+    assert reason is None and body is not None and body["email"] == raw
+
+
+@pytest.mark.parametrize("value", ["3E8", "12e45", "1E5X"])
+def test_ids_that_only_resemble_numbers_are_not_taken_for_excel_notation(value: str) -> None:
+    body, reason = one({}, "id", value)
+    assert reason is None and body is not None and body["externalId"] == value
+
+
+def test_the_vectorised_typo_check_agrees_with_the_judge() -> None:
+    domains = ["gmail.com.com", "example.net.net", "gmial.com", "yaho.com", "gmail.con"]
+    domains += ["gmail.com", "mail.co.uk", "example.com.co", "gmail.co", "con.example.org"]
+    flagged = pl.select(misspelt_domain(pl.lit(pl.Series(domains)))).to_series().to_list()
+    assert flagged == [likely_domain(d) is not None for d in domains]
+    assert flagged == [True] * 5 + [False] * 5

@@ -16,6 +16,8 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
 
 import polars as pl
 
@@ -29,6 +31,55 @@ def repeated_hashes(batches: Iterable[pl.Series]) -> pl.Series:
     """The hashes that occur more than once across all batches (nulls ignored)."""
     hashes = pl.concat([b.drop_nulls() for b in batches] or [pl.Series([], dtype=pl.UInt64)])
     return hashes.filter(hashes.is_duplicated()).unique()
+
+
+class RepeatedIdFinder:
+    """Collects id hashes batch by batch in bounded memory; ``repeated()`` finds the repeats.
+
+    Up to ``budget`` hashes are kept in memory. Beyond that they are spilled to Arrow files in
+    ``folder``, split into buckets by their top bits, and the repeats are found one bucket at
+    a time: memory stays flat whether the export has one million records or fifty.
+    """
+
+    BUCKETS: Final = 16
+
+    def __init__(self, folder: Path, budget: int = 2_000_000) -> None:
+        self._folder, self._budget = folder, budget
+        self._buffer: list[pl.Series] = []
+        self._buffered = 0
+        self._spills = 0
+
+    def add(self, hashes: pl.Series) -> None:
+        hashes = hashes.drop_nulls()
+        self._buffer.append(hashes)
+        self._buffered += len(hashes)
+        if self._buffered >= self._budget:
+            self._spill()
+
+    def repeated(self) -> pl.Series:
+        if not self._spills:
+            return repeated_hashes(self._buffer)
+        self._spill()
+        found = [self._repeated_in(bucket) for bucket in range(self.BUCKETS)]
+        return pl.concat(found)
+
+    def _spill(self) -> None:
+        if not self._buffered:
+            return
+        self._folder.mkdir(parents=True, exist_ok=True)
+        frame = pl.DataFrame({"h": pl.concat(self._buffer)}).with_columns(
+            (pl.col("h") // (1 << 60)).alias("bucket")
+        )
+        for (bucket,), part in frame.partition_by("bucket", as_dict=True).items():
+            part.select("h").write_ipc(self._folder / f"{bucket:02d}-{self._spills:05d}.arrow")
+        self._spills += 1
+        self._buffer, self._buffered = [], 0
+
+    def _repeated_in(self, bucket: int) -> pl.Series:
+        files = sorted(self._folder.glob(f"{bucket:02d}-*.arrow"))
+        if not files:
+            return pl.Series("h", [], dtype=pl.UInt64)
+        return repeated_hashes([pl.read_ipc(f)["h"] for f in files])
 
 
 @dataclass(frozen=True, slots=True)

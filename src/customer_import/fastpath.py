@@ -46,7 +46,7 @@ _EMAIL_SHAPE: Final = rf"^{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
 def _us_patterns() -> tuple[str, str]:
     """(general pattern, any-type pattern) of US national numbers, from libphonenumber."""
     metadata = PhoneMetadata.metadata_for_region("US")
-    if metadata is None or metadata.leading_digits is not None:
+    if metadata is None or metadata.leading_digits is not None or metadata.general_desc is None:
         raise RuntimeError("phonenumbers' US metadata changed shape: the phone fast path is unsafe")
     if phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1][0] != "US":
         raise RuntimeError("phonenumbers no longer lists the US first for +1")

@@ -15,14 +15,17 @@ import phonenumbers
 import polars as pl
 from email_validator import EmailNotValidError, validate_email
 
-#: (normalised value, None) when good, (None, reason) when not.
+#: (normalised value, None) when good, (None, reason) when not. A reason never holds "; ":
+#: that separates the reasons of a record's fields.
 Verdict = tuple[str | None, str | None]
 
 _CACHE_LIMIT: Final = 200_000
-EXCEL_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?[eE][+-]?\d+$")
+# Excel (and pandas, R, JavaScript) always write the exponent's sign: "7.02255E+12". Requiring it
+# keeps ids such as "3e8" or "12E45" (hex or product-style codes) from being taken for numbers.
+EXCEL_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?[eE][+-]\d+$")
 EXCEL_HINT: Final = (
     "is in Excel's scientific notation: the file went through Excel, which rounds long numbers "
-    "(several customers can collapse onto one value); re-export without opening it in Excel, "
+    "(several customers can collapse onto one value). Re-export without opening it in Excel, "
     "or format the column as Text"
 )
 
@@ -31,15 +34,33 @@ def judge_phone(value: str, region: str | None) -> Verdict:
     """E.164 when phonenumbers finds a valid number; an extension is dropped."""
     if EXCEL_NUMBER.match(value):
         return None, f"{value!r} {EXCEL_HINT}"
+    # A line break inside a quoted cell is layout, like any other space in a phone number.
+    text = " ".join(value.split())
     try:
-        number = phonenumbers.parse(value, region)
+        number = _parse_phone(text, region)
     except phonenumbers.NumberParseException as exc:
         return None, f"{value!r} is not a phone number ({_parse_error_text(exc)})"
-    number = _drop_mexican_mobile_prefix(number)
     if not phonenumbers.is_valid_number(number):
         where = f" (numbers without a country code are read as {region})" if region else ""
         return None, f"{value!r} is not a valid phone number{where}"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
+
+
+def _parse_phone(text: str, region: str | None) -> phonenumbers.PhoneNumber:
+    """Parsed for ``region``; '00' + country code is read as international when that is valid.
+
+    '00' is the international call prefix almost everywhere but North America (011), so
+    '001-212-555-0123' in a US file is +1 212 555 0123: no national number starts with 00
+    there, and the alternative is only taken when it is a valid number.
+    """
+    number = _drop_mexican_mobile_prefix(phonenumbers.parse(text, region))
+    if phonenumbers.is_valid_number(number) or not text.startswith("00"):
+        return number
+    try:
+        international = _drop_mexican_mobile_prefix(phonenumbers.parse("+" + text[2:], None))
+    except phonenumbers.NumberParseException:
+        return number
+    return international if phonenumbers.is_valid_number(international) else number
 
 
 def _parse_error_text(exc: phonenumbers.NumberParseException) -> str:
@@ -57,12 +78,78 @@ def _drop_mexican_mobile_prefix(number: phonenumbers.PhoneNumber) -> phonenumber
 
 
 def judge_email(value: str) -> Verdict:
-    """Syntax only (never a DNS lookup); the domain is lower-cased by email-validator."""
+    """Syntax only (never a DNS lookup); the domain is lower-cased by email-validator.
+
+    A syntactically valid address whose domain is a known misspelling is rejected too, naming
+    the likely domain: it is never corrected, since only the customer knows their address.
+    """
     try:
         result = validate_email(value, check_deliverability=False)
     except EmailNotValidError as exc:
         return None, f"{value!r} is not a valid email address ({str(exc).rstrip('.')})"
+    domain = result.ascii_domain.lower()
+    likely = likely_domain(domain)
+    if likely is not None:
+        return None, (
+            f"{value!r} has a misspelt domain: did you mean '{likely}' instead of '{domain}'? "
+            "Correct it in the export"
+        )
     return result.normalized, None
+
+
+#: Misspellings of the biggest mailbox providers' domains, seen in real exports. Nobody receives
+#: mail there; the list is kept short and exact so that no real domain is ever caught.
+DOMAIN_TYPOS: Final = {
+    "gmial.com": "gmail.com",
+    "gmai.com": "gmail.com",
+    "gmal.com": "gmail.com",
+    "gamil.com": "gmail.com",
+    "gnail.com": "gmail.com",
+    "gmaill.com": "gmail.com",
+    "hotmial.com": "hotmail.com",
+    "hotmai.com": "hotmail.com",
+    "hotmal.com": "hotmail.com",
+    "hotmil.com": "hotmail.com",
+    "yaho.com": "yahoo.com",
+    "yahooo.com": "yahoo.com",
+    "yhoo.com": "yahoo.com",
+    "outlok.com": "outlook.com",
+    "outloo.com": "outlook.com",
+    "iclod.com": "icloud.com",
+}
+#: Top-level domains that do not exist and are one slip away from .com.
+TLD_TYPOS: Final = {"con": "com", "cmo": "com", "ocm": "com"}
+#: Endings typed twice ("gmail.com.com"): no mailbox provider uses such a domain. No
+#: back-reference, so Polars (Rust regex) can use the same pattern.
+DOUBLED_TLD: Final = r"\.(?:com\.com|net\.net|org\.org)$"
+_DOUBLED_TLD: Final = re.compile(DOUBLED_TLD)
+
+
+def likely_domain(domain: str) -> str | None:
+    """The domain probably meant, when ``domain`` (lower case) is a known misspelling."""
+    if _DOUBLED_TLD.search(domain):
+        domain = domain.rsplit(".", 1)[0]
+        return DOMAIN_TYPOS.get(domain, domain)
+    if domain in DOMAIN_TYPOS:
+        return DOMAIN_TYPOS[domain]
+    stem, dot, tld = domain.rpartition(".")
+    if dot and tld in TLD_TYPOS:
+        fixed = f"{stem}.{TLD_TYPOS[tld]}"
+        return DOMAIN_TYPOS.get(fixed, fixed)
+    return None
+
+
+def misspelt_domain(domain: pl.Expr) -> pl.Expr:
+    """Vectorised: true where a lower-case domain is one ``likely_domain`` knows as misspelt.
+
+    A fast path that accepts emails without calling ``judge_email`` must leave these to it.
+    """
+    tld = domain.str.extract(r"\.([^.]+)$", 1)
+    return (
+        domain.is_in(list(DOMAIN_TYPOS))
+        | tld.is_in(list(TLD_TYPOS))
+        | domain.str.contains(DOUBLED_TLD)
+    )
 
 
 class CachedJudge:

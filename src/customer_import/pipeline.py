@@ -15,6 +15,7 @@ import hashlib
 import logging
 import os
 import signal
+import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -27,7 +28,7 @@ import polars as pl
 
 from customer_import import outputs
 from customer_import.config import Credentials, JobConfig, read_credentials
-from customer_import.duplicates import HeldRecord, decide, repeated_hashes
+from customer_import.duplicates import HeldRecord, RepeatedIdFinder, decide
 from customer_import.errors import ConfigError, FatalApiError, Interrupted, RunAborted
 from customer_import.fieldstats import FieldStats
 from customer_import.flow import CircuitBreaker, Pacer
@@ -304,9 +305,11 @@ class _Run:
     async def _main(self) -> None:
         with _signals(self._on_signal, self.options.handle_signals):
             id_batches = self._batches(id_columns(self.plan))
-            self.total, hashes = await asyncio.to_thread(scan_ids, id_batches, self.plan)
+            with tempfile.TemporaryDirectory(dir=self.settings.out_dir, prefix=".ids-") as spill:
+                finder = RepeatedIdFinder(Path(spill))
+                self.total = await asyncio.to_thread(scan_ids, id_batches, self.plan, finder)
+                repeated = finder.repeated()
             self._check_interrupted()
-            repeated = repeated_hashes(hashes)
             done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
             self.counters.done = len(done)
             log.info("%d records; %d ids occur more than once", self.total, len(repeated))

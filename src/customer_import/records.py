@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 
 import polars as pl
 
-from customer_import.duplicates import HeldRecord, id_hashes
+from customer_import.duplicates import HeldRecord, RepeatedIdFinder, id_hashes
 from customer_import.fieldstats import FieldStats
 from customer_import.mapping import MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
@@ -51,13 +51,13 @@ def id_columns(plan: MappingPlan) -> list[str]:
     return [id_field.column] if id_field and id_field.column else []
 
 
-def scan_ids(batches: Iterable[Batch], plan: MappingPlan) -> tuple[int, list[pl.Series]]:
-    """Pre-pass: the number of records and the hashes of their ids, batch by batch."""
-    total, hashes = 0, []
+def scan_ids(batches: Iterable[Batch], plan: MappingPlan, finder: RepeatedIdFinder) -> int:
+    """Pre-pass: counts the records and hands the hashes of their ids to ``finder``."""
+    total = 0
     for batch in batches:
-        hashes.append(id_hashes(id_only(batch.frame, plan)))
+        finder.add(id_hashes(id_only(batch.frame, plan)))
         total += batch.frame.height + len(batch.failures)
-    return total, hashes
+    return total
 
 
 class BatchPreparer:

@@ -25,10 +25,13 @@ Broken records (each becomes a ``ParseFailure`` and reading continues):
       rejects a closing quote followed by anything but a delimiter or line end, so the line is
       a broken record ("stray quote ..."), never a value with a silently dropped quote and never
       values shifted into other columns. A quote inside an unquoted field (``5'11"``) is kept.
+    * When the header has a column listed in ``drop_columns`` (a plaintext ``Password``), a
+      broken record's raw text is withheld: its fields cannot be told apart reliably, so that
+      column's value could not be cut out of it.
 
-Encoding: ``config.encoding`` is any codec name; a UTF-8 BOM is dropped (utf-8 becomes
-utf-8-sig). ``"auto"``: UTF-8 BOM -> utf-8-sig, UTF-16 BOM -> utf-16, valid UTF-8 -> utf-8,
-else cp1252.
+Encoding: ``config.encoding`` is any codec name, but a BOM decides (UTF-8 BOM -> utf-8-sig,
+UTF-16 BOM -> utf-16) unless a UTF-16/32 codec is named. ``"auto"``: the BOM, else valid
+UTF-8 -> utf-8, else cp1252.
 
 Parquet: read in batches with pyarrow (types intact), every column turned into text: integers
 and integral floats as ``123``, other floats in their shortest form, NaN and null as ``""``,
@@ -90,7 +93,8 @@ class ParseFailure:
     row: int
     """The record number this broken record would have had (1-based)."""
     raw: str
-    """Its original text: one physical line, without the line break."""
+    """Its original text: one physical line, without the line break ("" when withheld because
+    the file has a ``drop_columns`` column)."""
     reason: str
     """Why, e.g. "line has 7 fields, the header has 5"."""
 
@@ -245,8 +249,12 @@ def _resolve_encoding(path: Path, gzipped: bool, requested: str) -> str:
         codec = _sniff_encoding(path, gzipped, head)
     else:
         codec = _codec_name(requested)
-        if codec == "utf-8" and head.startswith(codecs.BOM_UTF8):
-            codec = "utf-8-sig"
+        bom = _bom_codec(head)
+        # A BOM decides: no cp1252 or UTF-8 text starts with one, and decoding it with the
+        # configured codec would change every accented letter silently (Excel's "CSV UTF-8"
+        # and "Unicode Text" saves carry one). An explicit UTF-16/32 codec reads its own BOM.
+        if bom is not None and not codec.startswith(("utf-16", "utf-32")):
+            codec = bom
     problem = _decode_problem(path, gzipped, codec)
     if problem:
         raise InputError(
@@ -257,11 +265,18 @@ def _resolve_encoding(path: Path, gzipped: bool, requested: str) -> str:
 
 
 def _sniff_encoding(path: Path, gzipped: bool, head: bytes) -> str:
+    bom = _bom_codec(head)
+    if bom is not None:
+        return bom
+    return "utf-8" if _decode_problem(path, gzipped, "utf-8") is None else "cp1252"
+
+
+def _bom_codec(head: bytes) -> str | None:
     if head.startswith(codecs.BOM_UTF8):
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
-    return "utf-8" if _decode_problem(path, gzipped, "utf-8") is None else "cp1252"
+    return None
 
 
 def _codec_name(requested: str) -> str:
@@ -328,7 +343,7 @@ def _open_csv(config: SourceConfig, path: Path, suffix: str, gzipped: bool) -> S
     header = first if config.has_header else [f"column_{i}" for i in range(1, len(first) + 1)]
     if not any(name.strip() for name in header):
         raise InputError(f"{path}: the header line has no column names")
-    backend = _CsvBackend(path, gzipped, codec, delimiter, len(header), config)
+    backend = _CsvBackend(path, gzipped, codec, delimiter, header, config)
     return Source(path, header, codec, delimiter, backend)
 
 
@@ -368,12 +383,13 @@ class _CsvBackend:
         gzipped: bool,
         codec: str,
         delimiter: str,
-        width: int,
+        header: list[str],
         config: SourceConfig,
     ) -> None:
         self._path, self._gzipped, self._codec = path, gzipped, codec
-        self._delimiter, self._width = delimiter, width
+        self._delimiter, self._width = delimiter, len(header)
         self._has_header, self._batch_size = config.has_header, config.batch_size
+        self._withhold_raw = _has_dropped_column(header, config.drop_columns)
 
     def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]:
         try:
@@ -392,11 +408,26 @@ class _CsvBackend:
         while chunk := parser.read(self._batch_size, self._width):
             # The parser's counter spares a scan of the chunk when nothing in it is broken.
             has_broken, seen_broken = parser.broken != seen_broken, parser.broken
-            yield _csv_batch(chunk, number, has_broken, select, names)
+            batch = _csv_batch(chunk, number, has_broken, select, names)
+            if self._withhold_raw and batch.failures:
+                batch = Batch(batch.frame, [_withheld(f) for f in batch.failures])
+            yield batch
             number += len(chunk)
 
     def close(self) -> None:
         pass  # each batches() call opens and closes its own stream
+
+
+def _has_dropped_column(header: list[str], drop_columns: list[str]) -> bool:
+    dropped = {name.strip().casefold() for name in drop_columns}
+    return any(name.strip().casefold() in dropped for name in header)
+
+
+def _withheld(failure: ParseFailure) -> ParseFailure:
+    """A broken line without its text: its fields cannot be told apart reliably, so the value
+    of a ``drop_columns`` column (a plaintext password) cannot be cut out of it."""
+    withheld = "the line's text is withheld: the file has a column in drop_columns"
+    return ParseFailure(failure.row, "", f"{failure.reason} ({withheld})")
 
 
 def _csv_batch(
@@ -570,7 +601,7 @@ def _gc_paused() -> Iterator[None]:
 def _spanning_reason(fields: int, width: int | None, expected: str) -> str:
     return (
         f"unbalanced quote: a quoted field opened on this line runs over the following lines "
-        f"and gives {fields} fields, the {expected} has {width}; reading restarts at the next line"
+        f"and gives {fields} fields, the {expected} has {width}. Reading restarts at the next line"
     )
 
 
@@ -584,10 +615,10 @@ def _quote_reason(message: str, spanning: bool) -> str:
     if spanning:
         return (
             f"unbalanced quote: a quoted field opened on this line runs over the following lines "
-            f"(csv: {message}); reading restarts at the next line"
+            f"(csv: {message}). Reading restarts at the next line"
         )
     if "expected after" in message:
-        return f'stray quote inside a quoted field (csv: {message}); a quote in one is written ""'
+        return f'stray quote inside a quoted field (csv: {message}). A quote in one is written ""'
     return f"cannot parse the line (csv: {message})"
 
 
