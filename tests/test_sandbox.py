@@ -20,8 +20,8 @@ from typing import Any
 import pytest
 
 from customer_import.sandbox.app import validate_customer
-from customer_import.sandbox.cli import add_arguments
-from customer_import.sandbox.faults import TokenBucket
+from customer_import.sandbox.cli import add_arguments, fault_settings
+from customer_import.sandbox.faults import Drop, Faults, FaultSettings, TokenBucket
 from customer_import.sandbox.storage import CustomerStore, format_timestamp
 from customer_import.sandbox.testing import SandboxError, SandboxResponse, SandboxServer
 
@@ -338,6 +338,178 @@ def test_concurrent_upserts_of_one_new_id_create_it_once(slow_sandbox: SandboxSe
     assert sorted(statuses) == [200] * 5 + [201]
 
 
+def outcome(sandbox: SandboxServer, body: dict[str, Any], timeout_s: float = 10.0) -> int | str:
+    """The status of one add-update, or "reset" / "timeout" when no answer came."""
+    try:
+        return sandbox.request(
+            "POST", "/customers/add-update", json_body=body, timeout_s=timeout_s
+        ).status
+    except TimeoutError:
+        return "timeout"
+    except OSError as exc:  # urllib raises the reset itself or wraps it in URLError
+        reason = getattr(exc, "reason", exc)
+        assert isinstance(reason, ConnectionError | TimeoutError), exc
+        return "timeout" if isinstance(reason, TimeoutError) else "reset"
+
+
+def test_fail_first_answers_503_to_the_first_n_then_serves() -> None:
+    with SandboxServer(fail_first=3) as sandbox:
+        responses = [sandbox.add_update(customer(f"F-{i}")) for i in range(5)]
+
+        for response in responses[:3]:
+            assert_error(response, 503, "SERVICE_UNAVAILABLE")
+        assert [r.status for r in responses[3:]] == [201, 201]
+        assert [c["externalId"] for c in sandbox.customers()] == ["F-3", "F-4"]
+
+
+def test_fail_first_does_not_count_requests_refused_for_credentials() -> None:
+    with SandboxServer(fail_first=1) as sandbox:
+        refused = sandbox.request(
+            "POST", "/customers/add-update", json_body=customer("F-1"), auth=False
+        )
+        assert refused.status == 401
+        assert sandbox.add_update(customer("F-1")).status == 503
+        assert sandbox.add_update(customer("F-1")).status == 201
+
+
+def test_conflict_rate_1_answers_409_duplicate_and_writes_nothing() -> None:
+    with SandboxServer(conflict_rate=1.0, seed=1) as sandbox:
+        response = sandbox.add_update(customer("K-1"))
+
+        error = assert_error(response, 409, "DUPLICATE")
+        assert error["message"] == "Duplicate externalId"
+        assert sandbox.customers() == []
+        assert sandbox.stats()["upserts"] == {"created": 0, "updated": 0}
+
+
+def test_reset_rate_1_resets_every_connection_half_before_half_after_the_write() -> None:
+    with SandboxServer(reset_rate=1.0, seed=5) as sandbox:
+        ids = [f"X-{i}" for i in range(40)]
+
+        outcomes = {outcome(sandbox, customer(i)) for i in ids}
+
+        assert outcomes == {"reset"}
+        stats = sandbox.stats()
+        stored = {c["externalId"] for c in sandbox.customers()}
+        assert 0 < len(stored) < len(ids)  # both halves happen: 40 fair coins are not all equal
+        assert stats["by_status"] == {"dropped": 40}
+        assert stats["upserts"] == {"created": len(stored), "updated": 0}
+
+
+def test_a_write_whose_answer_was_lost_is_found_by_the_retry() -> None:
+    with SandboxServer(reset_rate=0.5, seed=5) as sandbox:
+        answers: dict[str, list[int | str]] = {}
+        for i in range(30):
+            external_id = f"L-{i}"
+            attempts = answers.setdefault(external_id, [])
+            while not attempts or attempts[-1] == "reset":
+                attempts.append(outcome(sandbox, customer(external_id, lastName=f"n{i}")))
+
+        stored = {c["externalId"]: c for c in sandbox.customers()}
+        assert sorted(stored) == sorted(answers)
+        assert all(stored[f"L-{i}"]["lastName"] == f"n{i}" for i in range(30))
+        # After a reset, the retry says 201 when the write had not happened, 200 when it had.
+        after_reset = {a[-1] for a in answers.values() if len(a) > 1}
+        assert after_reset == {200, 201}
+
+
+def test_the_same_seed_gives_the_same_resets() -> None:
+    def stored_after_resets() -> list[str]:
+        with SandboxServer(reset_rate=0.5, seed=11) as sandbox:
+            for i in range(20):
+                outcome(sandbox, customer(f"S-{i}"))
+            return sorted(c["externalId"] for c in sandbox.customers())
+
+    assert stored_after_resets() == stored_after_resets()
+
+
+def test_hang_holds_the_answer_after_the_write_so_an_impatient_client_times_out() -> None:
+    with SandboxServer(hang_rate=1.0, hang_ms=1500, seed=1) as sandbox:
+        assert outcome(sandbox, customer("H-1"), timeout_s=0.3) == "timeout"
+
+        assert sandbox.get("H-1") is not None  # the write landed; only the answer was late
+        deadline = time.monotonic() + 10
+        while sandbox.stats()["by_status"].get("dropped") != 1:  # the answer found no client
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        started = time.monotonic()
+        assert outcome(sandbox, customer("H-2"), timeout_s=10) == 201  # a patient client waits
+        assert time.monotonic() - started >= 1.5
+
+
+def test_count_ids_counts_add_update_requests_per_external_id() -> None:
+    with SandboxServer(count_ids=True, fail_first=1) as sandbox:
+        for external_id in ("A-1", "A-1", "A-2"):
+            sandbox.add_update(customer(external_id))
+        sandbox.request("POST", "/customers/add-update", body=b"{")
+
+        assert sandbox.stats()["by_external_id"] == {"A-1": 2, "A-2": 1}
+        sandbox.reset_stats()
+        assert sandbox.stats()["by_external_id"] == {}
+
+
+def test_ids_are_not_counted_unless_asked(sandbox: SandboxServer) -> None:
+    sandbox.add_update(customer(new_id()))
+
+    assert "by_external_id" not in sandbox.stats()
+
+
+def test_each_random_switch_draws_from_its_own_stream() -> None:
+    def failures(**extra: float) -> list[int | None]:
+        faults = Faults(FaultSettings(fail_rate=0.5, seed=3, **extra))
+        draws = []
+        for _ in range(50):
+            draws.append(faults.failure_status())
+            faults.conflict()
+            faults.drop()
+            faults.hang()
+        return draws
+
+    assert failures() == failures(conflict_rate=0.5, reset_rate=0.5, hang_rate=0.5)
+
+
+def test_reset_draws_fall_in_both_halves() -> None:
+    faults = Faults(FaultSettings(reset_rate=1.0, seed=2))
+
+    drops = Counter(faults.drop() for _ in range(200))
+
+    assert set(drops) == {Drop.BEFORE_WRITE, Drop.AFTER_WRITE}
+    assert 60 < drops[Drop.BEFORE_WRITE] < 140
+
+
+def test_switched_off_faults_never_fire() -> None:
+    faults = Faults(FaultSettings(seed=1))
+
+    for _ in range(100):
+        assert faults.failure_status() is None
+        assert not faults.conflict()
+        assert faults.drop() is None
+        assert not faults.hang()
+    assert faults.retry_after_s() is None
+
+
+def test_the_switched_on_faults_are_described_at_start() -> None:
+    settings = FaultSettings(fail_first=5, reset_rate=0.2, hang_rate=0.1, hang_ms=2000, seed=4)
+
+    assert settings.describe() == (
+        "503 for the first 5 requests, reset rate 0.2, hang rate 0.1 (2000 ms), seed 4"
+    )
+    assert FaultSettings().describe() == ""
+
+
+def test_options_give_the_fault_settings() -> None:
+    args = parse(
+        "--fail-first", "2", "--conflict-rate", "0.1", "--reset-rate", "0.2",
+        "--hang-rate", "0.3", "--hang-ms", "500", "--seed", "9", "--count-ids",
+    )  # fmt: skip
+
+    assert fault_settings(args) == FaultSettings(
+        fail_first=2, conflict_rate=0.1, reset_rate=0.2, hang_rate=0.3, hang_ms=500, seed=9
+    )
+    assert args.count_ids
+    assert fault_settings(parse()) == FaultSettings()
+
+
 def test_revoked_key_answers_401_to_every_further_add_update() -> None:
     with SandboxServer() as sandbox:
         assert sandbox.add_update(customer("R-1")).status == 201
@@ -407,6 +579,12 @@ def test_a_non_loopback_host_is_refused_with_exit_2() -> None:
     "argv",
     [
         ["--fail-rate", "1.5"],
+        ["--conflict-rate", "-0.1"],
+        ["--reset-rate", "2"],
+        ["--hang-rate", "1.01"],
+        ["--hang-ms", "-1"],
+        ["--fail-first", "-1"],
+        ["--fail-first", "1.5"],
         ["--latency-ms", "-1"],
         ["--rate-limit", "0"],
         ["--port", "x"],

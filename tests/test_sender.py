@@ -262,9 +262,11 @@ def test_a_429_paces_everyone_just_under_what_the_server_admitted() -> None:
 def test_the_rate_grows_slowly_while_answers_are_good_and_never_past_the_ceiling() -> None:
     clock = FakeClock()
     pacer = Pacer(ceiling=100, clock=clock)
-    clock.now += 1
-    pacer.on_rate_limited(retry_after=None)  # nothing admitted yet: half the rate
-    assert pacer.rate == pytest.approx(47.5)
+    for _ in range(100):  # the server admits 50 a second
+        clock.now += 0.02
+        pacer.on_success()
+    pacer.on_rate_limited(retry_after=None)
+    assert pacer.rate == pytest.approx(47.5, rel=0.02)
     for _ in range(20):
         clock.now += 1
         pacer.on_success()

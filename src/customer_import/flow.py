@@ -7,6 +7,11 @@ while answers stay good the rate grows slowly (0.5 % a second), so the job settl
 to the limit with few 429s. Further 429s cut it by 5 % at most once a cooldown.
 That is AIMD with a measured anchor: halving, the textbook decrease, would average 75 % of
 the limit, and the anchor already makes a sharp drop of the limit take effect at once.
+A 429 cuts only when a request got through since the last cut: one before any success (the
+first answers of a run) or in a spell of nothing but 429s (a quota window) says the server is
+refusing, not how much it admits. Cutting on those would grind the rate to the floor, where
+growing 0.5 % a second takes many minutes to climb back. The waits (Retry-After, backoff, a
+quota pause) slow the job meanwhile, and the first 429 after new successes sets the rate.
 
 The circuit breaker stops the job from burning every record's retries during an outage:
 after ``threshold`` transient failures in a row with no answer in between, workers pause
@@ -33,6 +38,7 @@ _GROWTH_PER_S: Final = 0.005
 _COOLDOWN_S: Final = 1.0
 _QUOTA_PAUSE_S: Final = 5.0  # a Retry-After this long is a quota window: everyone waits it out
 _MIN_RATE: Final = 1.0
+_MIN_SPAN_S: Final = 0.1  # measuring over less would make one lucky success a huge rate
 
 
 class Pacer:
@@ -52,6 +58,8 @@ class Pacer:
         self._next_slot = 0.0
         self._paused_until = 0.0
         self._successes: deque[float] = deque()
+        self._first_success: float | None = None
+        self._last_success: float | None = None
         self._last_cut = -_COOLDOWN_S
         self._last_growth = clock()
 
@@ -71,6 +79,9 @@ class Pacer:
     def on_success(self) -> None:
         now = self._clock()
         self._successes.append(now)
+        if self._first_success is None:
+            self._first_success = now
+        self._last_success = now
         while self._successes and self._successes[0] < now - _WINDOW_S:
             self._successes.popleft()
         self._grow(now)
@@ -83,10 +94,16 @@ class Pacer:
             self._cut(now)
 
     def _cut(self, now: float) -> None:
-        admitted = len(self._successes) / _WINDOW_S
+        if self._first_success is None or self._last_success is None:
+            return  # nothing about what the server admits yet: see the module docstring
+        if self._last_success <= self._last_cut:
+            return  # nothing new since the last cut
+        # Over the window, or the time seen so far when the run is younger: an underestimate
+        # takes minutes to grow out of, an overestimate is cut again after one cooldown.
+        span = max(_MIN_SPAN_S, min(_WINDOW_S, now - self._first_success))
+        admitted = len(self._successes) / span
         current = self.rate if self.rate is not None else admitted
-        anchor = min(current, admitted) if admitted > 0 else current / 2
-        self.rate = max(_MIN_RATE, anchor * _DECREASE)
+        self.rate = max(_MIN_RATE, min(current, admitted) * _DECREASE)
         self._last_cut = self._last_growth = now
         log.info("rate limited: pacing every worker to %.0f requests/s", self.rate)
 

@@ -3,7 +3,8 @@
 A fixed pool of ``concurrency`` workers takes items from a bounded queue, so memory
 does not grow with the file and never more than ``concurrency`` requests are in flight.
 What an answer means is decided in one place (``classify``): success, reject the row,
-retry, slow down, or stop the run.
+retry, slow down, or stop the run. Stopping lets requests in flight finish and ends every
+wait at once (a backoff, a Retry-After, a quota pause, an open circuit breaker).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Final
 
+import aiohttp
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
@@ -133,7 +135,8 @@ class Sender:
     """Sends items with ``concurrency`` workers; reports each final outcome to ``on_outcome``.
 
     On a fatal answer, or when ``stop()`` is called, workers take no new items, requests
-    in flight are allowed to finish, and items without an outcome stay pending.
+    in flight are allowed to finish, workers that are waiting (to retry, for a Retry-After,
+    for the circuit breaker) stop waiting, and items without an outcome stay pending.
     """
 
     def __init__(
@@ -157,6 +160,7 @@ class Sender:
         self._failure: BaseException | None = None
         self._queue: asyncio.Queue[SendItem | None] = asyncio.Queue(maxsize=concurrency * 4)
         self._feeder: asyncio.Task[None] | None = None
+        self._waiting: set[asyncio.Task[object]] = set()  # running workers, not sending
         self.stats = SendStats()
 
     async def run(self, items: AsyncIterator[SendItem]) -> None:
@@ -181,6 +185,19 @@ class Sender:
             self._queue.get_nowait()
         for _ in range(self._concurrency):
             self._queue.put_nowait(None)
+        self._end_waits()
+
+    def _end_waits(self) -> None:
+        """Cancel every worker that is waiting rather than sending: its item stays pending.
+
+        Without this a stop would last as long as the longest wait: a Retry-After of an hour,
+        or the breaker's whole ``max_outage_s``. A worker with a request in flight is left
+        to finish it (and stops at its next turn), and so is the one calling ``stop()``.
+        """
+        current = asyncio.current_task()
+        for worker in self._waiting:
+            if worker is not current:
+                worker.cancel()
 
     async def _feed(self, items: AsyncIterator[SendItem]) -> None:
         try:
@@ -195,15 +212,25 @@ class Sender:
             await self._queue.put(None)
 
     async def _worker(self) -> None:
-        while (item := await self._queue.get()) is not None:
-            try:
-                outcome = await self._send(item)
-            except _Abandoned:
-                return
-            except RunAborted as exc:
-                self.stop(exc)
-                return
-            self._on_outcome(outcome)
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            while (item := await self._queue.get()) is not None:
+                try:
+                    outcome = await self._send(item)
+                except _Abandoned:
+                    return
+                except RunAborted as exc:
+                    self.stop(exc)
+                    return
+                self._on_outcome(outcome)
+        except asyncio.CancelledError:
+            if not self._stopping:
+                raise
+            # stop() ended this worker's wait (see _end_waits); its item stays pending
+        finally:
+            self._waiting.discard(task)
 
     async def _send(self, item: SendItem) -> SendOutcome:
         attempts = 0
@@ -260,11 +287,15 @@ class Sender:
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         started = time.perf_counter()
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.discard(task)  # in flight: a stop lets this request finish
         try:
             return await self._client.post(PATH, content=item.body), None
         except (httpx.TransportError, TimeoutError, OSError) as exc:
             return None, _describe_transport_error(exc)
         finally:
+            self._waiting.add(task)
             stats.in_flight -= 1
             stats.latency.add((time.perf_counter() - started) * 1000)
 
@@ -333,10 +364,17 @@ def describe_error_response(response: httpx.Response) -> str:
 
 
 def _describe_transport_error(exc: Exception) -> str:
-    timeout = isinstance(exc, httpx.TimeoutException | TimeoutError)
-    kind = "timeout" if timeout else "connection error"
+    kind = "timeout" if _is_timeout(exc) else "connection error"
     detail = str(exc) or type(exc).__name__
     return f"{kind}: {detail}"
+
+
+def _is_timeout(exc: Exception) -> bool:
+    cause = exc.__cause__
+    if isinstance(cause, aiohttp.ClientError):
+        # httpx-aiohttp maps every aiohttp connection error, a reset too, to httpx.ConnectTimeout
+        return isinstance(cause, TimeoutError)
+    return isinstance(exc, httpx.TimeoutException | TimeoutError)
 
 
 def parse_retry_after(value: str | None) -> float | None:

@@ -10,15 +10,19 @@ Routes (all JSON):
     POST /_sandbox/reset-stats     zero the counts
     POST /_sandbox/revoke-key      every further add-update request is answered 401
 
-Every error has the API's envelope ``{"error": {"code", "message", "details"}}``.
+Every error has the API's envelope ``{"error": {"code", "message", "details"}}``. A request the
+fault switches drop gets no answer at all: its connection is reset.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import re
+import socket
+import struct
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +32,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from customer_import.sandbox.faults import Faults
+from customer_import.sandbox.faults import Drop, Faults
 from customer_import.sandbox.storage import CustomerStore
 
 API_KEY_HEADER: Final = "x-api-key"
@@ -39,6 +43,10 @@ MAX_PAGE_SIZE: Final = 100
 #: Error codes of statuses that aiohttp itself raises (unknown path, wrong method, huge body).
 _HTTP_ERROR_CODES: Final = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 _FAILURE_CODES: Final = {500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}
+#: ``by_status`` key of requests whose answer never reached the client (see ``Stats``).
+DROPPED: Final = "dropped"
+# SO_LINGER on, zero seconds: close() sends a TCP RST, as a crashed server or a proxy would
+_RESET_ON_CLOSE: Final = struct.pack("ii", 1, 0)
 
 _REQUIRED: Final = ("externalId", "firstName")
 _STRING_FIELDS: Final = frozenset(("externalId", "firstName", "lastName", "email", "phoneNumber"))
@@ -66,11 +74,16 @@ class Stats:
     """What the sandbox saw, for tests that count the job's requests and check its concurrency.
 
     Requests to ``/_sandbox/`` are not counted, so reading the stats does not change them.
+    ``by_status`` counts a request whose answer never reached the client (its connection was
+    dropped by a fault, or the client had gone when the answer was ready) as ``"dropped"``.
+    ``by_external_id`` (only with ``count_ids``) counts add-update requests per body externalId.
     """
 
+    count_ids: bool = False
     requests_total: int = 0
     by_status: Counter[str] = field(default_factory=Counter)
     by_path: Counter[str] = field(default_factory=Counter)
+    by_external_id: Counter[str] = field(default_factory=Counter)
     created: int = 0
     updated: int = 0
     in_flight: int = 0
@@ -78,7 +91,7 @@ class Stats:
 
     def as_json(self) -> dict[str, Any]:
         """The ``GET /_sandbox/stats`` body."""
-        return {
+        body = {
             "requests_total": self.requests_total,
             "by_status": dict(self.by_status),
             "by_path": dict(self.by_path),
@@ -86,12 +99,21 @@ class Stats:
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
         }
+        if self.count_ids:
+            body["by_external_id"] = dict(self.by_external_id)
+        return body
+
+    def count_id(self, body: object) -> None:
+        """Count one add-update request for its body's externalId (when counting is on)."""
+        if self.count_ids and isinstance(body, dict) and isinstance(body.get("externalId"), str):
+            self.by_external_id[body["externalId"]] += 1
 
     def reset(self) -> None:
         """Zero the counts; requests still in flight stay counted as in flight."""
         self.requests_total = self.created = self.updated = 0
         self.by_status.clear()
         self.by_path.clear()
+        self.by_external_id.clear()
         self.max_in_flight = self.in_flight
 
 
@@ -179,14 +201,52 @@ class _BadQuery(ValueError):
         self.detail = detail
 
 
+class _NotJson:
+    """A request body that could not be parsed; the 400 it earns comes after the faults."""
+
+    def __init__(self, exc: Exception) -> None:
+        self.detail = _detail("body", f"is not valid JSON: {exc}")
+
+
+def _parse_body(raw: bytes) -> object:
+    try:
+        return json.loads(raw)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
+        return _NotJson(exc)
+
+
+def _drop_connection(request: web.Request) -> web.Response:
+    """Reset the connection: the client gets no answer. The returned response is never sent."""
+    transport = request.transport
+    if transport is not None:
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        transport.abort()
+    return web.Response(status=204)
+
+
+def _answer_lost(request: web.Request) -> bool:
+    transport = request.transport
+    return transport is None or transport.is_closing()
+
+
 class SandboxApi:
     """The handlers, holding the state they share: storage, faults, credentials and stats."""
 
-    def __init__(self, store: CustomerStore, faults: Faults, credentials: Credentials) -> None:
+    def __init__(
+        self,
+        store: CustomerStore,
+        faults: Faults,
+        credentials: Credentials,
+        *,
+        count_ids: bool = False,
+    ) -> None:
         self.store = store
         self.faults = faults
         self.credentials = credentials
-        self.stats = Stats()
+        self.stats = Stats(count_ids=count_ids)
         self.identity = {"name": "customer-import sandbox", "version": _package_version()}
 
     @web.middleware
@@ -203,7 +263,7 @@ class SandboxApi:
             stats.in_flight -= 1
         resource = request.match_info.route.resource
         stats.requests_total += 1
-        stats.by_status[str(response.status)] += 1
+        stats.by_status[DROPPED if _answer_lost(request) else str(response.status)] += 1
         stats.by_path[request.path if resource is None else resource.canonical] += 1
         return response
 
@@ -225,23 +285,36 @@ class SandboxApi:
     async def add_update(self, request: web.Request) -> web.Response:
         """Upsert one customer.
 
-        In order: latency, credentials (then a revoked key), rate limit, random failure,
-        validation, write. The body is read first even when refused, so the connection stays
-        reusable for the client's next request.
+        In order: latency, credentials (then a revoked key), rate limit, first-N failures,
+        random failure, conflict, a reset before the write, validation, the write, a reset
+        after the write, a hang. The body is read first even when refused, so the connection
+        stays reusable for the client's next request.
         """
-        raw = await request.read()
+        body = _parse_body(await request.read())
+        self.stats.count_id(body)
         if self.faults.latency_s:
             await asyncio.sleep(self.faults.latency_s)
         refusal = self._unauthorized(request) or self._fault_response()
         if refusal is not None:
             return refusal
-        try:
-            body = json.loads(raw)
-        except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-            return _validation_error([_detail("body", f"is not valid JSON: {exc}")])
+        drop = self.faults.drop()
+        if drop is Drop.BEFORE_WRITE:
+            return _drop_connection(request)
+        if isinstance(body, _NotJson):
+            return _validation_error([body.detail])
         details = validate_customer(body)
         if details:
             return _validation_error(details)
+        assert isinstance(body, dict)  # validate_customer said so
+        response = self._write(body)
+        if drop is Drop.AFTER_WRITE:
+            return _drop_connection(request)
+        if self.faults.hang():
+            await asyncio.sleep(self.faults.hang_s)
+        return response
+
+    def _write(self, body: dict[str, Any]) -> web.Response:
+        """The upsert itself, committed before this returns."""
         result = self.store.upsert(self.credentials.merchant_id, body)
         if result.created:
             self.stats.created += 1
@@ -260,6 +333,8 @@ class SandboxApi:
         status = self.faults.failure_status()
         if status is not None:
             return error_response(status, _FAILURE_CODES[status], "simulated server failure")
+        if self.faults.conflict():
+            return error_response(409, "DUPLICATE", "Duplicate externalId")
         return None
 
     async def get_customer(self, request: web.Request) -> web.Response:
@@ -332,9 +407,11 @@ def _package_version() -> str:
         return "unknown"
 
 
-def create_app(store: CustomerStore, faults: Faults, credentials: Credentials) -> web.Application:
+def create_app(
+    store: CustomerStore, faults: Faults, credentials: Credentials, *, count_ids: bool = False
+) -> web.Application:
     """The sandbox application; the caller owns ``store`` and closes it after the server stops."""
-    api = SandboxApi(store, faults, credentials)
+    api = SandboxApi(store, faults, credentials, count_ids=count_ids)
     app = web.Application(middlewares=[api.track])
     app.add_routes(
         [

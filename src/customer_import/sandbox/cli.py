@@ -22,7 +22,7 @@ from typing import Final
 from aiohttp import web
 
 from customer_import.sandbox.app import Credentials, create_app
-from customer_import.sandbox.faults import Faults, FaultSettings
+from customer_import.sandbox.faults import DEFAULT_HANG_MS, Faults, FaultSettings
 from customer_import.sandbox.storage import CustomerStore
 
 DEFAULT_PORT: Final = 3156
@@ -69,7 +69,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--rate-limit", type=_positive, metavar="R", help="requests/s, bursts of 1 s worth; 429"
     )
-    faults.add_argument("--seed", type=int, help="makes --fail-rate draws repeatable")
+    faults.add_argument(
+        "--fail-first", type=_count, default=0, metavar="N", help="answer the first N with 503"
+    )
+    faults.add_argument(
+        "--conflict-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="answer 409 DUPLICATE at random, writing nothing",
+    )
+    faults.add_argument(
+        "--reset-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="reset the connection at random, half before and half after the write",
+    )
+    faults.add_argument(
+        "--hang-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="write, then hold the answer for --hang-ms, at random",
+    )
+    faults.add_argument(
+        "--hang-ms", type=_non_negative, default=DEFAULT_HANG_MS, metavar="N", help="default 60000"
+    )
+    faults.add_argument("--seed", type=int, help="makes every random draw repeatable")
+    parser.add_argument(
+        "--count-ids",
+        action="store_true",
+        help="count add-update requests per externalId in /_sandbox/stats (by_external_id)",
+    )
     parser.add_argument(
         "--allow-remote", action="store_true", help="allow a --host that is not loopback"
     )
@@ -119,8 +151,8 @@ async def _serve(args: argparse.Namespace, identity: _Identity) -> int:
 
 
 async def _serve_store(args: argparse.Namespace, identity: _Identity, store: CustomerStore) -> int:
-    settings = FaultSettings(args.latency_ms, args.fail_rate, args.rate_limit, args.seed)
-    app = create_app(store, Faults(settings), identity.credentials)
+    settings = fault_settings(args)
+    app = create_app(store, Faults(settings), identity.credentials, count_ids=args.count_ids)
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:
@@ -135,6 +167,21 @@ async def _serve_store(args: argparse.Namespace, identity: _Identity, store: Cus
         return EXIT_OK
     finally:
         await runner.cleanup()
+
+
+def fault_settings(args: argparse.Namespace) -> FaultSettings:
+    """The fault switches from parsed options."""
+    return FaultSettings(
+        latency_ms=args.latency_ms,
+        fail_rate=args.fail_rate,
+        rate_limit=args.rate_limit,
+        seed=args.seed,
+        fail_first=args.fail_first,
+        conflict_rate=args.conflict_rate,
+        reset_rate=args.reset_rate,
+        hang_rate=args.hang_rate,
+        hang_ms=args.hang_ms,
+    )
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -208,6 +255,13 @@ def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be >= 0")
     return value
 
 

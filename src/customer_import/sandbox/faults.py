@@ -1,16 +1,29 @@
-"""Trouble the sandbox rehearses on demand: latency, random failures, a rate limit, a revoked key.
+"""Trouble the sandbox rehearses on demand: everything that can go wrong between job and API.
 
 All switches live here so a reader sees every way the sandbox can misbehave in one place. They
-apply to ``POST /customers/add-update`` only. None is on by default.
+apply to ``POST /customers/add-update`` only. None is on by default. The order in which a
+request meets them is decided in ``app.SandboxApi.add_update`` (and told in the README).
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+
+DEFAULT_HANG_MS = 60_000.0
+
+
+class Drop(enum.Enum):
+    """When a request drawn by ``--reset-rate`` loses its connection."""
+
+    BEFORE_WRITE = "before write"
+    """Nothing is written: a plain network failure."""
+    AFTER_WRITE = "after write"
+    """The write is applied and committed, then the answer is lost: a retry finds the customer."""
 
 
 @dataclass(frozen=True)
@@ -24,17 +37,38 @@ class FaultSettings:
     rate_limit: float | None = None
     """Sustained add-update requests per second; beyond it requests are answered 429."""
     seed: int | None = None
-    """Seeds the failure draws so a rehearsal can be repeated."""
+    """Seeds every random draw so a rehearsal can be repeated."""
+    fail_first: int = 0
+    """The first N add-update requests (past credentials and rate limit) are answered 503."""
+    conflict_rate: float = 0.0
+    """Fraction answered 409 DUPLICATE ("two writes raced"), without writing."""
+    reset_rate: float = 0.0
+    """Fraction whose connection is closed without an answer: half before, half after the write."""
+    hang_rate: float = 0.0
+    """Fraction that are written, then held for ``hang_ms`` before the answer (client timeouts)."""
+    hang_ms: float = DEFAULT_HANG_MS
+    """How long a request drawn by ``hang_rate`` is held."""
 
     def describe(self) -> str:
         """The switched-on faults in words, empty when none is on."""
         parts = []
         if self.latency_ms:
             parts.append(f"latency {self.latency_ms:g} ms")
-        if self.fail_rate:
-            parts.append(f"fail rate {self.fail_rate:g} (seed {self.seed})")
         if self.rate_limit is not None:
             parts.append(f"rate limit {self.rate_limit:g}/s")
+        if self.fail_first:
+            parts.append(f"503 for the first {self.fail_first} requests")
+        rates = (
+            ("fail rate", self.fail_rate),
+            ("conflict rate", self.conflict_rate),
+            ("reset rate", self.reset_rate),
+            ("hang rate", self.hang_rate),
+        )
+        parts += [f"{name} {rate:g}" for name, rate in rates if rate]
+        if self.hang_rate:
+            parts[-1] += f" ({self.hang_ms:g} ms)"
+        if any(rate for _, rate in rates):
+            parts.append(f"seed {self.seed}")
         return ", ".join(parts)
 
 
@@ -63,21 +97,57 @@ class TokenBucket:
         return (1.0 - self._tokens) / self._rate
 
 
+class _Draw:
+    """A seeded yes/no draw at a fixed rate; each switch has its own stream.
+
+    Separate streams keep a switch's sequence the same whatever other switches are on.
+    """
+
+    def __init__(self, rate: float, seed: int | None, name: str) -> None:
+        self.rate = rate
+        self.rng = random.Random(None if seed is None else f"{seed}/{name}")
+
+    def __call__(self) -> bool:
+        return bool(self.rate) and self.rng.random() < self.rate
+
+
 class Faults:
     """The live fault state of one sandbox process."""
 
     def __init__(self, settings: FaultSettings) -> None:
         self.latency_s = settings.latency_ms / 1000
+        self.hang_s = settings.hang_ms / 1000
         self._fail_rate = settings.fail_rate
-        self._rng = random.Random(settings.seed)
+        self._rng = random.Random(settings.seed)  # --fail-rate's stream, as it always was
         self._bucket = None if settings.rate_limit is None else TokenBucket(settings.rate_limit)
+        self._fail_first_left = settings.fail_first
+        self._conflict = _Draw(settings.conflict_rate, settings.seed, "conflict")
+        self._reset = _Draw(settings.reset_rate, settings.seed, "reset")
+        self._hang = _Draw(settings.hang_rate, settings.seed, "hang")
         self.key_revoked = False
 
     def failure_status(self) -> int | None:
-        """500 or 503 when this request is drawn to fail, else None."""
+        """503 while ``fail_first`` lasts; 500 or 503 when drawn by ``fail_rate``; else None."""
+        if self._fail_first_left > 0:
+            self._fail_first_left -= 1
+            return 503
         if self._fail_rate and self._rng.random() < self._fail_rate:
             return self._rng.choice((500, 503))
         return None
+
+    def conflict(self) -> bool:
+        """True when this request is drawn to be answered 409 DUPLICATE."""
+        return self._conflict()
+
+    def drop(self) -> Drop | None:
+        """When this request's connection is to be closed without an answer, if it is."""
+        if not self._reset():
+            return None
+        return Drop.BEFORE_WRITE if self._reset.rng.random() < 0.5 else Drop.AFTER_WRITE
+
+    def hang(self) -> bool:
+        """True when this request is to be held ``hang_s`` after its write, before answering."""
+        return self._hang()
 
     def retry_after_s(self) -> int | None:
         """None when the rate limit lets this request through, else whole seconds to wait (>= 1)."""

@@ -59,6 +59,8 @@ class SandboxServer:
 
     Every keyword mirrors a CLI option; None leaves the option out. ``api_key`` and ``merchant_id``
     default to explicit test values so a developer's environment cannot change what tests see.
+    ``port`` 0 picks a free port; a fixed one lets a second server take over a stopped one's URL
+    (with the same ``db`` file it also keeps its customers), e.g. to resume a run against it.
     """
 
     def __init__(
@@ -71,7 +73,14 @@ class SandboxServer:
         fail_rate: float | None = None,
         rate_limit: float | None = None,
         seed: int | None = None,
+        fail_first: int | None = None,
+        conflict_rate: float | None = None,
+        reset_rate: float | None = None,
+        hang_rate: float | None = None,
+        hang_ms: float | None = None,
+        count_ids: bool = False,
         host: str = "127.0.0.1",
+        port: int = 0,
         extra_args: Sequence[str] = (),
         env: Mapping[str, str | None] | None = None,
         start_timeout_s: float = 15.0,
@@ -84,11 +93,18 @@ class SandboxServer:
             "--fail-rate": fail_rate,
             "--rate-limit": rate_limit,
             "--seed": seed,
+            "--fail-first": fail_first,
+            "--conflict-rate": conflict_rate,
+            "--reset-rate": reset_rate,
+            "--hang-rate": hang_rate,
+            "--hang-ms": hang_ms,
         }
-        self.args = ["--host", host, "--port", "0"]
+        self.args = ["--host", host, "--port", str(port)]
         for flag, value in options.items():
             if value is not None:
                 self.args += [flag, str(value)]
+        if count_ids:
+            self.args.append("--count-ids")
         self.args += extra_args
         self._api_key = api_key
         self._merchant_id = merchant_id
@@ -202,6 +218,13 @@ class SandboxServer:
         return self._url
 
     @property
+    def port(self) -> int:
+        """The port the server listens on."""
+        port = urllib.parse.urlsplit(self.base_url).port
+        assert port is not None  # the server always prints one
+        return port
+
+    @property
     def api_key(self) -> str:
         """The key the sandbox expects (when it was passed as a flag)."""
         if self._api_key is None:
@@ -261,7 +284,8 @@ class SandboxServer:
         return self.request("POST", "/customers/add-update", json_body=customer)
 
     def stats(self) -> dict[str, Any]:
-        """``GET /_sandbox/stats``: requests_total, by_status, by_path, upserts, max_in_flight."""
+        """``GET /_sandbox/stats``: requests_total, by_status, by_path, upserts, max_in_flight,
+        and by_external_id when started with ``count_ids``."""
         stats: dict[str, Any] = self._expect(200, "GET", "/_sandbox/stats")
         return stats
 
