@@ -36,6 +36,7 @@ EMAILS = [
     "a@example.com.", "@example.com", "a@", "a@@example.com", "x" * 64 + "@example.com",
     "x" * 65 + "@example.com", "a@" + "b" * 63 + ".com", "a@" + "b" * 64 + ".com",
     "john.doe@gmail.com", "JOHN.DOE@GMAIL.COM", "a@a.b.c.d.e.f.g.example", "a-b@c-d.e-f.gh",
+    "a@gmial.com", "a@gmail.com.com", "a@example.con", "a@HOTMIAL.COM",
 ]  # fmt: skip
 
 
@@ -67,3 +68,9 @@ def test_every_email_the_fast_path_accepts_the_library_accepts_identically() -> 
 def test_nulls_stay_null() -> None:
     assert fast_phones(pl.Series([None], dtype=pl.String), "US").to_list() == [None]
     assert fast_emails(pl.Series([None], dtype=pl.String)).to_list() == [None]
+
+
+def test_misspelt_domains_are_left_to_the_judge_that_rejects_them() -> None:
+    values = ["a@gmial.com", "a@gmail.com.com", "a@example.con", "a@HOTMIAL.COM"]
+    assert fast_emails(pl.Series(values)).to_list() == [None] * 4
+    assert all(judge_email(v)[1] for v in values)

@@ -12,8 +12,9 @@ those the libraries' verdict can be computed column-wise with Polars, exactly:
   ten digits. Canadian and Caribbean numbers, and everything else, go to the library.
 - **Emails**: ASCII addresses of the common shape (letters, digits, ``._%+-`` in the local
   part; hostname labels; an alphabetic top-level domain; within the length limits; no
-  special-use domain, no ``--`` that IDNA would look at). email-validator keeps the local part
-  and lower-cases the domain, and so does the fast path.
+  special-use domain, no ``--`` that IDNA would look at, no misspelt domain that the job
+  rejects). email-validator keeps the local part and lower-cases the domain, and so does the
+  fast path.
 
 ``fast_*`` return, for each value, the normalised value when the fast path accepts it and
 null otherwise ("ask the library"); they never reject. tests/test_fastpath.py checks that
@@ -29,6 +30,8 @@ import phonenumbers
 import polars as pl
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from phonenumbers import PhoneMetadata
+
+from customer_import.normalise import misspelt_domain
 
 _TYPES: Final = (
     "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
@@ -98,6 +101,7 @@ def fast_emails(values: pl.Series) -> pl.Series:
         & (local.str.len_bytes() <= 64)
         & ~domain.str.contains("--", literal=True)
         & ~last_label.is_in(list(SPECIAL_USE_DOMAIN_NAMES))
+        & ~misspelt_domain(domain)  # judge_email rejects these, naming the likely domain
     )
     return (
         values.to_frame("v")

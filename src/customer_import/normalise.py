@@ -19,7 +19,7 @@ from email_validator import EmailNotValidError, validate_email
 #: that separates the reasons of a record's fields.
 Verdict = tuple[str | None, str | None]
 
-_CACHE_LIMIT: Final = 200_000
+_CACHE_LIMIT: Final = 50_000  # per judge: placeholders and shared inboxes repeat
 # Excel (and pandas, R, JavaScript) always write the exponent's sign: "7.02255E+12". Requiring it
 # keeps ids such as "3e8" or "12E45" (hex or product-style codes) from being taken for numbers.
 EXCEL_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?[eE][+-]\d+$")
@@ -153,23 +153,38 @@ def misspelt_domain(domain: pl.Expr) -> pl.Expr:
 
 
 class CachedJudge:
-    """Applies a per-value judge to a text column, once per distinct value."""
+    """Applies a per-value judge to a text column, once per distinct value.
 
-    def __init__(self, judge: Callable[[str], Verdict]) -> None:
+    ``fast`` (optional, vectorised) answers for the values it clearly accepts, returning
+    null for the rest; only those go to ``judge``, whose verdicts are remembered.
+    """
+
+    def __init__(
+        self,
+        judge: Callable[[str], Verdict],
+        fast: Callable[[pl.Series], pl.Series] | None = None,
+    ) -> None:
         self._judge = judge
+        self._fast = fast
         self._cache: dict[str, Verdict] = {}
 
     def apply(self, column: pl.Series) -> tuple[pl.Series, pl.Series]:
         """(normalised, reason) Series aligned with ``column``; nulls stay null in both."""
-        distinct = column.drop_nulls().unique().to_list()
-        verdicts = [self._verdict(v) for v in distinct]
-        good = column.replace_strict(
-            distinct, [v[0] for v in verdicts], default=None, return_dtype=pl.String
+        distinct = column.drop_nulls().unique()
+        quick = (
+            self._fast(distinct)
+            if self._fast is not None
+            else pl.repeat(None, len(distinct), dtype=pl.String, eager=True)
         )
-        bad = column.replace_strict(
-            distinct, [v[1] for v in verdicts], default=None, return_dtype=pl.String
+        slow = distinct.filter(quick.is_null()).to_list()
+        verdicts = [self._verdict(v) for v in slow]
+        keys = distinct.filter(quick.is_not_null()).to_list() + slow
+        good = quick.drop_nulls().to_list() + [v[0] for v in verdicts]
+        bad = [None] * (len(keys) - len(slow)) + [v[1] for v in verdicts]
+        return (
+            column.replace_strict(keys, good, default=None, return_dtype=pl.String),
+            column.replace_strict(keys, bad, default=None, return_dtype=pl.String),
         )
-        return good, bad
 
     def _verdict(self, value: str) -> Verdict:
         verdict = self._cache.get(value)

@@ -14,6 +14,7 @@ from typing import Final
 import polars as pl
 
 from customer_import.config import FieldMapping
+from customer_import.fastpath import fast_emails, fast_phones
 from customer_import.fieldstats import FieldStats
 from customer_import.mapping import FieldPlan, MappingPlan
 from customer_import.normalise import (
@@ -49,10 +50,12 @@ class Validator:
     def __init__(self, plan: MappingPlan, stats: FieldStats | None = None) -> None:
         self._plan = plan
         self._stats = stats
-        self._email = CachedJudge(judge_email)
+        self._email = CachedJudge(judge_email, fast_emails)
         phone = plan.field("phoneNumber")
         region = phone.spec.default_region if phone else None
-        self._phone = CachedJudge(lambda value: judge_phone(value, region))
+        self._phone = CachedJudge(
+            lambda value: judge_phone(value, region), lambda values: fast_phones(values, region)
+        )
 
     def validate(self, mapped: pl.DataFrame) -> Validated:
         checked = mapped.with_columns(*self._library_checked(mapped)).with_columns(
