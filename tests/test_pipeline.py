@@ -345,3 +345,15 @@ def test_repeated_ids_are_found_when_the_id_hashes_spill_to_disk(tmp_path: Path)
     expected = id_hashes(pl.Series(["a", "d"])).sort().to_list()
     assert finder.repeated().sort().to_list() == expected
     assert any((tmp_path / "spill").iterdir())  # it did spill
+
+
+def test_frequent_double_encoded_text_is_imported_as_read_and_warned_about(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    lines = [f"M-{i},Ren√©,PÃ©rez,,,," for i in range(3)] + ["M-9,Ana,Lopez,,,,"]
+    report = run(mixed_job(tmp_path, *lines), sandbox)
+
+    assert sandbox.get("M-0")["lastName"] == "PÃ©rez"  # type: ignore[index]
+    warnings = report.summary["warnings"]
+    assert [w.split(":")[0] for w in warnings] == ["firstName", "lastName"]
+    assert warnings[1].startswith("lastName: 3 of 4 values look double-encoded")

@@ -5,6 +5,7 @@
     ├── InputError                 the input cannot be read at all (exit 2)
     └── RunAborted                 the run must stop; what is done is kept, resumable (exit 3)
         ├── FatalApiError          401/403/404: every further request would fail too
+        ├── ApiUnavailable         every request failed for longer than api.max_outage_s
         └── Interrupted            SIGINT/SIGTERM (exit 130/143)
 
 Bad rows are not exceptions: they are rejects (data), see ``validation.Reject``.
@@ -35,6 +36,10 @@ class FatalApiError(RunAborted):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class ApiUnavailable(RunAborted):
+    """The API failed every request (5xx, no connection) for longer than the outage limit."""
 
 
 class Interrupted(RunAborted):

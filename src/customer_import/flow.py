@@ -28,7 +28,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Final
 
-from customer_import.errors import RunAborted
+from customer_import.errors import ApiUnavailable
 
 log = logging.getLogger("customer_import")
 
@@ -138,7 +138,7 @@ class CircuitBreaker:
         while self._opened_at is not None:
             now = time.monotonic()
             if now - self._opened_at > self._max_outage_s:
-                raise RunAborted(
+                raise ApiUnavailable(
                     f"the API has failed every request for over {self._max_outage_s:.0f} s "
                     "(server errors or no connection); resume once it is back"
                 )

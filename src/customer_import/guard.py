@@ -12,6 +12,7 @@ from customer_import.records import PreparedBatch
 
 SAMPLE: Final = 1000
 _QUOTED = re.compile(r"'[^']*'")
+_FIELD_REASONS = re.compile(r"; (?=[A-Za-z.]+: )")  # "email: ...; phoneNumber: ..." per field
 
 
 class InvalidInputGuard(RunAborted):
@@ -50,7 +51,8 @@ class InvalidRatioGuard:
 
 
 def _message(rejected: int, judged: int, max_ratio: float, reasons: list[str]) -> str:
-    common = Counter(_reason_kind(part) for r in reasons for part in r.split("; ")).most_common(3)
+    parts = (part for r in reasons for part in _FIELD_REASONS.split(r))
+    common = Counter(_reason_kind(part) for part in parts).most_common(3)
     listed = "; ".join(f"{kind} ({count}x)" for kind, count in common)
     return (
         f"{rejected} of the first {judged} records are invalid (more than max_invalid_ratio = "

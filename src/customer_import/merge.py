@@ -104,6 +104,7 @@ def merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
         input=first.get("input"),
         encoding=first.get("encoding"),
         delimiter=first.get("delimiter"),
+        warnings=[w for s in summaries for w in s.get("warnings") or []],
         shards=[
             {"shard": s.get("shard"), "status": s["status"], "message": s.get("message")}
             for s in summaries

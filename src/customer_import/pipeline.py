@@ -29,12 +29,19 @@ import polars as pl
 from customer_import import outputs
 from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.duplicates import HeldRecord, RepeatedIdFinder, decide
-from customer_import.errors import ConfigError, FatalApiError, Interrupted, RunAborted
+from customer_import.errors import (
+    ApiUnavailable,
+    ConfigError,
+    FatalApiError,
+    Interrupted,
+    RunAborted,
+)
 from customer_import.fieldstats import FieldStats
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import MappingPlan, plan_mapping
 from customer_import.outputs import REJECTS_TRAILER
+from customer_import.quality import double_encoding_warning
 from customer_import.records import BatchPreparer, PreparedBatch, id_columns, scan_ids
 from customer_import.sender import (
     RetryPolicy,
@@ -266,6 +273,7 @@ class _Run:
         self.counters = _Counters()
         self.stats = SendStats()
         self.sender: Sender | None = None
+        self.preparer: BatchPreparer | None = None
         self.failure: RunAborted | None = None
         self.interrupted: int | None = None
         self.total = 0
@@ -293,6 +301,11 @@ class _Run:
         return RunReport(status, summary, self.settings.out_dir, message, signum)
 
     def _explain(self, exc: RunAborted) -> str:
+        if isinstance(exc, ApiUnavailable):
+            # Records that ran out of attempts as the outage began failed for the same reason:
+            # pending, not rejected, so a resume once the API is back sends them too.
+            forgotten = self.journal.forget_rejects("transport")
+            return f"{exc}; {forgotten} records that failed as it began are pending again"
         if isinstance(exc, InvalidInputGuard):
             # Nothing was sent: the next run starts afresh, without --resume or --restart.
             self.journal.set_meta(state=GUARDED)
@@ -314,7 +327,7 @@ class _Run:
             self.counters.done = len(done)
             log.info("%d records; %d ids occur more than once", self.total, len(repeated))
             mask = self.sync.unchanged_mask if self.sync is not None else None
-            preparer = BatchPreparer(
+            self.preparer = preparer = BatchPreparer(
                 self.plan, self.kept_columns, repeated, done, mask, self.options.field_stats
             )
             batches = self._recorded(preparer.prepare_all(self._batches()))
@@ -540,6 +553,7 @@ class _Run:
         )
         summary = build_summary(facts, self.journal, self.stats)
         summary["shard"] = str(self.options.shard) if self.options.shard else None
+        summary["warnings"] = self._warnings()
         if self.sync is not None:
             summary["incremental"] = {
                 "compared_with_snapshot": self.sync.snapshot is not None
@@ -551,6 +565,14 @@ class _Run:
             summary["missing_ids"] = self.missing_ids[:MISSING_LISTED]
             summary["deactivated"] = self.journal.count_deactivated()
         return summary
+
+    def _warnings(self) -> list[str]:
+        """Data problems that reject nothing but that a person should hear about."""
+        found = self.preparer.suspect_text.values() if self.preparer is not None else []
+        warnings = [double_encoding_warning(s) for s in found if s.frequent]
+        for warning in warnings:
+            log.warning("%s", warning)
+        return warnings
 
     def _write_outputs(self, summary: dict[str, Any]) -> None:
         out_dir = self.settings.out_dir
@@ -567,11 +589,11 @@ def _kept_columns(source: Source, drop: list[str]) -> tuple[list[str], list[str]
     Columns in ``drop_columns`` are never copied. When the input is an earlier run's
     rejects.csv, its trailing _row/_stage/_reason/_raw describe that run, not the customer.
     """
-    dropped = {d.casefold() for d in drop}
+    dropped = {d.strip().casefold() for d in drop}
     pairs = list(zip(source.columns, source.header, strict=True))
     if tuple(source.header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER:
         pairs = pairs[: -len(REJECTS_TRAILER)]
-    kept = [(c, h) for c, h in pairs if h.casefold() not in dropped]
+    kept = [(c, h) for c, h in pairs if h.strip().casefold() not in dropped]
     return [c for c, _ in kept], [h for _, h in kept]
 
 

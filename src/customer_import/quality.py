@@ -57,6 +57,8 @@ class SuspectText:
 
     @property
     def frequent(self) -> bool:
+        if not self.suspect:
+            return False
         return self.suspect >= FREQUENT_VALUES or self.suspect >= FREQUENT_SHARE * self.checked
 
     def merged(self, other: SuspectText) -> SuspectText:
@@ -75,8 +77,8 @@ def find_double_encoded(
 ) -> dict[str, SuspectText]:
     """Per text column (``columns``, or every String column), values that look double-encoded.
 
-    Only columns with at least one suspect value are in the result. One pass of Polars
-    expressions over the batch; examples are taken only for columns that have suspects.
+    Every column is in the result, so counts merged over batches give true shares. One
+    pass of Polars expressions over the batch; examples are taken only where there are suspects.
     """
     names = list(columns) if columns is not None else frame.select(pl.col(pl.String)).columns
     if not names or frame.is_empty():
@@ -87,10 +89,12 @@ def find_double_encoded(
     ).row(0, named=True)
     return {
         name: SuspectText(
-            name, counts[f"checked:{name}"], counts[f"suspect:{name}"], _examples(frame[name])
+            name,
+            counts[f"checked:{name}"],
+            counts[f"suspect:{name}"],
+            _examples(frame[name]) if counts[f"suspect:{name}"] else (),
         )
         for name in names
-        if counts[f"suspect:{name}"]
     }
 
 

@@ -15,6 +15,8 @@ from customer_import.duplicates import HeldRecord, RepeatedIdFinder, id_hashes
 from customer_import.fieldstats import FieldStats
 from customer_import.mapping import MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
+from customer_import.quality import SuspectText, find_double_encoded, merge_counts
+from customer_import.schema import STRING_FIELDS
 from customer_import.sender import SendItem
 from customer_import.source import ROW, Batch, ParseFailure
 from customer_import.state import RejectRow
@@ -74,6 +76,8 @@ class BatchPreparer:
     ) -> None:
         self._unchanged_mask = unchanged_mask
         self._plan = plan
+        self._text_fields = [t for t in plan.targets if t in STRING_FIELDS]
+        self.suspect_text: dict[str, SuspectText] = {}  # double-encoded values, per field
         self._validator = Validator(plan, stats)
         self._kept = kept_columns
         self._repeated = repeated
@@ -88,7 +92,10 @@ class BatchPreparer:
         ids = id_only(frame, self._plan)
         held_mask = id_hashes(ids).is_in(self._repeated.implode()).fill_null(False)
         held_rows = frame[ROW].filter(held_mask)
-        validated = self._validator.validate(map_batch(frame, self._plan))
+        mapped = map_batch(frame, self._plan)
+        found = find_double_encoded(mapped, self._text_fields)
+        self.suspect_text = merge_counts(self.suspect_text, found)
+        validated = self._validator.validate(mapped)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
         out = PreparedBatch(

@@ -137,6 +137,15 @@ class Journal:
     def done_rows(self) -> list[int]:
         return [r for (r,) in self._db.execute("SELECT row FROM outcomes")]
 
+    def forget_rejects(self, stage: str) -> int:
+        """Turn rejects of one stage back into pending records; returns how many."""
+        self.flush()
+        with self._db:
+            cursor = self._db.execute(
+                "DELETE FROM outcomes WHERE status = 'rejected' AND stage = ?", (stage,)
+            )
+        return cursor.rowcount
+
     def rows_missing_source(self) -> list[int]:
         query = "SELECT row FROM outcomes WHERE status = 'rejected' AND source IS NULL AND row > 0"
         return [r for (r,) in self._db.execute(query)]
