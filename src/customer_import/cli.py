@@ -29,10 +29,10 @@ from customer_import.pipeline import (
     RunOptions,
     RunReport,
     run_job,
-    state_locations,
 )
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.sharding import Shard
+from customer_import.snapshot import state_locations
 from customer_import.workers import run_in_workers
 
 #: Exit codes (README, "Exit codes").

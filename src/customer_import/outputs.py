@@ -93,3 +93,19 @@ def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
 
 def _blank_nones(values: tuple[object, ...]) -> list[object]:
     return ["" if v is None else v for v in values]
+
+
+def rejects_columns(
+    columns: list[str], header: list[str], drop: list[str]
+) -> tuple[list[str], list[str]]:
+    """Unique names and original header names of the columns the rejects file may carry.
+
+    Columns in ``drop_columns`` are never copied. When the input is an earlier run's
+    rejects.csv, its trailing _row/_stage/_reason/_raw describe that run, not the customer.
+    """
+    dropped = {d.strip().casefold() for d in drop}
+    pairs = list(zip(columns, header, strict=True))
+    if tuple(header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER:
+        pairs = pairs[: -len(REJECTS_TRAILER)]
+    kept = [(c, h) for c, h in pairs if h.strip().casefold() not in dropped]
+    return [c for c, _ in kept], [h for _, h in kept]

@@ -19,7 +19,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -31,7 +30,6 @@ from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.duplicates import HeldRecord, RepeatedIdFinder, decide
 from customer_import.errors import (
     ApiUnavailable,
-    ConfigError,
     FatalApiError,
     Interrupted,
     RunAborted,
@@ -40,7 +38,7 @@ from customer_import.fieldstats import FieldStats
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import MappingPlan, plan_mapping
-from customer_import.outputs import REJECTS_TRAILER
+from customer_import.outputs import rejects_columns
 from customer_import.quality import double_encoding_warning
 from customer_import.records import BatchPreparer, PreparedBatch, id_columns, scan_ids
 from customer_import.sender import (
@@ -51,29 +49,24 @@ from customer_import.sender import (
     SendStats,
     make_client,
 )
-from customer_import.settings import BASE_URL_ENV, Settings, resolve_settings
+from customer_import.settings import Settings, resolve_settings
 from customer_import.sharding import Shard, sharded
 from customer_import.snapshot import BODY as SNAPSHOT_BODY
 from customer_import.snapshot import ID as SNAPSHOT_ID
 from customer_import.snapshot import (
     IncrementalSync,
-    StateLocation,
     deactivation_body,
-    job_states,
-    mapping_fingerprint,
-    state_key,
+    incremental_sync,
 )
 from customer_import.source import ROW, Batch, Source, file_digest, open_source
 from customer_import.state import (
     COMPLETED,
     GUARDED,
-    RUNNING,
     SENT_OK,
     Journal,
     RejectRow,
     ResultRow,
-    open_journal,
-    remove_journal,
+    open_run_journal,
 )
 from customer_import.summary import RunFacts, build_summary
 
@@ -144,8 +137,20 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
         plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
         fingerprint = _fingerprint(job, options.dry_run, options.shard)
         input_digest = file_digest(settings.input)
-        journal = _open_journal(settings.out_dir, input_digest, fingerprint, options)
-        sync = _incremental_sync(job, settings, options, environ)
+        journal = open_run_journal(
+            settings.out_dir,
+            input_digest,
+            fingerprint,
+            resume=options.resume,
+            restart=options.restart,
+        )
+        sync = incremental_sync(
+            job,
+            settings.base_url,
+            environ,
+            diff=(options.mode or job.mode) == "incremental",
+            dry_run_work=settings.out_dir / ".incremental-dry-run" if options.dry_run else None,
+        )
         try:
             run = _Run(job, settings, options, source, plan, journal, credentials, sync)
             return run.execute(input_digest)
@@ -153,91 +158,10 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
             journal.close()
 
 
-def _incremental_sync(
-    job: JobConfig, settings: Settings, options: RunOptions, environ: Mapping[str, str]
-) -> IncrementalSync | None:
-    """State for an incremental job; --full still refreshes it, a plain full job has none."""
-    if job.mode != "incremental":
-        return None
-    merchant_id = environ.get(job.api.merchant_id_env, "").strip()
-    if not merchant_id:  # a dry run without credentials: no state to compare with
-        log.info(
-            "incremental: %s is not set, so every record counts as changed", job.api.merchant_id_env
-        )
-        return None
-    assert job.output.state_dir is not None  # load_job always resolves it
-    location = StateLocation(
-        job.output.state_dir, state_key(job.name, settings.base_url, merchant_id)
-    )
-    return IncrementalSync(
-        location,
-        mapping_fingerprint(job),
-        diff=(options.mode or job.mode) == "incremental",
-        persist=not options.dry_run,
-        work=settings.out_dir / ".incremental-dry-run",
-    )
-
-
-def state_locations(
-    job: JobConfig, base_url: str | None, *, everything: bool
-) -> list[StateLocation]:
-    """The incremental state(s) of a job: this API and merchant's, or all of them."""
-    assert job.output.state_dir is not None
-    if everything:
-        return job_states(job.output.state_dir, job.name)
-    url = (base_url or os.environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
-    merchant_id = read_credentials(job.api).merchant_id
-    location = StateLocation(job.output.state_dir, state_key(job.name, url, merchant_id))
-    return [location] if location.folder.is_dir() else []
-
-
 def _fingerprint(job: JobConfig, dry_run: bool, shard: Shard | None) -> str:
     """What must not change between a run and its resume (not the URL: a 404 is fixed there)."""
     relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates", "mode"})
     return hashlib.sha256(f"{relevant}|dry_run={dry_run}|shard={shard}".encode()).hexdigest()
-
-
-def _open_journal(
-    out_dir: Path, input_digest: str, fingerprint: str, options: RunOptions
-) -> Journal:
-    journal = open_journal(out_dir)
-    state = journal.get_meta("state")
-    if state == RUNNING and not options.restart:
-        if not options.resume:
-            journal.close()
-            raise ConfigError(
-                f"{out_dir} holds an unfinished run: pass --resume to continue it "
-                "or --restart to start over"
-            )
-        _check_resumable(journal, input_digest, fingerprint)
-        log.info("resuming: %d records already have an outcome", len(journal.done_rows()))
-        return journal
-    if state is not None:
-        journal.close()
-        journal = _fresh_journal(out_dir)
-    journal.set_meta(state=RUNNING, input=input_digest, job=fingerprint, started_at=_now())
-    return journal
-
-
-def _fresh_journal(out_dir: Path) -> Journal:
-    remove_journal(out_dir)
-    return open_journal(out_dir)
-
-
-def _check_resumable(journal: Journal, input_digest: str, fingerprint: str) -> None:
-    if journal.get_meta("input") != input_digest:
-        raise ConfigError(
-            "--resume refused: the input file changed since the run started; use --restart"
-        )
-    if journal.get_meta("job") != fingerprint:
-        raise ConfigError(
-            "--resume refused: the job file (source, mapping or duplicates) changed since the "
-            "run started; use --restart"
-        )
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass(slots=True)
@@ -269,7 +193,9 @@ class _Run:
         self.missing_ids: list[str] = []
         self.source, self.plan, self.journal = source, plan, journal
         self.credentials = credentials
-        self.kept_columns, self.kept_header = _kept_columns(source, job.source.drop_columns)
+        self.kept_columns, self.kept_header = rejects_columns(
+            source.columns, source.header, job.source.drop_columns
+        )
         self.counters = _Counters()
         self.stats = SendStats()
         self.sender: Sender | None = None
@@ -581,20 +507,6 @@ class _Run:
         if self.missing_ids:
             outputs.write_missing(self.missing_ids, self.journal, out_dir)
         outputs.write_summary(summary, out_dir)
-
-
-def _kept_columns(source: Source, drop: list[str]) -> tuple[list[str], list[str]]:
-    """Unique names and original header names of the columns the rejects file may carry.
-
-    Columns in ``drop_columns`` are never copied. When the input is an earlier run's
-    rejects.csv, its trailing _row/_stage/_reason/_raw describe that run, not the customer.
-    """
-    dropped = {d.strip().casefold() for d in drop}
-    pairs = list(zip(source.columns, source.header, strict=True))
-    if tuple(source.header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER:
-        pairs = pairs[: -len(REJECTS_TRAILER)]
-    kept = [(c, h) for c, h in pairs if h.strip().casefold() not in dropped]
-    return [c for c, _ in kept], [h for _, h in kept]
 
 
 async def _prefetch(batches: Iterator[T]) -> AsyncIterator[T]:

@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,7 +29,8 @@ from typing import Any, Final
 
 import polars as pl
 
-from customer_import.config import JobConfig
+from customer_import.config import JobConfig, read_credentials
+from customer_import.settings import BASE_URL_ENV
 
 log = logging.getLogger("customer_import")
 
@@ -300,3 +303,45 @@ def describe(location: StateLocation, fingerprint: str) -> dict[str, Any]:
 
 def reset(location: StateLocation) -> None:
     shutil.rmtree(location.folder, ignore_errors=True)
+
+
+def incremental_sync(
+    job: JobConfig,
+    base_url: str,
+    environ: Mapping[str, str],
+    *,
+    diff: bool,
+    dry_run_work: Path | None,
+) -> IncrementalSync | None:
+    """State for an incremental job; --full (diff False) still refreshes it. A dry run
+    (``dry_run_work``: its scratch folder) compares but never writes the state."""
+    if job.mode != "incremental":
+        return None
+    merchant_id = environ.get(job.api.merchant_id_env, "").strip()
+    if not merchant_id:  # a dry run without credentials: no state to compare with
+        log.info(
+            "incremental: %s is not set: every record counts as changed", job.api.merchant_id_env
+        )
+        return None
+    assert job.output.state_dir is not None  # load_job always resolves it
+    location = StateLocation(job.output.state_dir, state_key(job.name, base_url, merchant_id))
+    return IncrementalSync(
+        location,
+        mapping_fingerprint(job),
+        diff=diff,
+        persist=dry_run_work is None,
+        work=dry_run_work or location.work,
+    )
+
+
+def state_locations(
+    job: JobConfig, base_url: str | None, *, everything: bool
+) -> list[StateLocation]:
+    """The incremental state(s) of a job: this API and merchant's, or all of them."""
+    assert job.output.state_dir is not None
+    if everything:
+        return job_states(job.output.state_dir, job.name)
+    url = (base_url or os.environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
+    merchant_id = read_credentials(job.api).merchant_id
+    location = StateLocation(job.output.state_dir, state_key(job.name, url, merchant_id))
+    return [location] if location.folder.is_dir() else []

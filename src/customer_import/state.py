@@ -10,11 +10,17 @@ upsert is idempotent).
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
+
+from customer_import.errors import ConfigError
+
+log = logging.getLogger("customer_import")
 
 JOURNAL_NAME: Final = "journal.sqlite"
 
@@ -215,3 +221,51 @@ def open_journal(out_dir: Path) -> Journal:
 def remove_journal(out_dir: Path) -> None:
     for suffix in ("", "-wal", "-shm"):
         (out_dir / f"{JOURNAL_NAME}{suffix}").unlink(missing_ok=True)
+
+
+def open_run_journal(
+    out_dir: Path, input_digest: str, fingerprint: str, *, resume: bool, restart: bool
+) -> Journal:
+    """The run's journal: a new one, the unfinished one to resume, or a refusal.
+
+    A folder holding an unfinished run is never taken over silently: without --resume or
+    --restart that is a ConfigError. A completed (or guarded) run is replaced.
+    """
+    journal = open_journal(out_dir)
+    state = journal.get_meta("state")
+    if state == RUNNING and not restart:
+        if not resume:
+            journal.close()
+            raise ConfigError(
+                f"{out_dir} holds an unfinished run: pass --resume to continue it "
+                "or --restart to start over"
+            )
+        _check_resumable(journal, input_digest, fingerprint)
+        log.info("resuming: %d records already have an outcome", len(journal.done_rows()))
+        return journal
+    if state is not None:
+        journal.close()
+        journal = _fresh_journal(out_dir)
+    journal.set_meta(state=RUNNING, input=input_digest, job=fingerprint, started_at=_now())
+    return journal
+
+
+def _fresh_journal(out_dir: Path) -> Journal:
+    remove_journal(out_dir)
+    return open_journal(out_dir)
+
+
+def _check_resumable(journal: Journal, input_digest: str, fingerprint: str) -> None:
+    if journal.get_meta("input") != input_digest:
+        raise ConfigError(
+            "--resume refused: the input file changed since the run started; use --restart"
+        )
+    if journal.get_meta("job") != fingerprint:
+        raise ConfigError(
+            "--resume refused: the job file (source, mapping or duplicates) changed since the "
+            "run started; use --restart"
+        )
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
