@@ -25,8 +25,16 @@ def main() -> int:
     with SandboxServer(api_key=DEMO_KEY, merchant_id=DEMO_MERCHANT, db=SANDBOX_DB) as sandbox:
         print(f"sandbox started at {sandbox.base_url} (data in {SANDBOX_DB.relative_to(ROOT)})")
         env = {**os.environ, "CUSTOMERS_API_KEY": DEMO_KEY, "CUSTOMERS_MERCHANT_ID": DEMO_MERCHANT}
-        command = [sys.executable, "-m", "customer_import", "run", str(JOB), "--base-url",
-                   sandbox.base_url, "--no-progress"]
+        command = [
+            sys.executable,
+            "-m",
+            "customer_import",
+            "run",
+            str(JOB),
+            "--base-url",
+            sandbox.base_url,
+            "--no-progress",
+        ]
         print("$ customer-import run jobs/demo.toml --base-url", sandbox.base_url)
         code = subprocess.run(command, env=env, check=False).returncode
         print(f"the sandbox now holds {len(sandbox.customers())} customers")
