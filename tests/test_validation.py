@@ -228,3 +228,10 @@ def test_the_vectorised_typo_check_agrees_with_the_judge() -> None:
     flagged = pl.select(misspelt_domain(pl.lit(pl.Series(domains)))).to_series().to_list()
     assert flagged == [likely_domain(d) is not None for d in domains]
     assert flagged == [True] * 5 + [False] * 5
+
+
+def test_an_invalid_number_with_a_country_code_does_not_blame_the_default_region() -> None:
+    _, reason = one(
+        {"phoneNumber": {"column": "phone", "default_region": "GB"}}, "phone", "+44 7700 900202"
+    )
+    assert reason == "phoneNumber: '+44 7700 900202' is not a valid phone number"

@@ -23,6 +23,7 @@ _CACHE_LIMIT: Final = 50_000  # per judge: placeholders and shared inboxes repea
 # Excel (and pandas, R, JavaScript) always write the exponent's sign: "7.02255E+12". Requiring it
 # keeps ids such as "3e8" or "12E45" (hex or product-style codes) from being taken for numbers.
 EXCEL_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?[eE][+-]\d+$")
+_INTERNATIONAL = re.compile(r"^'?\s*(\+|00[1-9])")  # written with a country code
 EXCEL_HINT: Final = (
     "is in Excel's scientific notation: the file went through Excel, which rounds long numbers "
     "(several customers can collapse onto one value). Re-export without opening it in Excel, "
@@ -41,7 +42,8 @@ def judge_phone(value: str, region: str | None) -> Verdict:
     except phonenumbers.NumberParseException as exc:
         return None, f"{value!r} is not a phone number ({_parse_error_text(exc)})"
     if not phonenumbers.is_valid_number(number):
-        where = f" (numbers without a country code are read as {region})" if region else ""
+        local = region and not _INTERNATIONAL.match(text)
+        where = f" (numbers without a country code are read as {region})" if local else ""
         return None, f"{value!r} is not a valid phone number{where}"
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
