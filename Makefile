@@ -33,8 +33,8 @@ typecheck: $(STAMP)  ## mypy (strict on src/)
 
 check: lint typecheck test  ## lint, types and tests: run before every commit
 
-bench: $(STAMP)  ## the benchmarks in bench/, one table
-	$(PY) bench/run_all.py
+bench: $(STAMP)  ## the benchmarks in bench/, one table (ARGS=--quick for a short run)
+	$(PY) bench/run_all.py $(ARGS)
 
 lock: $(STAMP)  ## refresh constraints.txt from the current environment
 	$(PY) -m pip freeze --exclude-editable | grep -v '^customer-import' > constraints.txt
