@@ -295,3 +295,23 @@ def test_the_api_key_travels_only_in_its_header() -> None:
     assert seen[0].headers["x-api-key"] == "k"
     assert seen[0].headers["content-type"] == "application/json"
     assert "k" not in str(seen[0].url)
+
+
+def test_a_token_buckets_first_burst_does_not_inflate_the_pace_for_long() -> None:
+    clock = FakeClock()
+    pacer = Pacer(clock=clock)
+    for _ in range(300):  # the bucket's burst: 300 answers in a tenth of a second
+        clock.now += 0.1 / 300
+        pacer.on_success()
+    pacer.on_rate_limited(retry_after=1)
+    assert (pacer.rate or 0) > 1000  # all it could know so far
+    for _ in range(90):  # then the bucket's steady 300 a second, with 429s beyond it
+        clock.now += 1 / 300
+        pacer.on_success()
+    pacer.on_rate_limited(retry_after=1)
+    assert pacer.rate == pytest.approx(0.95 * 300, rel=0.05)
+    for _ in range(90):
+        clock.now += 1 / 300
+        pacer.on_success()
+    pacer.on_rate_limited(retry_after=1)  # the same spell: no compounding below the measure
+    assert pacer.rate == pytest.approx(0.95 * 300, rel=0.05)

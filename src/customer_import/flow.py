@@ -1,17 +1,13 @@
 """How fast to send, shared by every worker: rate pacing, AIMD on 429, the circuit breaker.
 
 The API's rate limit is unpublished, so the job finds it. Until the first 429 nothing but the
-concurrency bound limits the rate. A 429 sets the rate just under what the server was
-admitting (the successes of the last two seconds) and every worker is paced to it at once;
-while answers stay good the rate grows slowly (0.5 % a second), so the job settles close
-to the limit with few 429s. Further 429s cut it by 5 % at most once a cooldown.
-That is AIMD with a measured anchor: halving, the textbook decrease, would average 75 % of
-the limit, and the anchor already makes a sharp drop of the limit take effect at once.
-A 429 cuts only when a request got through since the last cut: one before any success (the
-first answers of a run) or in a spell of nothing but 429s (a quota window) says the server is
-refusing, not how much it admits. Cutting on those would grind the rate to the floor, where
-growing 0.5 % a second takes many minutes to climb back. The waits (Retry-After, backoff, a
-quota pause) slow the job meanwhile, and the first 429 after new successes sets the rate.
+concurrency bound limits the rate. A 429 paces every worker to 95 % of what the server is
+admitting: successes a second, counted from the start of the spell of 429s once that is a
+tenth of a second old (before that, a token bucket's first burst inflates any count). While
+answers stay good the rate grows slowly (0.5 % a second), so the job settles close to the
+limit with few 429s. Cuts come at most every quarter second and never compound below the
+measure: that is AIMD with a measured anchor, where halving, the textbook decrease, would
+average 75 % of the limit.
 
 The circuit breaker stops the job from burning every record's retries during an outage:
 after ``threshold`` transient failures in a row with no answer in between, workers pause
@@ -35,7 +31,7 @@ log = logging.getLogger("customer_import")
 _WINDOW_S: Final = 2.0
 _DECREASE: Final = 0.95
 _GROWTH_PER_S: Final = 0.005
-_COOLDOWN_S: Final = 1.0
+_COOLDOWN_S: Final = 0.25  # one cut per spell of 429s from requests already in flight
 _QUOTA_PAUSE_S: Final = 5.0  # a Retry-After this long is a quota window: everyone waits it out
 _MIN_RATE: Final = 1.0
 _MIN_SPAN_S: Final = 0.1  # measuring over less would make one lucky success a huge rate
@@ -62,6 +58,8 @@ class Pacer:
         self._last_success: float | None = None
         self._last_cut = -_COOLDOWN_S
         self._last_growth = clock()
+        self._congestion: float | None = None  # when the current spell of 429s began
+        self._last_limited = -_WINDOW_S
 
     async def before_request(self) -> None:
         """Wait out a quota pause, then for this request's slot at the current rate."""
@@ -92,20 +90,28 @@ class Pacer:
             self._paused_until = max(self._paused_until, now + retry_after)
         if self._adaptive and now - self._last_cut >= _COOLDOWN_S:
             self._cut(now)
+        self._last_limited = now
 
     def _cut(self, now: float) -> None:
         if self._first_success is None or self._last_success is None:
             return  # nothing about what the server admits yet: see the module docstring
         if self._last_success <= self._last_cut:
             return  # nothing new since the last cut
-        # Over the window, or the time seen so far when the run is younger: an underestimate
-        # takes minutes to grow out of, an overestimate is cut again after one cooldown.
-        span = max(_MIN_SPAN_S, min(_WINDOW_S, now - self._first_success))
-        admitted = len(self._successes) / span
-        current = self.rate if self.rate is not None else admitted
-        self.rate = max(_MIN_RATE, min(current, admitted) * _DECREASE)
+        if self._congestion is None or now - self._last_limited > _WINDOW_S:
+            self._congestion = now  # a new spell of 429s begins
+        admitted = self._admitted(now) * _DECREASE
+        self.rate = max(_MIN_RATE, admitted if self.rate is None else min(self.rate, admitted))
         self._last_cut = self._last_growth = now
         log.info("rate limited: pacing every worker to %.0f requests/s", self.rate)
+
+    def _admitted(self, now: float) -> float:
+        """Successes a second, counted since this spell of 429s began once that is long enough
+        to measure: before it, a token bucket's initial burst inflates any count."""
+        start = max(now - _WINDOW_S, self._first_success or now)
+        if self._congestion is not None and now - self._congestion >= _MIN_SPAN_S:
+            start = max(start, self._congestion)
+        span = max(_MIN_SPAN_S, now - start)
+        return sum(1 for t in reversed(self._successes) if t >= start) / span
 
     def _grow(self, now: float) -> None:
         if self.rate is None or not self._adaptive or now - self._last_growth < 0.5:
