@@ -17,7 +17,7 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TypeVar
@@ -169,9 +169,9 @@ class _Counters:
     done: int = 0
     by_status: dict[str, int] = field(default_factory=dict)
 
-    def add(self, status: str) -> None:
-        self.done += 1
-        self.by_status[status] = self.by_status.get(status, 0) + 1
+    def add(self, status: str, count: int = 1) -> None:
+        self.done += count
+        self.by_status[status] = self.by_status.get(status, 0) + count
 
 
 class _Run:
@@ -321,9 +321,16 @@ class _Run:
         return None if limit is None else limit / shards
 
     async def _record_dry(self, items: AsyncIterator[SendItem]) -> None:
+        """A dry run: what would be sent is recorded as valid."""
         async for item in items:
-            self._result(ResultRow(item.row, item.external_id, "valid"))
+            self._valid([(item.row, item.external_id)])
         self._check_interrupted()
+
+    def _valid(self, records: Iterable[tuple[int, str]]) -> None:
+        added = self.journal.add_valid(records)
+        self.counters.add("valid", added)
+        if self.journal.pending_writes >= _FLUSH_EVERY:
+            self.journal.flush()
 
     async def _items(
         self, batches: Iterator[PreparedBatch], fresh: bool
@@ -340,6 +347,9 @@ class _Run:
             for row, external_id in prepared.unchanged:
                 self._result(ResultRow(row, external_id, "unchanged"))
             held += prepared.held
+            if self.options.dry_run:  # nothing to send: record the batch's valid records at once
+                self._valid(prepared.sends.select(ROW, "externalId").iter_rows())
+                continue
             for item in prepared.send_items():
                 yield item
         for item in self._decide_repeated(held):

@@ -103,6 +103,12 @@ class Journal:
             )
         )
 
+    def add_valid(self, records: Iterable[tuple[int, str]]) -> int:
+        """A dry run's valid records, (row, externalId) each; returns how many."""
+        before = len(self._results)
+        self._results.extend((row, "valid", eid, None, 0, None, None, None) for row, eid in records)
+        return len(self._results) - before
+
     def add_reject(self, r: RejectRow) -> None:
         source = None if r.source is None else json.dumps(list(r.source), ensure_ascii=False)
         self._rejects.append(
