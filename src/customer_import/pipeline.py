@@ -77,7 +77,7 @@ STATUS_COMPLETED: Final = "completed"
 STATUS_ABORTED: Final = "aborted"
 STATUS_INTERRUPTED: Final = "interrupted"
 
-_FLUSH_EVERY: Final = 2_000
+_FLUSH_EVERY: Final = 10_000
 MISSING_LISTED: Final = 1_000  # ids listed in summary.json; missing.csv has them all
 _TICK_S: Final = 0.5
 T = TypeVar("T")
