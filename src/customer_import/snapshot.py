@@ -29,7 +29,8 @@ from typing import Any, Final
 
 import polars as pl
 
-from customer_import.config import JobConfig, read_credentials
+from customer_import.config import JobConfig
+from customer_import.errors import ConfigError
 from customer_import.settings import BASE_URL_ENV
 
 log = logging.getLogger("customer_import")
@@ -342,6 +343,11 @@ def state_locations(
     if everything:
         return job_states(job.output.state_dir, job.name)
     url = (base_url or os.environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
-    merchant_id = read_credentials(job.api).merchant_id
+    merchant_id = os.environ.get(job.api.merchant_id_env, "").strip()
+    if not merchant_id:
+        raise ConfigError(
+            f"set {job.api.merchant_id_env} to name the merchant whose state this is, "
+            "or pass --all for every state of the job"
+        )
     location = StateLocation(job.output.state_dir, state_key(job.name, url, merchant_id))
     return [location] if location.folder.is_dir() else []
