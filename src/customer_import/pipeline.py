@@ -373,7 +373,7 @@ class _Run:
         self.missing_ids = missing[SNAPSHOT_ID].to_list()
         if missing.is_empty() or self.job.on_missing != "deactivate" or self.options.dry_run:
             return []
-        done = set(self.journal.done_rows())
+        done = self.journal.done_rows(below=0)  # deactivations already sent
         frame = pl.DataFrame(
             {
                 ROW: range(-1, -missing.height - 1, -1),  # not input records: rows below 1
@@ -381,7 +381,7 @@ class _Run:
                 "_body": [deactivation_body(b).decode() for b in missing[SNAPSHOT_BODY]],
             },
             schema={ROW: pl.Int64, SNAPSHOT_ID: pl.String, "_body": pl.String},
-        ).filter(~pl.col(ROW).is_in(list(done)))
+        ).filter(~pl.col(ROW).is_in(done))
         self.sync.record_sends(frame)
         return [SendItem(row, eid, body.encode()) for row, eid, body in frame.iter_rows()]
 

@@ -29,7 +29,6 @@ UnchangedMask = Callable[[pl.Series, pl.Series], pl.Series]
 @dataclass(slots=True)
 class PreparedBatch:
     records: int  # records in the batch, broken ones included
-    first_row: int
     ids: pl.Series  # every usable externalId read (incremental sync: what the export holds)
     sends: pl.DataFrame  # _row, externalId, _body of the records to send
     unchanged: list[tuple[int, str]] = field(default_factory=list)  # (row, externalId)
@@ -100,7 +99,6 @@ class BatchPreparer:
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
         out = PreparedBatch(
             records=frame.height + len(batch.failures),
-            first_row=_first_row(batch),
             ids=ids.drop_nulls(),
             sends=validated.valid.filter(is_new),
         )
@@ -158,10 +156,3 @@ def _parse_reject(failure: ParseFailure) -> RejectRow:
         source=(),
         raw=failure.raw,
     )
-
-
-def _first_row(batch: Batch) -> int:
-    rows = [f.row for f in batch.failures]
-    if batch.frame.height:
-        rows.append(int(batch.frame[ROW].min()))  # type: ignore[arg-type]
-    return min(rows, default=0)

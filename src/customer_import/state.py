@@ -146,8 +146,14 @@ class Journal:
             "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
         )
 
-    def done_rows(self) -> list[int]:
-        return [r for (r,) in self._db.execute("SELECT row FROM outcomes")]
+    def done_rows(self, below: int | None = None) -> list[int]:
+        """Rows that have an outcome (only those below ``below`` when given)."""
+        if below is None:
+            return [r for (r,) in self._db.execute("SELECT row FROM outcomes")]
+        return [r for (r,) in self._db.execute("SELECT row FROM outcomes WHERE row < ?", (below,))]
+
+    def count_done(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
 
     def forget_rejects(self, stage: str) -> int:
         """Turn rejects of one stage back into pending records; returns how many."""
@@ -247,7 +253,7 @@ def open_run_journal(
                 "or --restart to start over"
             )
         _check_resumable(journal, input_digest, fingerprint)
-        log.info("resuming: %d records already have an outcome", len(journal.done_rows()))
+        log.info("resuming: %d records already have an outcome", journal.count_done())
         return journal
     if state is not None:
         journal.close()
