@@ -1,0 +1,153 @@
+"""CSV and TSV files (gzipped too): the delimiter, the header, then numbered batches.
+
+Bytes are decoded once up front (``encoding.resolve_encoding``) to find undecodable bytes before
+anything is sent; then ``csv_records.RecordParser`` reads the records. When the header has a
+column listed in ``drop_columns`` (a plaintext ``Password``), a broken record's raw text is
+withheld: its fields cannot be told apart reliably, so that column's value could not be cut out
+of it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
+from pathlib import Path
+from typing import IO, Final, cast
+
+import polars as pl
+
+from customer_import.config import SourceConfig
+from customer_import.errors import InputError
+from customer_import.source.csv_records import Broken, Record, RecordParser
+from customer_import.source.encoding import resolve_encoding
+from customer_import.source.files import READ_ERRORS, open_text
+from customer_import.source.table import ROW, Batch, ParseFailure, Source
+
+_DELIMITERS: Final = (",", ";", "\t", "|")  # also the tie-break order
+
+
+def open_csv(config: SourceConfig, path: Path, suffix: str, gzipped: bool) -> Source:
+    codec = resolve_encoding(path, gzipped, config.encoding)
+    delimiter = _resolve_delimiter(config.delimiter, suffix, _first_line(path, gzipped, codec))
+    with open_text(path, gzipped, codec) as text:
+        first = RecordParser(text, delimiter, "header").first_record()
+    if isinstance(first, Broken):
+        what = "header line" if config.has_header else "first line"
+        raise InputError(f"{path}: unusable {what} ({first.reason}): {first.raw[:200]!r}")
+    if first is None:
+        raise InputError(f"{path}: no header line: the file holds only blank lines")
+    header = first if config.has_header else [f"column_{i}" for i in range(1, len(first) + 1)]
+    if not any(name.strip() for name in header):
+        raise InputError(f"{path}: the header line has no column names")
+    backend = _CsvBackend(path, gzipped, codec, delimiter, header, config)
+    return Source(path, header, codec, delimiter, backend)
+
+
+def _first_line(path: Path, gzipped: bool, codec: str) -> str:
+    with open_text(path, gzipped, codec) as text:
+        for line in text:
+            if line.strip():
+                return line.removeprefix("\ufeff")
+    raise InputError(f"{path}: no header line: the file holds only blank lines")
+
+
+def _resolve_delimiter(configured: str, suffix: str, first_line: str) -> str:
+    if configured != "auto":
+        return configured
+    if suffix == ".tsv":
+        return "\t"
+    return _detect_delimiter(first_line)
+
+
+def _detect_delimiter(line: str) -> str:
+    """The candidate seen most often outside quotes; ties go to the earlier of ``, ; \\t |``."""
+    counts = dict.fromkeys(_DELIMITERS, 0)
+    quoted = False
+    for char in line:
+        if char == '"':
+            quoted = not quoted
+        elif not quoted and char in counts:
+            counts[char] += 1
+    best = max(counts.values())
+    return next((d for d in _DELIMITERS if counts[d] == best and best > 0), ",")
+
+
+class _CsvBackend:
+    def __init__(
+        self,
+        path: Path,
+        gzipped: bool,
+        codec: str,
+        delimiter: str,
+        header: list[str],
+        config: SourceConfig,
+    ) -> None:
+        self._path, self._gzipped, self._codec = path, gzipped, codec
+        self._delimiter, self._width = delimiter, len(header)
+        self._has_header, self._batch_size = config.has_header, config.batch_size
+        self._withhold_raw = _has_dropped_column(header, config.drop_columns)
+
+    def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]:
+        try:
+            with open_text(self._path, self._gzipped, self._codec) as text:
+                yield from self._read(text, select, names)
+        except READ_ERRORS as exc:
+            # The bytes were checked at open; this is a file changed or damaged since then.
+            raise InputError(f"{self._path}: cannot read the file: {exc}") from exc
+
+    def _read(self, text: IO[str], select: list[int], names: list[str]) -> Iterator[Batch]:
+        expected = "header" if self._has_header else "first record"
+        parser = RecordParser(text, self._delimiter, expected)
+        if self._has_header:
+            parser.first_record()
+        number, seen_broken = 0, parser.broken
+        while chunk := parser.read(self._batch_size, self._width):
+            # The parser's counter spares a scan of the chunk when nothing in it is broken.
+            has_broken, seen_broken = parser.broken != seen_broken, parser.broken
+            batch = _csv_batch(chunk, number, has_broken, select, names)
+            if self._withhold_raw and batch.failures:
+                batch = Batch(batch.frame, [_withheld(f) for f in batch.failures])
+            yield batch
+            number += len(chunk)
+
+    def close(self) -> None:
+        pass  # each batches() call opens and closes its own stream
+
+
+def _has_dropped_column(header: list[str], drop_columns: list[str]) -> bool:
+    dropped = {name.strip().casefold() for name in drop_columns}
+    return any(name.strip().casefold() in dropped for name in header)
+
+
+def _withheld(failure: ParseFailure) -> ParseFailure:
+    """A broken line without its text: its fields cannot be told apart reliably, so the value
+    of a ``drop_columns`` column (a plaintext password) cannot be cut out of it."""
+    withheld = "the line's text is withheld: the file has a column in drop_columns"
+    return ParseFailure(failure.row, "", f"{failure.reason} ({withheld})")
+
+
+def _csv_batch(
+    chunk: list[Record], before: int, has_broken: bool, select: list[int], names: list[str]
+) -> Batch:
+    """Records numbered from ``before + 1``; the common all-good case skips the per-record loop."""
+    if not has_broken:
+        numbers = range(before + 1, before + len(chunk) + 1)
+        return Batch(_frame(numbers, cast(list[list[str]], chunk), select, names), [])
+    rows, good, failures = [], [], []
+    for number, record in enumerate(chunk, before + 1):
+        if isinstance(record, Broken):
+            failures.append(ParseFailure(number, record.raw, record.reason))
+        else:
+            rows.append(record)
+            good.append(number)
+    return Batch(_frame(good, rows, select, names), failures)
+
+
+def _frame(
+    numbers: Iterable[int], rows: list[list[str]], select: list[int], names: list[str]
+) -> pl.DataFrame:
+    columns = [pl.Series(ROW, numbers, dtype=pl.Int64)]
+    for index, name in zip(select, names, strict=True):
+        # map(itemgetter) runs in C: one pass per selected column, none for the others.
+        columns.append(pl.Series(name, list(map(itemgetter(index), rows)), dtype=pl.String))
+    return pl.DataFrame(columns)

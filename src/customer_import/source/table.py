@@ -1,0 +1,120 @@
+"""The shape every backend yields: an opened ``Source`` and its numbered ``Batch``es."""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Generator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Protocol
+
+import polars as pl
+
+from customer_import.errors import ConfigError
+
+#: The record number column of every batch: a name no export uses (a column called so is renamed).
+ROW: Final = "__row__"
+
+
+@dataclass(frozen=True, slots=True)
+class ParseFailure:
+    """A record that could not be split into the header's columns."""
+
+    row: int
+    """The record number this broken record would have had (1-based)."""
+    raw: str
+    """Its original text: one physical line, without the line break ("" when withheld because
+    the file has a ``drop_columns`` column)."""
+    reason: str
+    """Why, e.g. "line has 7 fields, the header has 5"."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Records numbered in one range of ``batch_size`` numbers."""
+
+    frame: pl.DataFrame
+    """``_row`` (Int64) first, then one String column per selected column, in file order."""
+    failures: list[ParseFailure]
+    """Broken records whose numbers fall in this batch's range."""
+
+
+class Backend(Protocol):
+    def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]: ...
+
+    def close(self) -> None: ...
+
+
+class Source:
+    """An opened export: its header is known, its records are read by ``batches()``."""
+
+    def __init__(
+        self,
+        path: Path,
+        header: list[str],
+        encoding: str,
+        delimiter: str | None,
+        backend: Backend,
+    ) -> None:
+        self.path = path
+        self.header = header
+        self.columns = unique_names(header)
+        self.encoding = encoding
+        self.delimiter = delimiter
+        self.size = path.stat().st_size
+        self._backend = backend
+        # Open readers are closed by close(); weak so an abandoned one can still be collected.
+        self._live: weakref.WeakSet[Iterator[Batch]] = weakref.WeakSet()
+
+    def batches(self, columns: list[str] | None = None) -> Iterator[Batch]:
+        """Read the file from the start; ``columns`` picks unique names (default: all)."""
+        names = list(self.columns) if columns is None else list(columns)
+        select = [self._index(name) for name in names]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"column selection repeats a name: {names}")
+        reader = self._backend.batches(select, names)
+        self._live.add(reader)
+        return reader
+
+    def _index(self, name: str) -> int:
+        try:
+            return self.columns.index(name)
+        except ValueError:
+            known = ", ".join(repr(c) for c in self.columns)
+            raise ConfigError(f"{self.path}: no column {name!r}; columns are {known}") from None
+
+    def close(self) -> None:
+        for reader in list(self._live):
+            if isinstance(reader, Generator):
+                reader.close()
+        self._backend.close()
+
+    def __enter__(self) -> Source:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def unique_names(header: list[str]) -> list[str]:
+    """Header names made unique: repeats get ``_2``, ``_3``...; empty cells become ``column_N``.
+
+    ROW is taken by the record number, so a source column of that name is renamed too."""
+    named = [name if name.strip() else f"column_{i}" for i, name in enumerate(header, 1)]
+    # A suffix that is some other column's own name is skipped, so real names never change.
+    taken = set(named)
+    used: set[str] = {ROW}
+    result = []
+    for name in named:
+        unique, k = name, 2
+        while unique in used or (unique != name and unique in taken):
+            unique, k = f"{name}_{k}", k + 1
+        used.add(unique)
+        result.append(unique)
+    return result
