@@ -1,4 +1,4 @@
-"""source.py: real files in tmp_path; tests are named after the property of real exports covered."""
+"""source/: real files in tmp_path; tests are named after the property of real exports covered."""
 
 from __future__ import annotations
 
@@ -522,3 +522,14 @@ def test_file_digest_is_sha256_of_the_bytes(tmp_path: Path) -> None:
     data = b"id,name\n" * 200_000
     path = write(tmp_path, data)
     assert file_digest(path) == "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_source_digest_is_the_file_digest_and_its_name_the_path_given(tmp_path: Path) -> None:
+    path = write(tmp_path, "id,name\n1,a\n")
+    with open_source(SourceConfig(), path) as source:
+        assert (
+            source.digest
+            == file_digest(path)
+            == "sha256:" + hashlib.sha256(b"id,name\n1,a\n").hexdigest()
+        )
+        assert (source.name, source.path) == (str(path), path)

@@ -17,7 +17,9 @@ BASE_URL_ENV = "CUSTOMER_IMPORT_BASE_URL"
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    input: Path
+    input: Path | str
+    """A local path, or a URL (s3://, gs://, file://) kept as given: never resolved against a
+    folder, and a Path would fold its "//"."""
     out_dir: Path
     base_url: str
     concurrency: int
@@ -25,7 +27,7 @@ class Settings:
 
 def resolve_settings(
     job: JobConfig,
-    input_path: Path | None,
+    input_path: Path | str | None,
     out_dir: Path | None,
     base_url: str | None,
     concurrency: int | None,

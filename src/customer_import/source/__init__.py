@@ -9,15 +9,12 @@ resume, so they must stay exact: blank lines get no number, a broken record cons
 The modules, in the order a file meets them:
 
     files.py         the format a name means, readable or not, byte streams, the digest
+    remote.py        s3:// and gs:// objects (copied once, hashed on the way), file:// URLs
     encoding.py      which codec a CSV is read with (BOM, "auto"), checked over the whole file
     csv_file.py      delimiter, header, then numbered batches of a CSV / TSV (gzipped too)
     csv_records.py   the record parser: exact numbering, broken lines with their raw text
     parquet_file.py  Parquet batches, every typed column turned into text
     table.py         ``Source``, ``Batch``, ``ParseFailure``: what every backend yields
-
-Remote paths (s3://, a later issue): every CSV byte stream is opened by ``files.open_binary`` and
-Parquet by ``pq.ParquetFile`` (which takes a file object); with ``files.check_readable`` and
-``Source.size`` those are the only places that assume a local file.
 """
 
 from __future__ import annotations
@@ -25,19 +22,52 @@ from __future__ import annotations
 from pathlib import Path
 
 from customer_import.config import SourceConfig
+from customer_import.source import files, remote
 from customer_import.source.csv_file import open_csv
-from customer_import.source.files import check_readable, file_digest, format_of
+from customer_import.source.files import check_readable, format_of
 from customer_import.source.parquet_file import open_parquet
 from customer_import.source.table import ROW, Batch, ParseFailure, Source, unique_names
 
 __all__ = ["ROW", "Batch", "ParseFailure", "Source", "file_digest", "open_source", "unique_names"]
 
 
-def open_source(config: SourceConfig, path: Path) -> Source:
-    """Open an export and read its header; raise InputError when it cannot be read as a table."""
-    path = Path(path)
-    suffix, gzipped = format_of(path)
-    check_readable(path)
+def open_source(config: SourceConfig, path: Path | str) -> Source:
+    """Open an export and read its header: a local path, or an s3://, gs:// or file:// URL.
+
+    ConfigError for a URL the job cannot use; InputError when the input cannot be read as a
+    table. A remote object is copied first (``remote.py``); ``Source.close`` deletes the copy.
+    """
+    if not remote.is_url(path):
+        return _open_file(config, Path(path), str(Path(path)), Path(path).name)
+    url = remote.parse_url(str(path))
+    if url.scheme == "file":
+        return _open_file(config, remote.file_url_path(url), url.text, url.file_name)
+    format_of(url.file_name, url.text)  # an unsupported format fails before any transfer
+    copy = remote.fetch(url)
+    try:
+        source = _open_file(config, copy.path, url.text, url.file_name)
+    except BaseException:
+        copy.discard()
+        raise
+    source.own_copy(copy.digest, copy.discard)
+    return source
+
+
+def file_digest(path: Path | str) -> str:
+    """``sha256:<hex>`` of the input's bytes (what --resume compares); ``Source.digest`` is the
+    same value without a second read of a remote object."""
+    if not remote.is_url(path):
+        return files.file_digest(Path(path))
+    url = remote.parse_url(str(path))
+    if url.scheme == "file":
+        return files.file_digest(remote.file_url_path(url), url.text)
+    return remote.remote_digest(url)
+
+
+def _open_file(config: SourceConfig, path: Path, name: str, file_name: str) -> Source:
+    """``path`` is read; ``name`` (what the user gave) is shown; ``file_name`` says the format."""
+    suffix, gzipped = format_of(file_name, name)
+    check_readable(path, name)
     if suffix == ".parquet":
-        return open_parquet(config, path)
-    return open_csv(config, path, suffix, gzipped)
+        return open_parquet(config, path, name)
+    return open_csv(config, path, name, suffix, gzipped)

@@ -26,29 +26,31 @@ from customer_import.source.table import ROW, Batch, ParseFailure, Source
 _DELIMITERS: Final = (",", ";", "\t", "|")  # also the tie-break order
 
 
-def open_csv(config: SourceConfig, path: Path, suffix: str, gzipped: bool) -> Source:
-    codec = resolve_encoding(path, gzipped, config.encoding)
-    delimiter = _resolve_delimiter(config.delimiter, suffix, _first_line(path, gzipped, codec))
+def open_csv(config: SourceConfig, path: Path, name: str, suffix: str, gzipped: bool) -> Source:
+    """Read the header of the file at ``path``; ``name`` (a path or URL) is used in messages."""
+    codec = resolve_encoding(path, gzipped, config.encoding, name)
+    first_line = _first_line(path, name, gzipped, codec)
+    delimiter = _resolve_delimiter(config.delimiter, suffix, first_line)
     with open_text(path, gzipped, codec) as text:
         first = RecordParser(text, delimiter, "header").first_record()
     if isinstance(first, Broken):
         what = "header line" if config.has_header else "first line"
-        raise InputError(f"{path}: unusable {what} ({first.reason}): {first.raw[:200]!r}")
+        raise InputError(f"{name}: unusable {what} ({first.reason}): {first.raw[:200]!r}")
     if first is None:
-        raise InputError(f"{path}: no header line: the file holds only blank lines")
+        raise InputError(f"{name}: no header line: the file holds only blank lines")
     header = first if config.has_header else [f"column_{i}" for i in range(1, len(first) + 1)]
     if not any(name.strip() for name in header):
-        raise InputError(f"{path}: the header line has no column names")
-    backend = _CsvBackend(path, gzipped, codec, delimiter, header, config)
-    return Source(path, header, codec, delimiter, backend)
+        raise InputError(f"{name}: the header line has no column names")
+    backend = _CsvBackend(path, name, gzipped, codec, delimiter, header, config)
+    return Source(path, header, codec, delimiter, backend, name=name)
 
 
-def _first_line(path: Path, gzipped: bool, codec: str) -> str:
+def _first_line(path: Path, name: str, gzipped: bool, codec: str) -> str:
     with open_text(path, gzipped, codec) as text:
         for line in text:
             if line.strip():
                 return line.removeprefix("\ufeff")
-    raise InputError(f"{path}: no header line: the file holds only blank lines")
+    raise InputError(f"{name}: no header line: the file holds only blank lines")
 
 
 def _resolve_delimiter(configured: str, suffix: str, first_line: str) -> str:
@@ -76,13 +78,14 @@ class _CsvBackend:
     def __init__(
         self,
         path: Path,
+        name: str,
         gzipped: bool,
         codec: str,
         delimiter: str,
         header: list[str],
         config: SourceConfig,
     ) -> None:
-        self._path, self._gzipped, self._codec = path, gzipped, codec
+        self._path, self._name, self._gzipped, self._codec = path, name, gzipped, codec
         self._delimiter, self._width = delimiter, len(header)
         self._has_header, self._batch_size = config.has_header, config.batch_size
         self._withhold_raw = _has_dropped_column(header, config.drop_columns)
@@ -93,7 +96,7 @@ class _CsvBackend:
                 yield from self._read(text, select, names)
         except READ_ERRORS as exc:
             # The bytes were checked at open; this is a file changed or damaged since then.
-            raise InputError(f"{self._path}: cannot read the file: {exc}") from exc
+            raise InputError(f"{self._name}: cannot read the file: {exc}") from exc
 
     def _read(self, text: IO[str], select: list[int], names: list[str]) -> Iterator[Batch]:
         expected = "header" if self._has_header else "first record"

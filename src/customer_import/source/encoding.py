@@ -17,11 +17,13 @@ from customer_import.errors import ConfigError, InputError
 from customer_import.source.files import BYTES_CHUNK, READ_ERRORS, open_binary
 
 
-def resolve_encoding(path: Path, gzipped: bool, requested: str) -> str:
-    """The codec to read with, after checking that the whole file decodes with it."""
-    head = _read_head(path, gzipped)
+def resolve_encoding(path: Path, gzipped: bool, requested: str, name: str) -> str:
+    """The codec to read with, after checking that the whole file decodes with it.
+
+    ``name`` is what the user called the input (a path or URL), for messages."""
+    head = _read_head(path, gzipped, name)
     if requested.strip().lower() == "auto":
-        codec = _sniff_encoding(path, gzipped, head)
+        codec = _sniff_encoding(path, gzipped, head, name)
     else:
         codec = _codec_name(requested)
         bom = _bom_codec(head)
@@ -30,20 +32,20 @@ def resolve_encoding(path: Path, gzipped: bool, requested: str) -> str:
         # and "Unicode Text" saves carry one). An explicit UTF-16/32 codec reads its own BOM.
         if bom is not None and not codec.startswith(("utf-16", "utf-32")):
             codec = bom
-    problem = _decode_problem(path, gzipped, codec)
+    problem = _decode_problem(path, gzipped, codec, name)
     if problem:
         raise InputError(
-            f"{path}: {problem}; the file is not {codec}: "
+            f"{name}: {problem}; the file is not {codec}: "
             f'set encoding = "auto" (or "cp1252" for Windows exports) in [source]'
         )
     return codec
 
 
-def _sniff_encoding(path: Path, gzipped: bool, head: bytes) -> str:
+def _sniff_encoding(path: Path, gzipped: bool, head: bytes, name: str) -> str:
     bom = _bom_codec(head)
     if bom is not None:
         return bom
-    return "utf-8" if _decode_problem(path, gzipped, "utf-8") is None else "cp1252"
+    return "utf-8" if _decode_problem(path, gzipped, "utf-8", name) is None else "cp1252"
 
 
 def _bom_codec(head: bytes) -> str | None:
@@ -63,15 +65,15 @@ def _codec_name(requested: str) -> str:
         ) from None
 
 
-def _read_head(path: Path, gzipped: bool) -> bytes:
+def _read_head(path: Path, gzipped: bool, name: str) -> bytes:
     try:
         with open_binary(path, gzipped) as f:
             return f.read(4)
     except READ_ERRORS as exc:
-        raise InputError(f"{path}: cannot read the file: {exc}") from exc
+        raise InputError(f"{name}: cannot read the file: {exc}") from exc
 
 
-def _decode_problem(path: Path, gzipped: bool, codec: str) -> str | None:
+def _decode_problem(path: Path, gzipped: bool, codec: str, name: str) -> str | None:
     """Where the file first fails to decode ("cannot decode byte 0x.. at offset N (line L)")."""
     decoder = codecs.getincrementaldecoder(codec)()
     offset = lines = 0
@@ -85,7 +87,7 @@ def _decode_problem(path: Path, gzipped: bool, codec: str) -> str | None:
                     return _describe_decode_error(exc, codec, state, offset, lines)
                 offset += len(chunk)
     except (OSError, EOFError, zlib.error) as exc:
-        raise InputError(f"{path}: cannot read the file: {exc}") from exc
+        raise InputError(f"{name}: cannot read the file: {exc}") from exc
     return None
 
 

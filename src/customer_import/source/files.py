@@ -18,21 +18,24 @@ BYTES_CHUNK: Final = 1 << 20
 READ_ERRORS: Final = (UnicodeDecodeError, OSError, EOFError, zlib.error)
 
 
-def format_of(path: Path) -> tuple[str, bool]:
-    """The table format's suffix (".csv", ".tsv", ".txt", ".parquet") and whether it is gzip."""
-    name = path.name.lower()
-    gzipped = name.endswith(".gz")
-    suffix = Path(name.removesuffix(".gz")).suffix
+def format_of(file_name: str, name: str) -> tuple[str, bool]:
+    """The table format's suffix (".csv", ".tsv", ".txt", ".parquet") and whether it is gzip.
+
+    ``file_name`` is the file's (or object's) own name; ``name`` what the user gave, for messages.
+    """
+    lowered = file_name.lower()
+    gzipped = lowered.endswith(".gz")
+    suffix = Path(lowered.removesuffix(".gz")).suffix
     if suffix in CSV_SUFFIXES or (suffix == ".parquet" and not gzipped):
         return suffix, gzipped
-    raise InputError(f"{path}: unsupported file type; expected one of {SUPPORTED}")
+    raise InputError(f"{name}: unsupported file type; expected one of {SUPPORTED}")
 
 
-def check_readable(path: Path) -> None:
+def check_readable(path: Path, name: str) -> None:
     if not path.is_file():
-        raise InputError(f"{path}: file not found (or not a regular file)")
+        raise InputError(f"{name}: file not found (or not a regular file)")
     if path.stat().st_size == 0:
-        raise InputError(f"{path}: the file is empty (0 bytes); expected a header line")
+        raise InputError(f"{name}: the file is empty (0 bytes); expected a header line")
 
 
 def open_binary(path: Path, gzipped: bool) -> IO[bytes]:
@@ -46,10 +49,11 @@ def open_text(path: Path, gzipped: bool, codec: str) -> io.TextIOWrapper:
     return io.TextIOWrapper(open_binary(path, gzipped), encoding=codec, newline="")
 
 
-def file_digest(path: Path) -> str:
+def file_digest(path: Path, name: str | None = None) -> str:
     """``sha256:<hex>`` of the file's bytes, read in chunks (resume compares it)."""
     try:
         with Path(path).open("rb") as f:
             return f"sha256:{hashlib.file_digest(f, 'sha256').hexdigest()}"
     except OSError as exc:
-        raise InputError(f"{path}: cannot read the file: {exc.strerror or exc}") from exc
+        shown = path if name is None else name
+        raise InputError(f"{shown}: cannot read the file: {exc.strerror or exc}") from exc

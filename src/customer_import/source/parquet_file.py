@@ -24,23 +24,24 @@ from customer_import.errors import InputError
 from customer_import.source.table import ROW, Batch, Source
 
 
-def open_parquet(config: SourceConfig, path: Path) -> Source:
+def open_parquet(config: SourceConfig, path: Path, name: str) -> Source:
+    """Read the schema of the file at ``path``; ``name`` (a path or URL) is used in messages."""
     try:
         file = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as exc:
-        raise InputError(f"{path}: not a readable Parquet file: {exc}") from exc
+        raise InputError(f"{name}: not a readable Parquet file: {exc}") from exc
     header = list(file.schema_arrow.names)
-    if not any(name.strip() for name in header):
+    if not any(column.strip() for column in header):
         file.close()
-        raise InputError(f"{path}: the Parquet file has no named columns (no header)")
-    backend = _ParquetBackend(path, file, header, config.batch_size)
-    return Source(path, header, "parquet", None, backend)
+        raise InputError(f"{name}: the Parquet file has no named columns (no header)")
+    backend = _ParquetBackend(name, file, header, config.batch_size)
+    return Source(path, header, "parquet", None, backend, name=name)
 
 
 class _ParquetBackend:
     # pyarrow yields at most batch_size rows per batch, fewer at row-group ends.
-    def __init__(self, path: Path, file: Any, header: list[str], batch_size: int) -> None:
-        self._file_path, self._file, self._header = path, file, header
+    def __init__(self, name: str, file: Any, header: list[str], batch_size: int) -> None:
+        self._name, self._file, self._header = name, file, header
         self._batch_size = batch_size
 
     def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]:
@@ -59,7 +60,7 @@ class _ParquetBackend:
                 yield Batch(pl.DataFrame(columns), [])
                 before += part.num_rows
         except (pa.ArrowException, OSError) as exc:
-            raise InputError(f"{self._file_path}: cannot read the Parquet file: {exc}") from exc
+            raise InputError(f"{self._name}: cannot read the Parquet file: {exc}") from exc
 
     def close(self) -> None:
         self._file.close()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import weakref
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
@@ -12,6 +12,7 @@ from typing import Final, Protocol
 import polars as pl
 
 from customer_import.errors import ConfigError
+from customer_import.source.files import file_digest
 
 #: The record number column of every batch: a name no export uses (a column called so is renamed).
 ROW: Final = "__row__"
@@ -56,16 +57,35 @@ class Source:
         encoding: str,
         delimiter: str | None,
         backend: Backend,
+        *,
+        name: str | None = None,
     ) -> None:
         self.path = path
+        """The local file read: the export itself, or the temporary copy of a remote object."""
+        self.name = str(path) if name is None else name
+        """What the user named the input (a path or a URL), for messages and the summary."""
         self.header = header
         self.columns = unique_names(header)
         self.encoding = encoding
         self.delimiter = delimiter
         self.size = path.stat().st_size
         self._backend = backend
+        self._digest: str | None = None
+        self._on_close: list[Callable[[], None]] = []
         # Open readers are closed by close(); weak so an abandoned one can still be collected.
         self._live: weakref.WeakSet[Iterator[Batch]] = weakref.WeakSet()
+
+    @property
+    def digest(self) -> str:
+        """``sha256:<hex>`` of the input's bytes (what --resume compares), computed once."""
+        if self._digest is None:
+            self._digest = file_digest(self.path, self.name)
+        return self._digest
+
+    def own_copy(self, digest: str, discard: Callable[[], None]) -> None:
+        """The file read is this source's own copy: its digest is known; close() deletes it."""
+        self._digest = digest
+        self._on_close.append(discard)
 
     def batches(self, columns: list[str] | None = None) -> Iterator[Batch]:
         """Read the file from the start; ``columns`` picks unique names (default: all)."""
@@ -82,13 +102,15 @@ class Source:
             return self.columns.index(name)
         except ValueError:
             known = ", ".join(repr(c) for c in self.columns)
-            raise ConfigError(f"{self.path}: no column {name!r}; columns are {known}") from None
+            raise ConfigError(f"{self.name}: no column {name!r}; columns are {known}") from None
 
     def close(self) -> None:
         for reader in list(self._live):
             if isinstance(reader, Generator):
                 reader.close()
         self._backend.close()
+        while self._on_close:
+            self._on_close.pop()()
 
     def __enter__(self) -> Source:
         return self
