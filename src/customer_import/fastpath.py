@@ -4,12 +4,21 @@ phonenumbers and email-validator cost tens of microseconds a value, which caps a
 near 10,000 records/s. Most values in an export have one of a few plain shapes, and for
 those the libraries' verdict can be computed column-wise with Polars, exactly:
 
-- **Phones**: a 10-digit North American number written in a plain shape (``(212) 555-0123``,
-  ``212.555.0123``, ``+1-212-555-0123``, ``1 212 555 0123``), with no extension. It is valid
-  exactly when libphonenumber's own US patterns (read from its metadata at start-up) accept
-  it: the US is the first region of country code 1 and has no leading-digit rule, so such a
-  number resolves to the US and ``is_valid_number`` holds. Its E.164 form is ``+1`` and the
-  ten digits. Canadian and Caribbean numbers, and everything else, go to the library.
+- **International phones**: ``+`` then digits, with spaces, dots, hyphens or brackets
+  between them (``+44 20 7946 0018``, ``+1 (212) 555-0123``), no extension. phonenumbers
+  keeps the digits, takes the first one to three of them that form a country code, and
+  keeps the rest as the national number unless it starts with the region's national prefix.
+  Such a number is valid when the first region of its country code claims it (that region
+  has no leading-digit rule, or one the number matches) and one of that region's number
+  types accepts it (the type's possible lengths and pattern). All of it is read from
+  libphonenumber's own metadata, once per country code seen. The E.164 form is ``+``, the
+  country code and the national number. Left to the library: national numbers that start
+  with 0 or with something the region's national-prefix rule would strip, non-geographic
+  codes, patterns Polars' regex engine does not take, and Mexico (the job drops the mobile
+  ``1`` Mexico retired).
+- **North American phones without a country code** (``(212) 555-0123``, ``212.555.0123``,
+  ``1 212 555 0123``) when the default region is the US: the same rule with country code 1.
+  Canadian and Caribbean numbers resolve to other regions and go to the library.
 - **Emails**: ASCII addresses of the common shape (letters, digits, ``._%+-`` in the local
   part; hostname labels; an alphabetic top-level domain; within the length limits; no
   special-use domain, no ``--`` that IDNA would look at, no misspelt domain that the job
@@ -23,84 +32,133 @@ every value they accept gets the same answer from the library.
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from typing import Final
 
 import phonenumbers
 import polars as pl
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
-from phonenumbers import PhoneMetadata
+from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
 from customer_import.normalise import misspelt_domain
 
+#: phonenumbers' order; mobile is added unless its pattern is the fixed-line one, as there.
 _TYPES: Final = (
     "premium_rate", "toll_free", "shared_cost", "voip", "personal_number",
-    "pager", "uan", "voicemail", "fixed_line", "mobile",
+    "pager", "uan", "voicemail", "fixed_line",
 )  # fmt: skip
-_NANP_SHAPE: Final = r"^(?:\+1[\s.-]?|1[\s.-])?\(?([2-9]\d{2})\)?[\s.-]?(\d{3})[\s.-]?(\d{4})$"
-_NANP_INTERNATIONAL: Final = r"^\+1[\s.-]?\(?[2-9]"
+_INTERNATIONAL: Final = r"^\+[1-9][0-9 .()-]*[0-9]$"
+_SEPARATORS: Final = r"[ .()-]"
+_NANP_DOMESTIC: Final = r"^(?:1[ .-])?\(?([2-9]\d{2})\)?[ .-]?(\d{3})[ .-]?(\d{4})$"
+_NON_GEOGRAPHIC: Final = "001"
+_MEXICO: Final = 52
 
 _LOCAL: Final = r"[A-Za-z0-9_%+-]+(?:\.[A-Za-z0-9_%+-]+)*"
 _LABEL: Final = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _EMAIL_SHAPE: Final = rf"^{_LOCAL}@(?:{_LABEL}\.)+[A-Za-z]{{2,63}}$"
-
-
-@cache
-def _us_patterns() -> tuple[str, str]:
-    """(general pattern, any-type pattern) of US national numbers, from libphonenumber."""
-    metadata = PhoneMetadata.metadata_for_region("US")
-    if metadata is None or metadata.leading_digits is not None or metadata.general_desc is None:
-        raise RuntimeError("phonenumbers' US metadata changed shape: the phone fast path is unsafe")
-    if phonenumbers.COUNTRY_CODE_TO_REGION_CODE[1][0] != "US":
-        raise RuntimeError("phonenumbers no longer lists the US first for +1")
-    descs = [getattr(metadata, name) for name in _TYPES]
-    patterns = [d.national_number_pattern for d in descs if _usable(d)]
-    general = metadata.general_desc.national_number_pattern
-    return rf"^(?:{general})$", rf"^(?:{'|'.join(patterns)})$"
-
-
-def _usable(desc: phonenumbers.PhoneNumberDesc | None) -> bool:
-    """A type description that can match a 10-digit number."""
-    if desc is None or not desc.national_number_pattern:
-        return False
-    return not desc.possible_length or 10 in desc.possible_length
+#: email-validator refuses a domain that is, or ends in, a special-use name.
+_SPECIAL_USE: Final = rf"(?:^|\.)(?:{'|'.join(map(re.escape, SPECIAL_USE_DOMAIN_NAMES))})$"
 
 
 def fast_phones(values: pl.Series, default_region: str | None) -> pl.Series:
-    """E.164 for plain-shaped valid NANP numbers; null where the library must decide."""
-    general, any_type = _us_patterns()
-    frame = values.to_frame("v").select(
-        pl.col("v").str.extract_groups(_NANP_SHAPE).struct.field("1", "2", "3"),
-        plain_us=pl.col("v").str.contains(_NANP_SHAPE),
-        international=pl.col("v").str.contains(_NANP_INTERNATIONAL),
+    """E.164 for plain-shaped valid numbers; null where the library must decide."""
+    candidates = (
+        values.to_frame("value")
+        .with_row_index("i")
+        .select("i", *_code_and_national(pl.col("value"), default_region))
+        .drop_nulls("code")
     )
-    national = pl.concat_str("1", "2", "3")
-    region_ok = pl.col("international") | pl.lit(default_region == "US")
-    accepted = (
-        pl.col("plain_us")
-        & region_ok
-        & national.str.contains(general)
-        & national.str.contains(any_type)
+    result = pl.Series(values.name, [None] * len(values), dtype=pl.String)
+    for (code,), group in candidates.partition_by("code", as_dict=True).items():
+        rule = _country_rule(int(str(code)))
+        if rule is not None:
+            valid = group.filter(rule)
+            result.scatter(valid["i"], "+" + valid["code"] + valid["national"])
+    return result
+
+
+def _code_and_national(value: pl.Expr, default_region: str | None) -> tuple[pl.Expr, pl.Expr]:
+    """(country code, national number) as phonenumbers splits a value of a fast shape."""
+    digits = value.str.replace_all(_SEPARATORS, "").str.slice(1)  # after the '+'
+    known: pl.Expr = pl.lit(None, dtype=pl.String)
+    for length in (3, 2, 1):  # codes are prefix-free; the shortest known prefix is checked last
+        prefix = digits.str.slice(0, length)
+        known = pl.when(prefix.is_in(_country_codes(length))).then(prefix).otherwise(known)
+    international = value.str.contains(_INTERNATIONAL)
+    domestic = value.str.contains(_NANP_DOMESTIC) & (default_region == "US")
+    ten_digits = pl.concat_str(value.str.extract_groups(_NANP_DOMESTIC).struct.unnest())
+    code = pl.when(international).then(known).when(domestic).then(pl.lit("1"))
+    national = (
+        pl.when(international)
+        .then(digits.str.slice(known.str.len_bytes()))
+        .when(domestic)
+        .then(ten_digits)
     )
-    return frame.select(
-        pl.when(accepted).then(pl.lit("+1") + national).alias(values.name)
-    ).to_series()
+    return code.alias("code"), national.alias("national")
+
+
+@cache
+def _country_codes(length: int) -> list[str]:
+    return [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE if len(str(c)) == length]
+
+
+@cache
+def _country_rule(country_code: int) -> pl.Expr | None:
+    """Validity of the ``national`` column for a country code; None leaves it to the library."""
+    regions = phonenumbers.COUNTRY_CODE_TO_REGION_CODE.get(country_code, ())
+    if country_code == _MEXICO or not regions or regions[0] == _NON_GEOGRAPHIC:
+        return None
+    metadata = PhoneMetadata.metadata_for_region(regions[0])
+    if metadata is None or metadata.country_code != country_code:
+        return None
+    rule = _valid_national(pl.col("national"), metadata)
+    try:  # libphonenumber's patterns are Java regexes: skip any Polars' engine does not take
+        pl.DataFrame({"national": ["1"]}).select(rule)
+    except pl.exceptions.PolarsError:
+        return None
+    return rule
+
+
+def _valid_national(number: pl.Expr, metadata: PhoneMetadata) -> pl.Expr:
+    """True where a national number, kept as written, belongs to ``metadata``'s region and one
+    of its number types accepts it (phonenumbers' ``_number_type_helper``)."""
+    general = _matches(number, metadata.general_desc)
+    types = [_matches(number, getattr(metadata, name)) for name in _TYPES]
+    if not metadata.same_mobile_and_fixed_line_pattern:
+        types.append(_matches(number, metadata.mobile))
+    usable = [t for t in types if t is not None]
+    if general is None or not usable:
+        return pl.lit(False)
+    kept = ~number.str.starts_with("0")  # no Italian leading zero to carry over
+    if metadata.national_prefix_for_parsing:  # nothing phonenumbers would strip as a prefix
+        kept &= ~number.str.contains(f"^(?:{metadata.national_prefix_for_parsing})")
+    if metadata.leading_digits is not None:  # the region claims numbers by how they start
+        kept &= number.str.contains(f"^(?:{metadata.leading_digits})")
+    return kept & general & pl.any_horizontal(usable)
+
+
+def _matches(number: pl.Expr, desc: PhoneNumberDesc | None) -> pl.Expr | None:
+    """phonenumbers' ``_is_number_matching_desc`` as an expression (None: never matches)."""
+    if desc is None or not desc.national_number_pattern:
+        return None
+    matched = number.str.contains(f"^(?:{desc.national_number_pattern})$")
+    if desc.possible_length:
+        return number.str.len_bytes().is_in(list(desc.possible_length)) & matched
+    return matched
 
 
 def fast_emails(values: pl.Series) -> pl.Series:
     """The normalised address for common-shape ASCII emails; null where the library must decide."""
     value = pl.col("v")
-    local, domain = (
-        value.str.extract(r"^(.*)@", 1),
-        value.str.extract(r"@(.*)$", 1).str.to_lowercase(),
-    )
-    last_label = domain.str.extract(r"([^.]+)$", 1)
+    at = value.str.find("@", literal=True)  # the shape allows exactly one, and ASCII only
+    local, domain = value.str.slice(0, at), value.str.slice(at + 1).str.to_lowercase()
     accepted = (
         value.str.contains(_EMAIL_SHAPE)
         & (value.str.len_bytes() <= 254)
-        & (local.str.len_bytes() <= 64)
+        & (at <= 64)
         & ~domain.str.contains("--", literal=True)
-        & ~last_label.is_in(list(SPECIAL_USE_DOMAIN_NAMES))
+        & ~domain.str.contains(_SPECIAL_USE)
         & ~misspelt_domain(domain)  # judge_email rejects these, naming the likely domain
     )
     return (

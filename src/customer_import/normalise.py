@@ -125,6 +125,7 @@ TLD_TYPOS: Final = {"con": "com", "cmo": "com", "ocm": "com"}
 #: back-reference, so Polars (Rust regex) can use the same pattern.
 DOUBLED_TLD: Final = r"\.(?:com\.com|net\.net|org\.org)$"
 _DOUBLED_TLD: Final = re.compile(DOUBLED_TLD)
+_TLD_TYPO: Final = rf"\.(?:{'|'.join(TLD_TYPOS)})$"
 
 
 def likely_domain(domain: str) -> str | None:
@@ -146,10 +147,9 @@ def misspelt_domain(domain: pl.Expr) -> pl.Expr:
 
     A fast path that accepts emails without calling ``judge_email`` must leave these to it.
     """
-    tld = domain.str.extract(r"\.([^.]+)$", 1)
     return (
         domain.is_in(list(DOMAIN_TYPOS))
-        | tld.is_in(list(TLD_TYPOS))
+        | domain.str.contains(_TLD_TYPO)
         | domain.str.contains(DOUBLED_TLD)
     )
 
@@ -172,20 +172,18 @@ class CachedJudge:
 
     def apply(self, column: pl.Series) -> tuple[pl.Series, pl.Series]:
         """(normalised, reason) Series aligned with ``column``; nulls stay null in both."""
-        distinct = column.drop_nulls().unique()
         quick = (
-            self._fast(distinct)
+            self._fast(column)
             if self._fast is not None
-            else pl.repeat(None, len(distinct), dtype=pl.String, eager=True)
+            else pl.repeat(None, len(column), dtype=pl.String, eager=True)
         )
-        slow = distinct.filter(quick.is_null()).to_list()
-        verdicts = [self._verdict(v) for v in slow]
-        keys = distinct.filter(quick.is_not_null()).to_list() + slow
-        good = quick.drop_nulls().to_list() + [v[0] for v in verdicts]
-        bad = [None] * (len(keys) - len(slow)) + [v[1] for v in verdicts]
+        slow = column.filter(quick.is_null()).drop_nulls().unique(maintain_order=True)
+        verdicts = [self._verdict(v) for v in slow.to_list()]
+        good = pl.Series([v[0] for v in verdicts], dtype=pl.String)
+        bad = pl.Series([v[1] for v in verdicts], dtype=pl.String)
         return (
-            column.replace_strict(keys, good, default=None, return_dtype=pl.String),
-            column.replace_strict(keys, bad, default=None, return_dtype=pl.String),
+            quick.fill_null(column.replace_strict(slow, good, default=None)),
+            column.replace_strict(slow, bad, default=None, return_dtype=pl.String),
         )
 
     def _verdict(self, value: str) -> Verdict:
