@@ -83,11 +83,12 @@ class Journal:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         self._results: list[tuple[object, ...]] = []
+        self._valid: list[tuple[int, str]] = []  # a dry run's: two values bind faster than eight
         self._rejects: list[tuple[object, ...]] = []
 
     @property
     def pending_writes(self) -> int:
-        return len(self._results) + len(self._rejects)
+        return len(self._results) + len(self._valid) + len(self._rejects)
 
     def add_result(self, r: ResultRow) -> None:
         self._results.append(
@@ -105,9 +106,9 @@ class Journal:
 
     def add_valid(self, records: Iterable[tuple[int, str]]) -> int:
         """A dry run's valid records, (row, externalId) each; returns how many."""
-        before = len(self._results)
-        self._results.extend((row, "valid", eid, None, 0, None, None, None) for row, eid in records)
-        return len(self._results) - before
+        before = len(self._valid)
+        self._valid.extend(records)
+        return len(self._valid) - before
 
     def add_reject(self, r: RejectRow) -> None:
         source = None if r.source is None else json.dumps(list(r.source), ensure_ascii=False)
@@ -126,6 +127,10 @@ class Journal:
                 self._results,
             )
             self._db.executemany(
+                "INSERT INTO outcomes (row, status, external_id) VALUES (?, 'valid', ?)",
+                self._valid,
+            )
+            self._db.executemany(
                 "INSERT INTO outcomes (row, status, external_id, http_status, attempts, stage,"
                 " reason, source, raw) VALUES (?, 'rejected', ?, ?, ?, ?, ?, ?, ?)",
                 self._rejects,
@@ -135,6 +140,7 @@ class Journal:
             raise
         self._db.execute("COMMIT")
         self._results.clear()
+        self._valid.clear()
         self._rejects.clear()
 
     def get_meta(self, key: str) -> str | None:
