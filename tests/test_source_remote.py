@@ -545,12 +545,9 @@ def test_resume_refuses_a_changed_object_and_continues_the_same_one(
     assert_conservation(tmp_path / "out", 3)
 
 
-# --- what needs pipeline.py, config.py and cli.py (each marker goes with its change) ---------
+# --- URLs from the job file and the command line; one transfer a run -------------------------
 
 
-@pytest.mark.xfail(
-    strict=True, reason="pipeline.py hashes with file_digest(url): a second transfer"
-)
 def test_a_run_transfers_the_object_once(
     tmp_path: Path, store: FolderStore, sandbox: SandboxServer
 ) -> None:
@@ -561,9 +558,6 @@ def test_a_run_transfers_the_object_once(
     assert store.opened == 1  # the copy; the digest is Source.digest, computed on the way
 
 
-@pytest.mark.xfail(
-    strict=True, reason="config.py turns [source] path into a Path, which folds the URL's '//'"
-)
 def test_a_job_file_may_name_a_url_and_it_is_not_resolved_against_its_folder(
     tmp_path: Path,
 ) -> None:
@@ -578,7 +572,6 @@ def test_a_job_file_may_name_a_url_and_it_is_not_resolved_against_its_folder(
     assert read_summary(tmp_path / "out")["input"]["path"] == path.as_uri()
 
 
-@pytest.mark.xfail(strict=True, reason="cli.py parses --input with type=Path, folding the '//'")
 def test_the_command_line_takes_a_url_as_input(tmp_path: Path) -> None:
     path = tmp_path / "customers.csv"
     write_csv(path, *LINES)

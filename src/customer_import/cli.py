@@ -33,6 +33,7 @@ from customer_import.pipeline import (
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.sharding import Shard
 from customer_import.snapshot import state_locations
+from customer_import.source.remote import is_url
 from customer_import.workers import run_in_workers
 
 #: Exit codes (README, "Exit codes").
@@ -44,6 +45,11 @@ EXIT_SIGINT: Final = 130
 EXIT_SIGTERM: Final = 143
 
 log = logging.getLogger("customer_import")
+
+
+def _input(text: str) -> Path | str:
+    """--input: a URL stays text (``Path`` would fold its ``//``), anything else is a path."""
+    return text if is_url(text) else Path(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -67,7 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", type=Path, help="the job file (TOML)")
-    parser.add_argument("--input", type=Path, help="input file instead of [source] path")
+    parser.add_argument("--input", type=_input, help="input file or URL instead of [source] path")
     parser.add_argument("--out", type=Path, help="output directory instead of [output] dir")
     parser.add_argument("--base-url", help="API base URL instead of [api] base_url")
     parser.add_argument("--concurrency", type=int, help="most requests in flight at once")
@@ -105,7 +111,7 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
 
 def _add_check(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", type=Path, help="the job file (TOML)")
-    parser.add_argument("--input", type=Path, help="input file instead of [source] path")
+    parser.add_argument("--input", type=_input, help="input file or URL instead of [source] path")
     parser.add_argument(
         "--out", type=Path, help="where rejects.csv goes (default: <output dir>/check)"
     )

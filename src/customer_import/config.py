@@ -8,10 +8,11 @@ from the job file's own folder, so cron can run it from anywhere.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -21,6 +22,9 @@ from customer_import.schema import BOOLEAN_FIELDS, NAME_FIELDS, TARGET_FIELDS
 DEFAULT_NULL_VALUES = ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
 DEFAULT_DROP_COLUMNS = ["Password"]
 
+#: A scheme then '://' (the source package's is_url; not imported: it imports this module).
+_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -29,8 +33,9 @@ class _Strict(BaseModel):
 class SourceConfig(_Strict):
     """Where the export is and how its bytes are read."""
 
-    path: Path | None = None
-    """The export: .csv .tsv .txt .csv.gz .parquet; the format follows the extension."""
+    path: Path | str | None = None
+    """The export: .csv .tsv .txt .csv.gz .parquet; the format follows the extension. A URL
+    (s3://, gs://, file://) stays text and is never resolved against the job file's folder."""
     encoding: str = "utf-8"
     """Any Python codec name, or "auto" (BOM sniffing, then UTF-8, else Windows-1252)."""
     delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
@@ -43,6 +48,14 @@ class SourceConfig(_Strict):
     """Columns never copied into the rejects file (matched case-insensitively)."""
     batch_size: int = Field(default=10_000, gt=0)
     """Records read, mapped and validated at a time; bounds memory."""
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _url_or_path(cls, value: Any) -> Any:
+        """A URL stays text (``Path`` would fold its ``//``); anything else is a path."""
+        if isinstance(value, str) and not _URL.match(value):
+            return Path(value)
+        return value
 
 
 class FieldMapping(_Strict):
@@ -203,7 +216,7 @@ def describe_validation_error(exc: ValidationError) -> str:
 
 def _resolve_paths(job: JobConfig, base: Path) -> JobConfig:
     source_path = job.source.path
-    if source_path is not None:
+    if isinstance(source_path, Path):
         source_path = _under(base, source_path)
     out_dir = _under(base, job.output.dir or Path("out") / job.name)
     state_dir = _under(base, job.output.state_dir or Path("state"))

@@ -58,7 +58,7 @@ from customer_import.snapshot import (
     deactivation_body,
     incremental_sync,
 )
-from customer_import.source import ROW, Batch, Source, file_digest, open_source
+from customer_import.source import ROW, Batch, Source, open_source
 from customer_import.state import (
     COMPLETED,
     GUARDED,
@@ -95,7 +95,7 @@ class Progress:
 class RunOptions:
     """What a caller may set beyond the job file; None means "as the job file says"."""
 
-    input: Path | None = None
+    input: Path | str | None = None
     out_dir: Path | None = None
     base_url: str | None = None
     concurrency: int | None = None
@@ -136,7 +136,7 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     with open_source(job.source, settings.input) as source:
         plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
         fingerprint = _fingerprint(job, options.dry_run, options.shard)
-        input_digest = file_digest(settings.input)
+        input_digest = source.digest  # a remote object's is computed as it is copied
         journal = open_run_journal(
             settings.out_dir,
             input_digest,
