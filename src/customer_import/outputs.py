@@ -59,7 +59,7 @@ def write_results(journal: Journal, out_dir: Path) -> None:
     with atomic_text(out_dir / RESULTS_NAME) as handle:
         writer = csv.writer(handle)
         writer.writerow(RESULTS_HEADER)
-        writer.writerows(_blank_nones(r) for r in journal.results())
+        writer.writerows(journal.results())
 
 
 def write_rejects(journal: Journal, out_dir: Path, header: list[str]) -> None:
