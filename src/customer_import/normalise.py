@@ -19,7 +19,9 @@ from email_validator import EmailNotValidError, validate_email
 #: that separates the reasons of a record's fields.
 Verdict = tuple[str | None, str | None]
 
-_CACHE_LIMIT: Final = 50_000  # per judge: placeholders and shared inboxes repeat
+# Per judge. Only values the fast path leaves reach it (placeholders, shared inboxes, odd shapes):
+# ten thousand of them cover the repeats, and keep memory flat however long the export is.
+_CACHE_LIMIT: Final = 10_000
 # Excel (and pandas, R, JavaScript) always write the exponent's sign: "7.02255E+12". Requiring it
 # keeps ids such as "3e8" or "12E45" (hex or product-style codes) from being taken for numbers.
 EXCEL_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?[eE][+-]\d+$")
