@@ -11,7 +11,9 @@ count). uvloop is used when importable, as the job does.
 
 Stacks:
   aiohttp          aiohttp.ClientSession, TCPConnector(limit=C)
-  httpx-aiohttp    httpx.AsyncClient over httpx_aiohttp.AiohttpTransport (the job's stack)
+  httpx-transport  httpx.Request handed straight to httpx_aiohttp.AiohttpTransport, no
+                   AsyncClient (the job's stack: see src/customer_import/api_client.py)
+  httpx-aiohttp    httpx.AsyncClient over httpx_aiohttp.AiohttpTransport
   httpx            httpx.AsyncClient with its default transport (httpcore)
   sender           the job's own Sender and make_client, fed the bodies (no reading/validation)
   sequential       httpx.Client (sync), one request at a time: what a merchant writes first
@@ -42,7 +44,7 @@ HEADERS: Final = {
     "x-api-key": API_KEY,
     "x-merchant-id": MERCHANT_ID,
 }
-STACKS: Final = ("aiohttp", "httpx-aiohttp", "httpx", "sender", "sequential")
+STACKS: Final = ("aiohttp", "httpx-transport", "httpx-aiohttp", "httpx", "sender", "sequential")
 Send = Callable[[bytes], Awaitable[int]]
 
 
@@ -164,9 +166,34 @@ async def httpx_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
         return await _measured(send, bodies, args)
 
 
+async def transport_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
+    """httpx requests handed to the aiohttp transport itself: no AsyncClient layers."""
+    import httpx
+    from httpx_aiohttp import AiohttpTransport
+
+    limits = httpx.Limits(
+        max_connections=args.concurrency, max_keepalive_connections=args.concurrency
+    )
+    url = httpx.URL(args.url).join(PATH)
+    headers = httpx.Headers(HEADERS)
+    extensions = {"timeout": httpx.Timeout(30).as_dict()}
+    async with AiohttpTransport(limits=limits) as transport:
+
+        async def send(body: bytes) -> int:
+            request = httpx.Request(
+                "POST", url, headers=headers, content=body, extensions=extensions
+            )
+            response = await transport.handle_async_request(request)
+            await response.aread()
+            return response.status_code
+
+        return await _measured(send, bodies, args)
+
+
 async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
     """The job's Sender alone: its queue, workers, retry policy and stats, minus the pipeline."""
-    from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome, make_client
+    from customer_import.api_client import make_client
+    from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome
 
     statuses: Counter[int] = Counter()
 
@@ -210,7 +237,7 @@ def run(args: argparse.Namespace) -> LoopResult:
     bodies = Bodies(read_bodies(args.bodies))
     if args.stack == "sequential":
         return sequential_loop(bodies, args)
-    loops = {"aiohttp": aiohttp_loop, "sender": sender_loop}
+    loops = {"aiohttp": aiohttp_loop, "httpx-transport": transport_loop, "sender": sender_loop}
     loop = loops.get(args.stack, httpx_loop)
     return run_uvloop(loop(bodies, args))
 

@@ -34,18 +34,20 @@ from common import (
 )
 from data import request_bodies, write_bodies, write_csv, write_job
 
-FAST_STACKS: Final = ("aiohttp", "httpx-aiohttp", "httpx", "sender")
-SLOW_STACKS: Final = ("aiohttp", "httpx-aiohttp", "sender")
+FAST_STACKS: Final = ("aiohttp", "httpx-transport", "httpx-aiohttp", "httpx", "sender")
+SLOW_STACKS: Final = ("aiohttp", "httpx-transport", "sender")
 SLOW_LATENCY_MS: Final = 50.0
 LABELS: Final = {
     "aiohttp": "bare aiohttp",
-    "httpx-aiohttp": "bare httpx+aiohttp",
+    "httpx-transport": "bare httpx request + aiohttp transport",
+    "httpx-aiohttp": "bare httpx.AsyncClient + aiohttp transport",
     "httpx": "bare httpx default",
     "sender": "job's Sender alone",
     "sequential": "sequential httpx",
 }
 ISSUE_FIGURES: Final = {
     "aiohttp": "issue: 5,000-5,700/s, 0.17-0.20 ms",
+    "httpx-transport": "-",
     "httpx-aiohttp": "issue: ~1,900/s, ~0.5 ms",
     "httpx": "issue: 190-530/s, 2-5 ms",
     "sender": "-",
@@ -242,11 +244,12 @@ def _summary_excerpt(job: JobRun) -> dict[str, object]:
 def fast_rows(fast: Scenario, plan: Plan) -> list[Row]:
     name = f"1 send path, C={plan.concurrency}, {plan.records:,} records"
     rows = [
-        _versus(f"{name}: job vs same stack", fast, "httpx-aiohttp", ">= 0.85", 0.85),
+        _versus(f"{name}: job vs same stack", fast, "httpx-transport", ">= 0.85", 0.85),
+        _versus(f"{name}: job vs httpx.AsyncClient", fast, "httpx-aiohttp", "report", None),
         _versus(f"{name}: job vs httpx default", fast, "httpx", ">= 5", 5.0),
         _versus(f"{name}: job vs aiohttp", fast, "aiohttp", "report", None),
         _versus(f"{name}: job vs its Sender alone", fast, "sender", "report", None),
-        cpu_row(f"{name}: client CPU, job vs same stack", fast, "httpx-aiohttp"),
+        cpu_row(f"{name}: client CPU, job vs same stack", fast, "httpx-transport"),
     ]
     for stack in FAST_STACKS:
         loops = fast.loops[stack]
@@ -319,7 +322,7 @@ def slow_rows(slow: Scenario, plan: Plan) -> list[Row]:
             _ratio(aiohttp_rate, ideal),
             "report (issue: 0.8-0.9)",
         ),
-        _versus(f"7 pipelining, {at}: job vs same stack", slow, "httpx-aiohttp", ">= 0.9", 0.9),
+        _versus(f"7 pipelining, {at}: job vs same stack", slow, "httpx-transport", ">= 0.9", 0.9),
         _versus(f"7 pipelining, {at}: job vs its Sender alone", slow, "sender", ">= 0.9", 0.9),
         Row(
             f"8 naive baseline, {at}: job vs sequential loop",

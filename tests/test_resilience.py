@@ -27,12 +27,13 @@ import httpx
 import pytest
 
 from customer_import import cli
+from customer_import.api_client import make_client
 from customer_import.config import ApiConfig
 from customer_import.errors import ConfigError, Interrupted
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.pipeline import RunOptions, RunReport, run_job
 from customer_import.sandbox.testing import SandboxServer
-from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome, make_client
+from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,

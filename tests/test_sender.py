@@ -10,6 +10,7 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
+from customer_import.api_client import make_client
 from customer_import.errors import FatalApiError, RunAborted
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.sender import (
@@ -19,7 +20,6 @@ from customer_import.sender import (
     SendItem,
     SendOutcome,
     classify,
-    make_client,
     parse_retry_after,
 )
 

@@ -150,7 +150,7 @@ class ApiConfig(_Strict):
     allow_insecure_http: bool = False
     """Allow plain http to a non-loopback host."""
     transport: Literal["aiohttp", "httpx"] = "aiohttp"
-    """HTTP transport under httpx.AsyncClient; aiohttp by measurement (README, Performance)."""
+    """The transport httpx requests go through; aiohttp by measurement (README, Performance)."""
 
     @field_validator("base_url")
     @classmethod

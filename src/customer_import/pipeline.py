@@ -26,6 +26,7 @@ import httpx
 import polars as pl
 
 from customer_import import outputs
+from customer_import.api_client import make_client
 from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.duplicates import HeldRecord, RepeatedIdFinder, decide
 from customer_import.errors import (
@@ -47,7 +48,6 @@ from customer_import.sender import (
     SendItem,
     SendOutcome,
     SendStats,
-    make_client,
 )
 from customer_import.settings import Settings, resolve_settings
 from customer_import.sharding import Shard, sharded

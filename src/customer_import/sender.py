@@ -21,8 +21,8 @@ from typing import Final
 
 import aiohttp
 import httpx
-from httpx_aiohttp import AiohttpTransport
 
+from customer_import.api_client import ApiClient
 from customer_import.errors import FatalApiError, RunAborted
 from customer_import.flow import CircuitBreaker, Pacer
 
@@ -141,7 +141,7 @@ class Sender:
 
     def __init__(
         self,
-        client: httpx.AsyncClient,
+        client: ApiClient,
         *,
         concurrency: int,
         policy: RetryPolicy,
@@ -389,25 +389,3 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, when.timestamp() - time.time())
-
-
-def make_client(
-    base_url: str,
-    headers: dict[str, str],
-    *,
-    concurrency: int,
-    timeout: float,
-    transport_name: str = "aiohttp",
-    transport: httpx.AsyncBaseTransport | None = None,
-) -> httpx.AsyncClient:
-    """One client for the run; its pool holds exactly ``concurrency`` connections."""
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    if transport is None and transport_name == "aiohttp":
-        transport = AiohttpTransport(limits=limits)
-    return httpx.AsyncClient(
-        base_url=base_url,
-        headers={"content-type": "application/json", **headers},
-        timeout=timeout,
-        limits=limits,
-        transport=transport,
-    )
