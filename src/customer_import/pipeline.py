@@ -17,8 +17,8 @@ import os
 import signal
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
@@ -41,12 +41,12 @@ from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import MappingPlan, plan_mapping
 from customer_import.outputs import rejects_columns
 from customer_import.quality import double_encoding_warning
+from customer_import.recorder import Recorder
 from customer_import.records import BatchPreparer, PreparedBatch, id_columns, scan_ids
 from customer_import.sender import (
     RetryPolicy,
     Sender,
     SendItem,
-    SendOutcome,
     SendStats,
 )
 from customer_import.settings import Settings, resolve_settings
@@ -77,7 +77,6 @@ STATUS_COMPLETED: Final = "completed"
 STATUS_ABORTED: Final = "aborted"
 STATUS_INTERRUPTED: Final = "interrupted"
 
-_FLUSH_EVERY: Final = 10_000
 MISSING_LISTED: Final = 1_000  # ids listed in summary.json; missing.csv has them all
 _TICK_S: Final = 0.5
 T = TypeVar("T")
@@ -164,16 +163,6 @@ def _fingerprint(job: JobConfig, dry_run: bool, shard: Shard | None) -> str:
     return hashlib.sha256(f"{relevant}|dry_run={dry_run}|shard={shard}".encode()).hexdigest()
 
 
-@dataclass(slots=True)
-class _Counters:
-    done: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
-
-    def add(self, status: str, count: int = 1) -> None:
-        self.done += count
-        self.by_status[status] = self.by_status.get(status, 0) + count
-
-
 class _Run:
     """One execution: holds what the stages share (journal, counters, sender stats)."""
 
@@ -196,7 +185,8 @@ class _Run:
         self.kept_columns, self.kept_header = rejects_columns(
             source.columns, source.header, job.source.drop_columns
         )
-        self.counters = _Counters()
+        self.recorder = Recorder(journal)
+        self.counters = self.recorder.counters
         self.stats = SendStats()
         self.sender: Sender | None = None
         self.preparer: BatchPreparer | None = None
@@ -307,7 +297,7 @@ class _Run:
                 client,
                 concurrency=self.settings.concurrency,
                 policy=policy,
-                on_outcome=self._on_outcome,
+                on_outcome=self.recorder.outcome,
                 pacer=Pacer(ceiling=self._rate_limit()),
                 breaker=CircuitBreaker(max_outage_s=api.max_outage_s),
             )
@@ -323,14 +313,8 @@ class _Run:
     async def _record_dry(self, items: AsyncIterator[SendItem]) -> None:
         """A dry run: what would be sent is recorded as valid."""
         async for item in items:
-            self._valid([(item.row, item.external_id)])
+            self.recorder.valid([(item.row, item.external_id)])
         self._check_interrupted()
-
-    def _valid(self, records: Iterable[tuple[int, str]]) -> None:
-        added = self.journal.add_valid(records)
-        self.counters.add("valid", added)
-        if self.journal.pending_writes >= _FLUSH_EVERY:
-            self.journal.flush()
 
     async def _items(
         self, batches: Iterator[PreparedBatch], fresh: bool
@@ -343,12 +327,12 @@ class _Run:
         async for prepared in guard.checked(_prefetch(batches)):
             self._check_interrupted()
             for reject in prepared.rejects:
-                self._reject(reject)
+                self.recorder.reject(reject)
             for row, external_id in prepared.unchanged:
-                self._result(ResultRow(row, external_id, "unchanged"))
+                self.recorder.result(ResultRow(row, external_id, "unchanged"))
             held += prepared.held
             if self.options.dry_run:  # nothing to send: record the batch's valid records at once
-                self._valid(prepared.sends.select(ROW, "externalId").iter_rows())
+                self.recorder.valid(prepared.sends.select(ROW, "externalId").iter_rows())
                 continue
             for item in prepared.send_items():
                 yield item
@@ -389,9 +373,13 @@ class _Run:
         decision = decide(held, self.job.duplicates)
         for record, chosen in decision.duplicate:
             detail = f"superseded by record {chosen}"
-            self._result(ResultRow(record.row, record.external_id, "duplicate", detail=detail))
+            self.recorder.result(
+                ResultRow(record.row, record.external_id, "duplicate", detail=detail)
+            )
         for record, stage, reason in decision.reject:
-            self._reject(RejectRow(record.row, record.external_id, stage, reason, record.source))
+            self.recorder.reject(
+                RejectRow(record.row, record.external_id, stage, reason, record.source)
+            )
         # Decided records must be durable before their chosen twin is sent: a resume relies on it.
         self.journal.flush()
         sends = pl.DataFrame(
@@ -402,49 +390,10 @@ class _Run:
         if self.sync is not None:
             unchanged = self.sync.unchanged_mask(sends["externalId"], sends["_body"])
             for row, external_id, _ in sends.filter(unchanged).iter_rows():
-                self._result(ResultRow(row, external_id, "unchanged"))
+                self.recorder.result(ResultRow(row, external_id, "unchanged"))
             sends = sends.filter(~unchanged)
             self.sync.record_sends(sends)
         return [SendItem(row, eid, body.encode()) for row, eid, body in sends.iter_rows()]
-
-    def _on_outcome(self, outcome: SendOutcome) -> None:
-        item = outcome.item
-        if outcome.status is not None:
-            self._result(
-                ResultRow(
-                    item.row,
-                    item.external_id,
-                    outcome.status,
-                    outcome.http_status,
-                    outcome.attempts,
-                    outcome.created_at,
-                    outcome.updated_at,
-                )
-            )
-            return
-        reject = RejectRow(
-            item.row,
-            item.external_id,
-            outcome.stage or "api",
-            outcome.reason or "",
-            source=None,  # filled in from the file at the end: see _fill_reject_sources
-            http_status=outcome.http_status,
-            attempts=outcome.attempts,
-        )
-        self._reject(reject)
-
-    def _result(self, row: ResultRow) -> None:
-        self.journal.add_result(row)
-        self._counted(row.status)
-
-    def _reject(self, row: RejectRow) -> None:
-        self.journal.add_reject(row)
-        self._counted("rejected")
-
-    def _counted(self, status: str) -> None:
-        self.counters.add(status)
-        if self.journal.pending_writes >= _FLUSH_EVERY:
-            self.journal.flush()
 
     async def _tick(self) -> None:
         while True:

@@ -1,0 +1,79 @@
+"""Every record's outcome, as the run learns it: into the journal, and counted for progress.
+
+The journal is flushed every ``FLUSH_EVERY`` outcomes (and by the pipeline's ticker every half
+second), so a ``kill -9`` loses at most that many outcomes: those records are sent again on
+resume, and the upsert is idempotent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Final
+
+from customer_import.sender import SendOutcome
+from customer_import.state import Journal, RejectRow, ResultRow
+
+FLUSH_EVERY: Final = 10_000
+
+
+@dataclass(slots=True)
+class Counters:
+    done: int = 0
+    by_status: dict[str, int] = field(default_factory=dict)
+
+    def add(self, status: str, count: int = 1) -> None:
+        self.done += count
+        self.by_status[status] = self.by_status.get(status, 0) + count
+
+
+class Recorder:
+    """Outcomes into the journal, counted by status."""
+
+    def __init__(self, journal: Journal) -> None:
+        self.journal = journal
+        self.counters = Counters()
+
+    def result(self, row: ResultRow) -> None:
+        self.journal.add_result(row)
+        self._counted(row.status)
+
+    def reject(self, row: RejectRow) -> None:
+        self.journal.add_reject(row)
+        self._counted("rejected")
+
+    def valid(self, records: Iterable[tuple[int, str]]) -> None:
+        """A dry run's valid records, (row, externalId) each."""
+        self._counted("valid", self.journal.add_valid(records))
+
+    def outcome(self, outcome: SendOutcome) -> None:
+        """What the sender settled for one record: a result, or an API or transport reject."""
+        item = outcome.item
+        if outcome.status is not None:
+            self.result(
+                ResultRow(
+                    item.row,
+                    item.external_id,
+                    outcome.status,
+                    outcome.http_status,
+                    outcome.attempts,
+                    outcome.created_at,
+                    outcome.updated_at,
+                )
+            )
+            return
+        reject = RejectRow(
+            item.row,
+            item.external_id,
+            outcome.stage or "api",
+            outcome.reason or "",
+            source=None,  # filled in from the file at the end of the run
+            http_status=outcome.http_status,
+            attempts=outcome.attempts,
+        )
+        self.reject(reject)
+
+    def _counted(self, status: str, count: int = 1) -> None:
+        self.counters.add(status, count)
+        if self.journal.pending_writes >= FLUSH_EVERY:
+            self.journal.flush()
