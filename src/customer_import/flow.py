@@ -1,17 +1,35 @@
-"""How fast to send, shared by every worker: rate pacing, AIMD on 429, the circuit breaker.
+"""How fast to send, shared by every worker: rate pacing, rate discovery on 429, the breaker.
 
-The API's rate limit is unpublished, so the job finds it. Until the first 429 nothing but the
-concurrency bound limits the rate. A 429 paces every worker to 95 % of what the server is
-admitting: successes a second, counted from the start of the spell of 429s once that is a
-tenth of a second old (before that, a token bucket's first burst inflates any count). While
-answers stay good the rate grows slowly (0.5 % a second), so the job settles close to the
-limit with few 429s. Cuts come at most every quarter second and never compound below the
-measure: that is AIMD with a measured anchor, where halving, the textbook decrease, would
-average 75 % of the limit.
+The API's rate limit is unpublished, so the job finds it (AIMD with a measured anchor):
+
+- Until the first 429 nothing but the concurrency bound (and ``rate_limit``, if set) limits
+  the rate, so an API without a limit is never slowed down.
+- The first 429 of an unpaced run holds every worker for a tenth of a second: the requests
+  already in flight are answered and nothing more is sent into a limit just hit. Those
+  requests are most of a run's 429s (about ``concurrency`` of them, less what the limiter
+  refills meanwhile) and cannot be called back. Then every worker is paced at what the
+  limiter admitted while they were answered, and the pace grows 5 % a second until the next
+  spell of 429s: measured over a few tens of milliseconds that first figure can be off either
+  way, and a token bucket hides an undershoot by saving up tokens until they are spent.
+- A spell of 429s (429s less than two seconds apart) is measured: a limiter answering 429
+  has no tokens left, so what it admits between two 429s is what it refilled in between, its
+  rate. Requests are counted by when they were sent, because a busy client reads answers in
+  bunches. The spell's first 429 cuts the pace to 95 % of the recent throughput; once the
+  spell spans a tenth of a second, to 95 % of its measure. Cuts never compound below the
+  measure, and a cut retimes the workers already waiting for a slot: otherwise up to
+  ``concurrency`` more requests go out at the old pace.
+- Otherwise the pace grows 0.5 % a second while answers are good, so the job settles just
+  under the limit with few 429s. Halving, the textbook decrease, would average 75 % of it.
+- A ``Retry-After`` of 5 s or more (a quota window) pauses every worker.
+
+Tried and left out, by measurement (``bench/run_all.py --only rate``): a TCP-like slow start
+(a limiter with a burst allowance lets it grow past the client's own capacity before the first
+429, so as many requests are in flight then as without it), and holding every worker for the
+whole ``Retry-After`` (the limiter saves up a burst meanwhile, which hides the next overshoot).
 
 The circuit breaker stops the job from burning every record's retries during an outage:
 after ``threshold`` transient failures in a row with no answer in between, workers pause
-and a single probe request is let through every few seconds; an answer closes the
+and a single probe request is let through every ``probe_every_s``; an answer closes the
 breaker, and an outage longer than ``max_outage_s`` stops the run (resumable).
 """
 
@@ -28,17 +46,22 @@ from customer_import.errors import ApiUnavailable
 
 log = logging.getLogger("customer_import")
 
-_WINDOW_S: Final = 2.0
+_WINDOW_S: Final = 2.0  # 429s closer than this are one spell; also the throughput window
 _DECREASE: Final = 0.95
 _GROWTH_PER_S: Final = 0.005
-_COOLDOWN_S: Final = 0.25  # one cut per spell of 429s from requests already in flight
+_DISCOVERY_GROWTH_PER_S: Final = 0.05  # from the first hold's rough pace to the next 429
 _QUOTA_PAUSE_S: Final = 5.0  # a Retry-After this long is a quota window: everyone waits it out
+_HOLD_S: Final = 0.1  # after the first 429, for the requests in flight to be answered
 _MIN_RATE: Final = 1.0
 _MIN_SPAN_S: Final = 0.1  # measuring over less would make one lucky success a huge rate
+_MIN_DRAINED: Final = 5  # successes among the first hold's answers needed to pace by them
 
 
 class Pacer:
-    """The request rate for all workers: fixed (``ceiling``), adaptive, or both."""
+    """The request rate for all workers: fixed (``ceiling``), adaptive, or both.
+
+    ``before_request`` returns when the request goes out; give that time back to
+    ``on_success`` / ``on_rate_limited`` (by default, the time of the answer)."""
 
     def __init__(
         self,
@@ -52,31 +75,41 @@ class Pacer:
         self._ceiling = ceiling
         self._adaptive = adaptive
         self._next_slot = 0.0
+        self._epoch = 0  # bumped by every cut and pause: slots taken before it are stale
         self._paused_until = 0.0
-        self._successes: deque[float] = deque()
+        self._successes: deque[float] = deque()  # when each recent success was sent
         self._first_success: float | None = None
         self._last_success: float | None = None
-        self._last_cut = -_COOLDOWN_S
+        self._last_cut = -_WINDOW_S
         self._last_growth = clock()
-        self._congestion: float | None = None  # when the current spell of 429s began
         self._last_limited = -_WINDOW_S
+        self._spell: _Spell | None = None
+        self._discovering = False  # paced by the first hold's rough measure: grow fast
+        self._hold: _Hold | None = None
+        self._logged_rate = 0.0
 
-    async def before_request(self) -> None:
-        """Wait out a quota pause, then for this request's slot at the current rate."""
-        now = self._clock()
-        if self._paused_until > now:
-            await asyncio.sleep(self._paused_until - now)
+    async def before_request(self) -> float:
+        """Wait out a pause, then for this request's slot; return when it is sent."""
+        while True:
             now = self._clock()
-        if self.rate is None:
-            return
-        slot = max(self._next_slot, now - 1.0 / self.rate)  # at most one request of burst
-        self._next_slot = slot + 1.0 / self.rate
-        if slot > now:
+            if self._paused_until > now:
+                await asyncio.sleep(self._paused_until - now)
+                continue
+            self._end_hold(now)
+            if self.rate is None:
+                return now
+            slot = max(self._next_slot, now - 1.0 / self.rate)  # at most one request of burst
+            self._next_slot = slot + 1.0 / self.rate
+            if slot <= now:
+                return now
+            epoch = self._epoch
             await asyncio.sleep(slot - now)
+            if epoch == self._epoch:  # else a cut or a pause came: take a slot at the new pace
+                return slot
 
-    def on_success(self) -> None:
+    def on_success(self, sent_at: float | None = None) -> None:
         now = self._clock()
-        self._successes.append(now)
+        self._successes.append(now if sent_at is None else sent_at)
         if self._first_success is None:
             self._first_success = now
         self._last_success = now
@@ -84,41 +117,108 @@ class Pacer:
             self._successes.popleft()
         self._grow(now)
 
-    def on_rate_limited(self, retry_after: float | None) -> None:
+    def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> None:
         now = self._clock()
         if retry_after is not None and retry_after >= _QUOTA_PAUSE_S:
-            self._paused_until = max(self._paused_until, now + retry_after)
-        if self._adaptive and now - self._last_cut >= _COOLDOWN_S:
-            self._cut(now)
+            self._pause(now + retry_after)
+        if self._adaptive:
+            self._adapt(now, now if sent_at is None else sent_at)
         self._last_limited = now
 
-    def _cut(self, now: float) -> None:
+    def _adapt(self, now: float, sent_at: float) -> None:
+        if self._hold is not None and sent_at <= self._hold.began:
+            self._hold.drained(sent_at)  # sent before the first hold: part of its wave
+            return
+        if self._spell is None or now - self._last_limited > _WINDOW_S:
+            self._spell = _Spell(sent_at, self.rate)
+        if self.rate is None and self._hold is None:
+            self._hold = _Hold(now, sent_at)  # the first 429: hold everyone, measure the wave
+            self._pause(now + _HOLD_S)
+        self._cut(now, sent_at)
+
+    def _pause(self, until: float) -> None:
+        self._paused_until = max(self._paused_until, until)
+        self._epoch += 1
+
+    def _end_hold(self, now: float) -> None:
+        """After the first hold: pace at what the limiter admitted to the first wave."""
+        hold = self._hold
+        if hold is None or hold.over or now < hold.began + _HOLD_S:
+            return
+        hold.over = True
+        admitted = self._admitted(hold.first, hold.last)
+        if admitted >= _MIN_DRAINED and hold.last > hold.first:
+            rate = admitted / (hold.last - hold.first)
+        else:
+            rate = self._throughput(now)  # too few answers to go by
+        if rate > 0:  # else nothing is known yet: the next spell of 429s measures
+            self._set_rate(now, max(_MIN_RATE, rate))
+            self._discovering = True
+        self._spell = None  # the wave was sent by a busy client: measure afresh
+
+    def _cut(self, now: float, sent_at: float) -> None:
         if self._first_success is None or self._last_success is None:
-            return  # nothing about what the server admits yet: see the module docstring
+            return  # nothing about what the server admits yet
         if self._last_success <= self._last_cut:
             return  # nothing new since the last cut
-        if self._congestion is None or now - self._last_limited > _WINDOW_S:
-            self._congestion = now  # a new spell of 429s begins
-        admitted = self._admitted(now) * _DECREASE
-        self.rate = max(_MIN_RATE, admitted if self.rate is None else min(self.rate, admitted))
-        self._last_cut = self._last_growth = now
-        log.info("rate limited: pacing every worker to %.0f requests/s", self.rate)
+        assert self._spell is not None
+        span = sent_at - self._spell.began
+        if span >= _MIN_SPAN_S:
+            measured = self._admitted(self._spell.began, sent_at) / span
+        else:
+            measured = self._throughput(now)
+        self._discovering = False
+        paced = max(_MIN_RATE, measured * _DECREASE)
+        if self._spell.rate_before is not None:  # later, longer measures may undo earlier cuts
+            paced = min(paced, self._spell.rate_before)
+        self._set_rate(now, paced)
 
-    def _admitted(self, now: float) -> float:
-        """Successes a second, counted since this spell of 429s began once that is long enough
-        to measure: before it, a token bucket's initial burst inflates any count."""
+    def _set_rate(self, now: float, rate: float) -> None:
+        if self.rate is None or rate < self.rate:
+            self._epoch += 1  # workers waiting for a slot at the old pace take a new one
+            self._next_slot = now
+        if abs(rate - self._logged_rate) > 0.02 * rate:  # a spell recomputes at every 429
+            log.info("rate limited: pacing every worker to %.0f requests/s", rate)
+            self._logged_rate = rate
+        self.rate = rate
+        self._last_cut = self._last_growth = now
+
+    def _admitted(self, first: float, last: float) -> int:
+        """Successes among the requests sent between these two times."""
+        return sum(1 for t in self._successes if first <= t <= last)
+
+    def _throughput(self, now: float) -> float:
+        """Successes a second over the last window (or since the first success)."""
         start = max(now - _WINDOW_S, self._first_success or now)
-        if self._congestion is not None and now - self._congestion >= _MIN_SPAN_S:
-            start = max(start, self._congestion)
-        span = max(_MIN_SPAN_S, now - start)
-        return sum(1 for t in reversed(self._successes) if t >= start) / span
+        return self._admitted(start, now) / max(_MIN_SPAN_S, now - start)
 
     def _grow(self, now: float) -> None:
         if self.rate is None or not self._adaptive or now - self._last_growth < 0.5:
             return
-        grown = self.rate * (1 + _GROWTH_PER_S * (now - self._last_growth))
+        growth = _DISCOVERY_GROWTH_PER_S if self._discovering else _GROWTH_PER_S
+        grown = self.rate * (1 + growth * (now - self._last_growth))
         self.rate = grown if self._ceiling is None else min(grown, self._ceiling)
         self._last_growth = now
+
+
+class _Spell:
+    """429s less than ``_WINDOW_S`` apart: measured from when its first 429 was sent."""
+
+    def __init__(self, began: float, rate_before: float | None) -> None:
+        self.began = began
+        self.rate_before = rate_before
+
+
+class _Hold:
+    """The first 429: when it arrived, and when the first and last 429s of its wave were sent."""
+
+    def __init__(self, began: float, sent_at: float) -> None:
+        self.began = began
+        self.first = self.last = sent_at
+        self.over = False
+
+    def drained(self, sent_at: float) -> None:
+        self.first, self.last = min(self.first, sent_at), max(self.last, sent_at)
 
 
 class CircuitBreaker:

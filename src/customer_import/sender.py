@@ -236,7 +236,7 @@ class Sender:
         attempts = 0
         while True:
             await self._breaker.admit()
-            await self._pacer.before_request()
+            sent_at = await self._pacer.before_request()
             response, error = await self._post(item)
             disposition = classify(None if response is None else response.status_code)
             if disposition is Disposition.RETRY:
@@ -245,9 +245,9 @@ class Sender:
                     return _outcome(item, disposition, response, error, attempts)
                 self.stats.retries += 1
             elif disposition is Disposition.SLOW_DOWN:
-                await self._after_rate_limited(response)
+                await self._after_rate_limited(response, sent_at)
             else:
-                self._after_answer(disposition)
+                self._after_answer(disposition, sent_at)
                 return _outcome(item, disposition, response, error, attempts + 1)
             if self._stopping:
                 raise _Abandoned
@@ -262,7 +262,7 @@ class Sender:
             await asyncio.sleep(self._policy.backoff(attempts))
         return attempts
 
-    async def _after_rate_limited(self, response: httpx.Response | None) -> None:
+    async def _after_rate_limited(self, response: httpx.Response | None, sent_at: float) -> None:
         """429: never counted against the attempts; this request waits, everyone slows down."""
         self.stats.rate_limited += 1
         self._breaker.on_answer()
@@ -272,14 +272,14 @@ class Sender:
                 f"{self._policy.max_rate_limited_s:.0f} s; resume later or set api.rate_limit"
             )
         retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
-        self._pacer.on_rate_limited(retry_after)
+        self._pacer.on_rate_limited(retry_after, sent_at)
         await asyncio.sleep(retry_after if retry_after is not None else self._policy.backoff(2))
 
-    def _after_answer(self, disposition: Disposition) -> None:
+    def _after_answer(self, disposition: Disposition, sent_at: float) -> None:
         self._breaker.on_answer()
         self._last_answer = time.monotonic()
         if disposition is Disposition.SUCCESS:
-            self._pacer.on_success()
+            self._pacer.on_success(sent_at)
 
     async def _post(self, item: SendItem) -> tuple[httpx.Response | None, str | None]:
         stats = self.stats
