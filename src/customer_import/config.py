@@ -143,6 +143,10 @@ class ApiConfig(_Strict):
     """Stop (resumable) when the API has answered nothing but 429 for this long."""
     max_outage_s: float = Field(default=300.0, gt=0)
     """Stop (resumable) when every request has failed (5xx, no connection) for this long."""
+    breaker_failures: int = Field(default=50, gt=0)
+    """Transient failures in a row, with no answer in between, that open the circuit breaker."""
+    breaker_probe_s: float = Field(default=5.0, gt=0)
+    """Seconds between probe requests while the circuit breaker is open."""
     api_key_env: str = "CUSTOMERS_API_KEY"
     """Environment variable holding the API key (never put the key itself in a job file)."""
     merchant_id_env: str = "CUSTOMERS_MERCHANT_ID"
