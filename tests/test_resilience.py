@@ -517,6 +517,21 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
     assert read_summary(tmp_path / "out")["status"] == "completed"
 
 
+def test_the_job_file_sets_the_breaker_threshold_and_its_probe_interval(tmp_path: Path) -> None:
+    lines, _ = valid_input(100)
+    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=1.0, seed=1) as down:
+        job = job_file(
+            tmp_path, lines, down.base_url, max_outage_s=1, breaker_failures=5, breaker_probe_s=60
+        )
+        report = run(job)
+        sent = add_updates(down)
+    assert report.status == "aborted"
+    # Five failures in a row open it; the other connections' requests in flight end; no probe
+    # is due within the second the outage may last (the default, 50 in a row, sends over 50).
+    assert 5 <= sent <= 5 + 4
+    assert_conservation_so_far(tmp_path / "out", 100)
+
+
 # --- signals, kill -9 and resume ---
 
 

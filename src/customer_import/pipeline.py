@@ -299,7 +299,9 @@ class _Run:
                 policy=policy,
                 on_outcome=self.recorder.outcome,
                 pacer=Pacer(ceiling=self._rate_limit()),
-                breaker=CircuitBreaker(max_outage_s=api.max_outage_s),
+                breaker=CircuitBreaker(
+                    api.breaker_failures, api.breaker_probe_s, max_outage_s=api.max_outage_s
+                ),
             )
             self.stats, self.sender = sender.stats, sender
             await sender.run(items)
