@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import hashlib
 import logging
 import os
@@ -152,7 +153,8 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
         )
         try:
             run = _Run(job, settings, options, source, plan, journal, credentials, sync)
-            return run.execute(input_digest)
+            with _lean_gc():
+                return run.execute(input_digest)
         finally:
             journal.close()
 
@@ -477,6 +479,28 @@ async def _prefetch(batches: Iterator[T]) -> AsyncIterator[T]:
     while (current := await upcoming) is not None:
         upcoming = loop.run_in_executor(None, next, batches, None)
         yield current
+
+
+@contextlib.contextmanager
+def _lean_gc() -> Iterator[None]:
+    """Fewer, cheaper garbage collections while a run goes.
+
+    A run allocates many short-lived objects a record (requests, responses, outcomes), none
+    kept in cycles: the collector's frequent passes found nothing and rescanned everything
+    start-up allocated (Polars, phone metadata, modules). Start-up objects are frozen out of
+    its scans and young objects are collected less often; both are put back afterwards, for
+    a process that runs several jobs. Measured on the send path: 0.52 -> 0.46 ms of client CPU
+    a request (``bench/run_all.py --only send``).
+    """
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 100)
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+        gc.unfreeze()
 
 
 @contextlib.contextmanager
