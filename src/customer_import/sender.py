@@ -1,4 +1,4 @@
-"""Bounded, retrying upserts over an injected ``httpx.AsyncClient``.
+"""Bounded, retrying upserts through an injected ``ApiClient`` (httpx requests, any transport).
 
 A fixed pool of ``concurrency`` workers takes items from a bounded queue, so memory
 does not grow with the file and never more than ``concurrency`` requests are in flight.
