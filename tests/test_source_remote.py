@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer_import import cli
-from customer_import.config import SourceConfig
+from customer_import.config import SourceConfig, is_url
 from customer_import.errors import ConfigError, InputError
 from customer_import.pipeline import RunOptions, RunReport, run_job
 from customer_import.sandbox.testing import SandboxServer
@@ -230,7 +230,7 @@ FILES = {
     ],
 )
 def test_a_url_is_a_string_with_a_scheme(location: str | Path, expected: bool) -> None:
-    assert remote.is_url(location) is expected
+    assert is_url(location) is expected
 
 
 @pytest.mark.parametrize(

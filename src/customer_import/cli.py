@@ -17,7 +17,7 @@ from typing import Final
 from tqdm import tqdm
 
 from customer_import import logs, snapshot
-from customer_import.config import load_job
+from customer_import.config import is_url, load_job
 from customer_import.errors import ConfigError, ImportJobError, InputError
 from customer_import.fieldstats import FieldStats
 from customer_import.logs import mask_value
@@ -33,7 +33,6 @@ from customer_import.pipeline import (
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.sharding import Shard
 from customer_import.snapshot import state_locations
-from customer_import.source.remote import is_url
 from customer_import.workers import run_in_workers
 
 #: Exit codes (README, "Exit codes").

@@ -22,8 +22,12 @@ from customer_import.schema import BOOLEAN_FIELDS, NAME_FIELDS, TARGET_FIELDS
 DEFAULT_NULL_VALUES = ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
 DEFAULT_DROP_COLUMNS = ["Password"]
 
-#: A scheme then '://' (the source package's is_url; not imported: it imports this module).
-_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")
+_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: not "C:\"
+
+
+def is_url(location: str | Path) -> bool:
+    """A string with a scheme (``s3://...``); a ``Path`` never is one."""
+    return isinstance(location, str) and _URL.match(location) is not None
 
 
 class _Strict(BaseModel):
@@ -53,7 +57,7 @@ class SourceConfig(_Strict):
     @classmethod
     def _url_or_path(cls, value: Any) -> Any:
         """A URL stays text (``Path`` would fold its ``//``); anything else is a path."""
-        if isinstance(value, str) and not _URL.match(value):
+        if isinstance(value, str) and not is_url(value):
             return Path(value)
         return value
 

@@ -69,7 +69,7 @@ def fast_phones(values: pl.Series, default_region: str | None) -> pl.Series:
         .select("i", *_code_and_national(pl.col("value"), default_region))
         .drop_nulls("code")
     )
-    result = pl.Series(values.name, [None] * len(values), dtype=pl.String)
+    result = pl.repeat(None, len(values), dtype=pl.String, eager=True).alias(values.name)
     for (code,), group in candidates.partition_by("code", as_dict=True).items():
         rule = _country_rule(int(str(code)))
         if rule is not None:

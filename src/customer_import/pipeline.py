@@ -188,7 +188,6 @@ class _Run:
             source.columns, source.header, job.source.drop_columns
         )
         self.recorder = Recorder(journal)
-        self.counters = self.recorder.counters
         self.stats = SendStats()
         self.sender: Sender | None = None
         self.preparer: BatchPreparer | None = None
@@ -242,7 +241,7 @@ class _Run:
                 repeated = finder.repeated()
             self._check_interrupted()
             done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
-            self.counters.done = len(done)
+            self.recorder.counters.done = len(done)
             log.info("%d records; %d ids occur more than once", self.total, len(repeated))
             mask = self.sync.unchanged_mask if self.sync is not None else None
             self.preparer = preparer = BatchPreparer(
@@ -408,7 +407,10 @@ class _Run:
     def _report_progress(self) -> None:
         if self.options.progress is not None:
             progress = Progress(
-                self.total, self.counters.done, dict(self.counters.by_status), self.stats.requests
+                self.total,
+                self.recorder.counters.done,
+                dict(self.recorder.counters.by_status),
+                self.stats.requests,
             )
             self.options.progress(progress)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from customer_import.config import SourceConfig
+from customer_import.config import SourceConfig, is_url
 from customer_import.source import files, remote
 from customer_import.source.csv_file import open_csv
 from customer_import.source.files import check_readable, format_of
@@ -37,7 +37,7 @@ def open_source(config: SourceConfig, path: Path | str) -> Source:
     ConfigError for a URL the job cannot use; InputError when the input cannot be read as a
     table. A remote object is copied first (``remote.py``); ``Source.close`` deletes the copy.
     """
-    if not remote.is_url(path):
+    if not is_url(path):
         return _open_file(config, Path(path), str(Path(path)), Path(path).name)
     url = remote.parse_url(str(path))
     if url.scheme == "file":
@@ -56,7 +56,7 @@ def open_source(config: SourceConfig, path: Path | str) -> Source:
 def file_digest(path: Path | str) -> str:
     """``sha256:<hex>`` of the input's bytes (what --resume compares); ``Source.digest`` is the
     same value without a second read of a remote object."""
-    if not remote.is_url(path):
+    if not is_url(path):
         return files.file_digest(Path(path))
     url = remote.parse_url(str(path))
     if url.scheme == "file":

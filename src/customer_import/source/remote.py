@@ -42,7 +42,6 @@ REMOTE_SCHEMES: Final = {"s3": "S3", "gs": "Google Cloud Storage", "gcs": "Googl
 #: URL parameters passed on to pyarrow (which checks them per scheme); none can hold a secret.
 URL_PARAMETERS: Final = ("region", "endpoint_override", "scheme", "retry_limit_seconds")
 _COPY_CHUNK: Final = 8 << 20  # one read of an S3 stream is one ranged GET: keep them few
-_URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: not "C:\"
 _BUCKET: Final = re.compile(r"[A-Za-z0-9._-]+")  # S3 and GCS bucket names: no ":", no "@"
 _PARAMETER_NAME: Final = re.compile(r"[a-z_]{1,32}")
 _AWS_KEY_ID: Final = re.compile(r"\b(AKIA|ASIA)[A-Z0-9]{16}\b")
@@ -58,11 +57,6 @@ _UNREACHABLE: Final = re.compile(
 )
 _GCLOUD_ADC: Final = "application_default_credentials.json"
 _NO_BUCKET: Final = re.compile(r"no.?such.?bucket", re.IGNORECASE)
-
-
-def is_url(location: str | Path) -> bool:
-    """A string with a scheme (``s3://...``); a ``Path`` never is one."""
-    return isinstance(location, str) and _URL.match(location) is not None
 
 
 @dataclass(frozen=True, slots=True)
