@@ -16,7 +16,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from customer_import.errors import ConfigError
 
@@ -49,8 +49,9 @@ CREATE TABLE IF NOT EXISTS outcomes (
 """
 
 
-@dataclass(frozen=True, slots=True)
-class ResultRow:
+class ResultRow(NamedTuple):
+    """One record's result, in the order of the journal's insert (added to it as it is)."""
+
     row: int
     external_id: str | None
     status: str
@@ -82,7 +83,7 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        self._results: list[tuple[object, ...]] = []
+        self._results: list[ResultRow] = []
         self._valid: list[tuple[int, str]] = []  # a dry run's: two values bind faster than eight
         self._rejects: list[tuple[object, ...]] = []
 
@@ -91,18 +92,7 @@ class Journal:
         return len(self._results) + len(self._valid) + len(self._rejects)
 
     def add_result(self, r: ResultRow) -> None:
-        self._results.append(
-            (
-                r.row,
-                r.status,
-                r.external_id,
-                r.http_status,
-                r.attempts,
-                r.created_at,
-                r.updated_at,
-                r.detail,
-            )
-        )
+        self._results.append(r)
 
     def add_valid(self, records: Iterable[tuple[int, str]]) -> int:
         """A dry run's valid records, (row, externalId) each; returns how many."""
@@ -122,7 +112,7 @@ class Journal:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
-                "INSERT INTO outcomes (row, status, external_id, http_status, attempts, created_at,"
+                "INSERT INTO outcomes (row, external_id, status, http_status, attempts, created_at,"
                 " updated_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 self._results,
             )
