@@ -331,6 +331,15 @@ def test_batch_boundaries_keep_numbers_and_failures_in_their_range(tmp_path: Pat
     assert_conserved(batches, 5)
 
 
+def test_a_smaller_first_batch_then_batch_size(tmp_path: Path) -> None:
+    text = "id,n\n1,a\n2,broken,extra\n3,c\n4,d\n5,e\n6,f\n"
+    with open_source(SourceConfig(batch_size=3), write(tmp_path, text)) as source:
+        batches = list(source.batches(first=2))
+    assert [b.frame[ROW].to_list() for b in batches] == [[1], [3, 4, 5], [6]]
+    assert [[f.row for f in b.failures] for b in batches] == [[2], [], []]
+    assert_conserved(batches, 6)
+
+
 def test_batch_of_only_broken_records_has_an_empty_typed_frame(tmp_path: Path) -> None:
     batches = read(write(tmp_path, "id,n\nbad\nworse\n"), batch_size=5)
     assert len(batches) == 1
@@ -484,6 +493,15 @@ def test_parquet_is_read_in_numbered_batches_and_subsets(tmp_path: Path) -> None
     assert [b.frame.height for b in batches] == [2, 2, 1]
     assert rows_of(batches) == [(1, "a"), (2, "b"), (3, "c"), (4, "d"), (5, "e")]
     assert_conserved(batches, 5)
+
+
+def test_parquet_first_batch_is_cut_from_pyarrows_first(tmp_path: Path) -> None:
+    table = pa.table({"id": list(range(10, 17))})
+    with open_source(SourceConfig(batch_size=3), write_parquet(tmp_path, table)) as source:
+        batches = list(source.batches(first=2))
+    assert [b.frame[ROW].to_list() for b in batches] == [[1, 2], [3], [4, 5, 6], [7]]
+    assert rows_of(batches)[2] == (3, "12")
+    assert_conserved(batches, 7)
 
 
 def test_not_a_parquet_file_is_an_input_error(tmp_path: Path) -> None:

@@ -80,6 +80,9 @@ STATUS_INTERRUPTED: Final = "interrupted"
 
 MISSING_LISTED: Final = 1_000  # ids listed in summary.json; missing.csv has them all
 _TICK_S: Final = 0.5
+#: The first batch is this small so that sending starts in a fraction of a second; the next
+#: batches, [source] batch_size each, are prepared while it is being sent.
+FIRST_BATCH: Final = 1_000
 T = TypeVar("T")
 
 
@@ -247,7 +250,7 @@ class _Run:
             self.preparer = preparer = BatchPreparer(
                 self.plan, self.kept_columns, repeated, done, mask, self.options.field_stats
             )
-            batches = self._recorded(preparer.prepare_all(self._batches()))
+            batches = self._recorded(preparer.prepare_all(self._batches(first=FIRST_BATCH)))
             items = self._items(batches, fresh=len(done) == 0)
             ticker = asyncio.create_task(self._tick())
             try:
@@ -259,9 +262,12 @@ class _Run:
                 ticker.cancel()
                 self._report_progress()
 
-    def _batches(self, columns: list[str] | None = None) -> Iterator[Batch]:
+    def _batches(
+        self, columns: list[str] | None = None, first: int | None = None
+    ) -> Iterator[Batch]:
         """The source's batches, only this shard's records when the run is one shard of N."""
-        return sharded(self.source.batches(columns=columns), self.plan, self.options.shard)
+        batches = self.source.batches(columns=columns, first=first)
+        return sharded(batches, self.plan, self.options.shard)
 
     def _on_signal(self, signum: int) -> None:
         """Take no new records; requests in flight finish; the rest stays pending."""

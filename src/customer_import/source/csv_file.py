@@ -90,21 +90,24 @@ class _CsvBackend:
         self._has_header, self._batch_size = config.has_header, config.batch_size
         self._withhold_raw = _has_dropped_column(header, config.drop_columns)
 
-    def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]:
+    def batches(self, select: list[int], names: list[str], first: int | None) -> Iterator[Batch]:
         try:
             with open_text(self._path, self._gzipped, self._codec) as text:
-                yield from self._read(text, select, names)
+                yield from self._read(text, select, names, first or self._batch_size)
         except READ_ERRORS as exc:
             # The bytes were checked at open; this is a file changed or damaged since then.
             raise InputError(f"{self._name}: cannot read the file: {exc}") from exc
 
-    def _read(self, text: IO[str], select: list[int], names: list[str]) -> Iterator[Batch]:
+    def _read(
+        self, text: IO[str], select: list[int], names: list[str], size: int
+    ) -> Iterator[Batch]:
         expected = "header" if self._has_header else "first record"
         parser = RecordParser(text, self._delimiter, expected)
         if self._has_header:
             parser.first_record()
         number, seen_broken = 0, parser.broken
-        while chunk := parser.read(self._batch_size, self._width):
+        while chunk := parser.read(size, self._width):
+            size = self._batch_size
             # The parser's counter spares a scan of the chunk when nothing in it is broken.
             has_broken, seen_broken = parser.broken != seen_broken, parser.broken
             batch = _csv_batch(chunk, number, has_broken, select, names)

@@ -44,14 +44,15 @@ class _ParquetBackend:
         self._name, self._file, self._header = name, file, header
         self._batch_size = batch_size
 
-    def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]:
+    def batches(self, select: list[int], names: list[str], first: int | None) -> Iterator[Batch]:
         # Read only the selected columns, unless repeated names make names ambiguous.
         unique = len(set(self._header)) == len(self._header)
         wanted = [self._header[i] for i in select] if unique else None
         positions = list(range(len(select))) if unique else select
         before = 0
         try:
-            for part in self._file.iter_batches(batch_size=self._batch_size, columns=wanted):
+            parts = self._file.iter_batches(batch_size=self._batch_size, columns=wanted)
+            for part in _first_cut(parts, first):
                 numbers = range(before + 1, before + part.num_rows + 1)
                 columns = [pl.Series(ROW, numbers, dtype=pl.Int64)]
                 for position, name in zip(positions, names, strict=True):
@@ -64,6 +65,16 @@ class _ParquetBackend:
 
     def close(self) -> None:
         self._file.close()
+
+
+def _first_cut(parts: Iterator[Any], first: int | None) -> Iterator[Any]:
+    """pyarrow's record batches, the first one cut after ``first`` rows."""
+    for part in parts:
+        if first and part.num_rows > first:
+            yield part.slice(0, first)
+            part = part.slice(first)
+        first = None
+        yield part
 
 
 def _arrow_text(array: Any) -> Any:

@@ -42,7 +42,9 @@ class Batch:
 
 
 class Backend(Protocol):
-    def batches(self, select: list[int], names: list[str]) -> Iterator[Batch]: ...
+    def batches(
+        self, select: list[int], names: list[str], first: int | None
+    ) -> Iterator[Batch]: ...
 
     def close(self) -> None: ...
 
@@ -87,13 +89,18 @@ class Source:
         self._digest = digest
         self._on_close.append(discard)
 
-    def batches(self, columns: list[str] | None = None) -> Iterator[Batch]:
-        """Read the file from the start; ``columns`` picks unique names (default: all)."""
+    def batches(
+        self, columns: list[str] | None = None, *, first: int | None = None
+    ) -> Iterator[Batch]:
+        """Read the file from the start; ``columns`` picks unique names (default: all).
+
+        ``first`` caps the first batch's records, so that work on it can start sooner.
+        """
         names = list(self.columns) if columns is None else list(columns)
         select = [self._index(name) for name in names]
         if len(set(names)) != len(names):
             raise ConfigError(f"column selection repeats a name: {names}")
-        reader = self._backend.batches(select, names)
+        reader = self._backend.batches(select, names, first)
         self._live.add(reader)
         return reader
 
