@@ -101,6 +101,14 @@ class Bodies:
         self._next += 1
         return self._bodies[self._next - 1]
 
+    def take_many(self, count: int) -> list[bytes]:
+        """Up to ``count`` bodies, fewer (or none) at the end or past the deadline."""
+        if time.monotonic() >= self.deadline:
+            return []
+        taken = self._bodies[self._next : self._next + count]
+        self._next += len(taken)
+        return taken
+
 
 async def _pool(send: Send, bodies: Bodies, concurrency: int) -> Counter[int]:
     """``concurrency`` workers sending until ``bodies`` runs out."""
@@ -191,7 +199,7 @@ async def transport_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult
 
 
 async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
-    """The job's Sender alone: its queue, workers, retry policy and stats, minus the pipeline."""
+    """The job's Sender alone: its workers, retry policy, pacer and stats, minus the pipeline."""
     from customer_import.api_client import make_client
     from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome
 
@@ -200,10 +208,10 @@ async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
     def on_outcome(outcome: SendOutcome) -> None:
         statuses[outcome.http_status or 0] += 1
 
-    async def items(seconds: float) -> AsyncIterator[SendItem]:
+    async def items(seconds: float) -> AsyncIterator[list[SendItem]]:
         bodies.until(seconds)
-        while (body := bodies.take()) is not None:
-            yield SendItem(0, "", body)
+        while batch := [SendItem(0, "", body) for body in bodies.take_many(args.concurrency)]:
+            yield batch  # the pipeline hands the Sender a batch of the file at a time
 
     client = make_client(
         args.url, dict(HEADERS), concurrency=args.concurrency, timeout=30, transport_name="aiohttp"

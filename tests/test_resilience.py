@@ -643,9 +643,8 @@ def test_stop_does_not_wait_for_pauses_only_for_requests_in_flight(answer: httpx
     assert outcomes == []  # every record is pending for a resume
 
 
-async def items(count: int) -> AsyncIterator[SendItem]:
-    for i in range(count):
-        yield SendItem(i + 1, f"id-{i}", b'{"externalId":"x","firstName":"y"}')
+async def items(count: int) -> AsyncIterator[list[SendItem]]:
+    yield [SendItem(i + 1, f"id-{i}", b'{"externalId":"x","firstName":"y"}') for i in range(count)]
 
 
 def add_updates_of(stats: dict[str, Any]) -> int:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from customer_import.api_client import make_client
-from customer_import.errors import FatalApiError, RunAborted
+from customer_import.errors import FatalApiError, InputError, RunAborted
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.sender import (
     Disposition,
@@ -99,9 +99,13 @@ def send(
     return outcomes, asyncio.run(main())
 
 
-async def _items(count: int) -> AsyncIterator[SendItem]:
-    for i in range(count):
-        yield SendItem(i + 1, f"id-{i}", b'{"externalId":"x","firstName":"y"}')
+async def _items(count: int, batch: int = 3) -> AsyncIterator[list[SendItem]]:
+    """``count`` items in batches of ``batch``, as the pipeline hands them over."""
+    items = [
+        SendItem(i + 1, f"id-{i}", b'{"externalId":"x","firstName":"y"}') for i in range(count)
+    ]
+    for start in range(0, count, batch):
+        yield items[start : start + batch]
 
 
 def answers(*responses: httpx.Response | Exception) -> Callable[[httpx.Request], httpx.Response]:
@@ -192,6 +196,47 @@ def test_fatal_answers_stop_the_run_and_leave_the_rest_pending(status: int, hint
     with pytest.raises(FatalApiError, match=hint):
         send(answers(httpx.Response(status)), items=50, outcomes=outcomes)
     assert outcomes == []  # nothing rejected: unsent records stay pending for a resume
+
+
+def test_every_item_of_every_batch_is_sent_once_empty_batches_included() -> None:
+    async def batches() -> AsyncIterator[list[SendItem]]:
+        items = await anext(_items(7, batch=7))
+        for part in (items[:3], [], items[3:4], [], [], items[4:]):
+            await asyncio.sleep(0)  # the next batch is being prepared
+            yield part
+
+    outcomes: list[SendOutcome] = []
+
+    async def main() -> None:
+        transport = httpx.MockTransport(lambda request: httpx.Response(201, json=STORED))
+        async with make_client(
+            "http://api.test", {}, concurrency=4, timeout=5, transport=transport
+        ) as client:
+            sender = Sender(client, concurrency=4, policy=FAST, on_outcome=outcomes.append)
+            await sender.run(batches())
+
+    asyncio.run(main())
+    assert sorted(o.item.row for o in outcomes) == [1, 2, 3, 4, 5, 6, 7]
+
+
+def test_a_source_error_mid_file_stops_the_run_after_the_requests_in_flight() -> None:
+    async def batches() -> AsyncIterator[list[SendItem]]:
+        yield await anext(_items(4, batch=4))
+        raise InputError("export.csv: cannot read the file: disk gone")
+
+    outcomes: list[SendOutcome] = []
+
+    async def main() -> None:
+        transport = httpx.MockTransport(lambda request: httpx.Response(201, json=STORED))
+        async with make_client(
+            "http://api.test", {}, concurrency=2, timeout=5, transport=transport
+        ) as client:
+            sender = Sender(client, concurrency=2, policy=FAST, on_outcome=outcomes.append)
+            with pytest.raises(InputError, match="disk gone"):
+                await sender.run(batches())
+
+    asyncio.run(main())
+    assert len(outcomes) == 4  # the items taken before the error are all sent
 
 
 def test_never_more_requests_in_flight_than_the_concurrency() -> None:

@@ -43,7 +43,13 @@ from customer_import.mapping import MappingPlan, plan_mapping
 from customer_import.outputs import rejects_columns
 from customer_import.quality import double_encoding_warning
 from customer_import.recorder import Recorder
-from customer_import.records import BatchPreparer, PreparedBatch, id_columns, scan_ids
+from customer_import.records import (
+    BatchPreparer,
+    PreparedBatch,
+    id_columns,
+    scan_ids,
+    send_items,
+)
 from customer_import.sender import (
     RetryPolicy,
     Sender,
@@ -279,7 +285,7 @@ class _Run:
         if self.interrupted is not None:
             raise Interrupted(self.interrupted)
 
-    async def _send(self, items: AsyncIterator[SendItem]) -> None:
+    async def _send(self, items: AsyncIterator[list[SendItem]]) -> None:
         assert self.credentials is not None
         api = self.job.api
         headers = {
@@ -319,16 +325,16 @@ class _Run:
         shards = self.options.shard.count if self.options.shard else 1
         return None if limit is None else limit / shards
 
-    async def _record_dry(self, items: AsyncIterator[SendItem]) -> None:
+    async def _record_dry(self, items: AsyncIterator[list[SendItem]]) -> None:
         """A dry run: what would be sent is recorded as valid."""
-        async for item in items:
-            self.recorder.valid([(item.row, item.external_id)])
+        async for batch in items:
+            self.recorder.valid((item.row, item.external_id) for item in batch)
         self._check_interrupted()
 
     async def _items(
         self, batches: Iterator[PreparedBatch], fresh: bool
-    ) -> AsyncIterator[SendItem]:
-        """Items to send, in file order; repeated ids last, once they are decided."""
+    ) -> AsyncIterator[list[SendItem]]:
+        """Items to send, a batch at a time, in file order; repeated ids last, once decided."""
         guard = InvalidRatioGuard(
             self.job.max_invalid_ratio, enabled=fresh and not self.options.dry_run
         )
@@ -343,12 +349,9 @@ class _Run:
             if self.options.dry_run:  # nothing to send: record the batch's valid records at once
                 self.recorder.valid(prepared.sends.select(ROW, "externalId").iter_rows())
                 continue
-            for item in prepared.send_items():
-                yield item
-        for item in self._decide_repeated(held):
-            yield item
-        for item in self._deactivations():
-            yield item
+            yield prepared.send_items()
+        yield self._decide_repeated(held)
+        yield self._deactivations()
 
     def _recorded(self, batches: Iterator[PreparedBatch]) -> Iterator[PreparedBatch]:
         """Incremental sync: note what the export holds and what is sent (in the reader thread)."""
@@ -376,7 +379,7 @@ class _Run:
             schema={ROW: pl.Int64, SNAPSHOT_ID: pl.String, "_body": pl.String},
         ).filter(~pl.col(ROW).is_in(done))
         self.sync.record_sends(frame)
-        return [SendItem(row, eid, body.encode()) for row, eid, body in frame.iter_rows()]
+        return send_items(frame)
 
     def _decide_repeated(self, held: list[HeldRecord]) -> list[SendItem]:
         decision = decide(held, self.job.duplicates)
@@ -402,7 +405,7 @@ class _Run:
                 self.recorder.result(ResultRow(row, external_id, "unchanged"))
             sends = sends.filter(~unchanged)
             self.sync.record_sends(sends)
-        return [SendItem(row, eid, body.encode()) for row, eid, body in sends.iter_rows()]
+        return send_items(sends)
 
     async def _tick(self) -> None:
         while True:

@@ -35,9 +35,15 @@ class PreparedBatch:
     rejects: list[RejectRow] = field(default_factory=list)
     held: list[HeldRecord] = field(default_factory=list)
 
-    def send_items(self) -> Iterator[SendItem]:
-        for row, external_id, body in self.sends.iter_rows():
-            yield SendItem(row, external_id, body.encode())
+    def send_items(self) -> list[SendItem]:
+        return send_items(self.sends)
+
+
+def send_items(sends: pl.DataFrame) -> list[SendItem]:
+    """What the sender takes from a frame of (record number, externalId, body text)."""
+    row, external_id, body = sends.columns
+    bodies = sends[body].cast(pl.Binary).to_list()  # UTF-8 bytes, encoded by Polars
+    return list(map(SendItem, sends[row].to_list(), sends[external_id].to_list(), bodies))
 
 
 def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:

@@ -1,7 +1,9 @@
 """Bounded, retrying upserts through an injected ``ApiClient`` (httpx requests, any transport).
 
-A fixed pool of ``concurrency`` workers takes items from a bounded queue, so memory
-does not grow with the file and never more than ``concurrency`` requests are in flight.
+A fixed pool of ``concurrency`` workers takes items one batch at a time (a batch of the
+file), so memory does not grow with the file and never more than ``concurrency`` requests
+are in flight. Workers pop items from a shared deque and refill it from the source when it
+runs dry: no task switch or queue handoff per item.
 What an answer means is decided in one place (``classify``): success, reject the row,
 retry, slow down, or stop the run. Stopping lets requests in flight finish and ends every
 wait at once (a backoff, a Retry-After, a quota pause, an open circuit breaker).
@@ -15,7 +17,8 @@ import enum
 import math
 import random
 import time
-from collections.abc import AsyncIterator, Callable
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -163,33 +166,29 @@ class Sender:
         self._on_outcome = on_outcome
         self._stopping = False
         self._failure: BaseException | None = None
-        self._queue: asyncio.Queue[SendItem | None] = asyncio.Queue(maxsize=concurrency * 4)
-        self._feeder: asyncio.Task[None] | None = None
+        self._ready: deque[SendItem] = deque()  # taken from the source, not yet sent
+        self._source: AsyncIterator[Sequence[SendItem]] | None = None
+        self._exhausted = False
+        self._refilling = asyncio.Lock()
         self._waiting: set[asyncio.Task[object]] = set()  # running workers, not sending
         self.stats = SendStats()
 
-    async def run(self, items: AsyncIterator[SendItem]) -> None:
-        """Send every item; raises the failure that stopped the run, after in-flight ends."""
-        self._feeder = asyncio.create_task(self._feed(items))
+    async def run(self, batches: AsyncIterator[Sequence[SendItem]]) -> None:
+        """Send every item of every batch; raises the failure that stopped the run, after
+        the requests in flight have ended."""
+        self._source = batches
         await asyncio.gather(*(self._worker() for _ in range(self._concurrency)))
-        self._feeder.cancel()
-        await asyncio.gather(self._feeder, return_exceptions=True)
         if self._failure is not None:
             raise self._failure
 
     def stop(self, failure: BaseException | None = None) -> None:
-        """Take no new items; queued ones stay pending. The first failure given is raised."""
+        """Take no new items; those not sent stay pending. The first failure given is raised."""
         if self._failure is None:
             self._failure = failure
         if self._stopping:
             return
         self._stopping = True
-        if self._feeder is not None:
-            self._feeder.cancel()
-        while not self._queue.empty():
-            self._queue.get_nowait()
-        for _ in range(self._concurrency):
-            self._queue.put_nowait(None)
+        self._ready.clear()
         self._end_waits()
 
     def _end_waits(self) -> None:
@@ -204,24 +203,37 @@ class Sender:
             if worker is not current:
                 worker.cancel()
 
-    async def _feed(self, items: AsyncIterator[SendItem]) -> None:
+    async def _next(self) -> SendItem | None:
+        """The next item to send; None once the source is exhausted or the run is stopping."""
+        while not self._ready:
+            if self._exhausted or self._stopping:
+                return None
+            async with self._refilling:  # one worker refills; the others wait for its batch
+                if not self._ready and not self._exhausted:
+                    await self._refill()
+        return self._ready.popleft()
+
+    async def _refill(self) -> None:
+        assert self._source is not None
         try:
-            async for item in items:
-                await self._queue.put(item)
+            batch = await anext(self._source, None)
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a source error mid-file stops the run like any other
+            self._exhausted = True
             self.stop(exc)
             return
-        for _ in range(self._concurrency):
-            await self._queue.put(None)
+        if batch is None:
+            self._exhausted = True
+        elif not self._stopping:
+            self._ready.extend(batch)
 
     async def _worker(self) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._waiting.add(task)
         try:
-            while (item := await self._queue.get()) is not None:
+            while not self._stopping and (item := await self._next()) is not None:
                 try:
                     outcome = await self._send(item, task)
                 except _Abandoned:
@@ -343,14 +355,8 @@ def _success(item: SendItem, response: httpx.Response, attempts: int) -> SendOut
     created_at = stored.get("createdAt") if isinstance(stored, dict) else None
     updated_at = stored.get("updatedAt") if isinstance(stored, dict) else None
     created = response.status_code == 201 or (created_at is not None and created_at == updated_at)
-    return SendOutcome(
-        item,
-        "created" if created else "updated",
-        response.status_code,
-        attempts,
-        created_at=created_at,
-        updated_at=updated_at,
-    )
+    status = "created" if created else "updated"
+    return SendOutcome(item, status, response.status_code, attempts, created_at, updated_at)
 
 
 def describe_error_response(response: httpx.Response) -> str:
