@@ -410,7 +410,9 @@ class _Run:
     async def _tick(self) -> None:
         while True:
             await asyncio.sleep(_TICK_S)
-            self.journal.flush()
+            # In a thread: SQLite's writing would otherwise hold up every request's answer
+            # (about 6 us a record, 1.5 % of a run against a fast API).
+            await asyncio.to_thread(self.journal.flush)
             self._report_progress()
 
     def _report_progress(self) -> None:

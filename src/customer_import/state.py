@@ -12,11 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 from customer_import.errors import ConfigError
 
@@ -75,11 +76,17 @@ class RejectRow:
 
 
 class Journal:
-    """Outcomes by record number; ``flush()`` commits what was added since the last one."""
+    """Outcomes by record number; ``flush()`` commits what was added since the last one.
+
+    ``flush()`` may run in a worker thread while the run goes on (the pipeline's ticker: SQLite
+    lets other threads run while it writes), so every method that uses the connection holds
+    ``_lock``; ``results()`` and ``rejects()`` are read once the run is over.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._db = sqlite3.connect(path, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -107,54 +114,80 @@ class Journal:
         )
 
     def flush(self) -> None:
-        if not self.pending_writes:
-            return
+        with self._lock:
+            # New outcomes go to fresh lists while these are written (an append that comes
+            # between the two statements lands in a list taken here: it is written too).
+            results, valid, rejects = self._results, self._valid, self._rejects
+            self._results, self._valid, self._rejects = [], [], []
+            if not (results or valid or rejects):
+                return
+            try:
+                self._write(results, valid, rejects)
+            except BaseException:
+                self._results += results  # kept for the next flush
+                self._valid += valid
+                self._rejects += rejects
+                raise
+
+    def _write(
+        self,
+        results: list[ResultRow],
+        valid: list[tuple[int, str]],
+        rejects: list[tuple[object, ...]],
+    ) -> None:
         self._db.execute("BEGIN")
         try:
             self._db.executemany(
                 "INSERT INTO outcomes (row, external_id, status, http_status, attempts, created_at,"
                 " updated_at, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                self._results,
+                results,
             )
             self._db.executemany(
                 "INSERT INTO outcomes (row, status, external_id) VALUES (?, 'valid', ?)",
-                self._valid,
+                valid,
             )
             self._db.executemany(
                 "INSERT INTO outcomes (row, status, external_id, http_status, attempts, stage,"
                 " reason, source, raw) VALUES (?, 'rejected', ?, ?, ?, ?, ?, ?, ?)",
-                self._rejects,
+                rejects,
             )
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
-        self._results.clear()
-        self._valid.clear()
-        self._rejects.clear()
+
+    def _rows(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        with self._lock:
+            return self._db.execute(query, params).fetchall()
+
+    def _column(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        """The first column: no tuple kept a row (a resumed run may have millions)."""
+        with self._lock:
+            return [value for (value,) in self._db.execute(query, params)]
 
     def get_meta(self, key: str) -> str | None:
-        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return None if row is None else str(row[0])
+        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        return str(rows[0][0]) if rows else None
 
     def set_meta(self, **values: str) -> None:
-        self._db.executemany(
-            "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
-        )
+        with self._lock:
+            self._db.executemany(
+                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
+            )
 
     def done_rows(self, below: int | None = None) -> list[int]:
         """Rows that have an outcome (only those below ``below`` when given)."""
         if below is None:
-            return [r for (r,) in self._db.execute("SELECT row FROM outcomes")]
-        return [r for (r,) in self._db.execute("SELECT row FROM outcomes WHERE row < ?", (below,))]
+            return self._column("SELECT row FROM outcomes")
+        return self._column("SELECT row FROM outcomes WHERE row < ?", (below,))
 
     def count_done(self) -> int:
-        return int(self._db.execute("SELECT count(*) FROM outcomes").fetchone()[0])
+        return int(self._rows("SELECT count(*) FROM outcomes")[0][0])
 
     def forget_rejects(self, stage: str) -> int:
         """Turn rejects of one stage back into pending records; returns how many."""
         self.flush()
-        with self._db:
+        with self._lock, self._db:
             cursor = self._db.execute(
                 "DELETE FROM outcomes WHERE status = 'rejected' AND stage = ?", (stage,)
             )
@@ -162,29 +195,29 @@ class Journal:
 
     def rows_missing_source(self) -> list[int]:
         query = "SELECT row FROM outcomes WHERE status = 'rejected' AND source IS NULL AND row > 0"
-        return [r for (r,) in self._db.execute(query)]
+        return self._column(query)
 
     def set_sources(self, values: Iterable[tuple[int, Sequence[str]]]) -> None:
         rows = [(json.dumps(list(v), ensure_ascii=False), row) for row, v in values]
-        with self._db:
+        with self._lock, self._db:
             self._db.executemany("UPDATE outcomes SET source = ? WHERE row = ?", rows)
 
     def rows_with_status(self, statuses: Sequence[str]) -> list[int]:
         marks = ", ".join("?" * len(statuses))
         query = f"SELECT row FROM outcomes WHERE status IN ({marks})"
-        return [r for (r,) in self._db.execute(query, tuple(statuses))]
+        return self._column(query, tuple(statuses))
 
     def count_by_status(self) -> dict[str, int]:
         """Input records only (rows from 1): deactivations are counted apart."""
         query = "SELECT status, count(*) FROM outcomes WHERE row > 0 GROUP BY status"
-        return dict(self._db.execute(query))
+        return dict(self._rows(query))
 
     def count_rejects_by_stage(self) -> dict[str, int]:
         query = (
             "SELECT stage, count(*) FROM outcomes WHERE status = 'rejected' AND row > 0"
             " GROUP BY stage"
         )
-        return dict(self._db.execute(query))
+        return dict(self._rows(query))
 
     def deactivations(self) -> dict[str, tuple[object, ...]]:
         """externalId -> (status, http_status, attempts, updated_at, reason), rows below 1."""
@@ -192,11 +225,11 @@ class Journal:
             "SELECT external_id, status, http_status, attempts, updated_at, reason"
             " FROM outcomes WHERE row < 0"
         )
-        return {str(r[0]): tuple(r[1:]) for r in self._db.execute(query)}
+        return {str(r[0]): tuple(r[1:]) for r in self._rows(query)}
 
     def count_deactivated(self) -> int:
         query = "SELECT count(*) FROM outcomes WHERE row < 0 AND status IN ('created', 'updated')"
-        return int(self._db.execute(query).fetchone()[0])
+        return int(self._rows(query)[0][0])
 
     def results(self) -> Iterator[tuple[object, ...]]:
         """(row, externalId, status, http_status, attempts, created_at, updated_at, detail);
@@ -218,7 +251,8 @@ class Journal:
 
     def close(self) -> None:
         self.flush()
-        self._db.close()
+        with self._lock:
+            self._db.close()
 
 
 def open_journal(out_dir: Path) -> Journal:
