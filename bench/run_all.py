@@ -152,7 +152,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated: " + ", ".join(BENCHMARKS),
     )
     parser.add_argument("--records", type=int, help="records of the send-path job")
-    parser.add_argument("--job-rounds", type=int, help="full job runs per send-path scenario")
+    parser.add_argument("--job-rounds", type=int, help="full job runs, no-latency send path")
     parser.add_argument("--dry-run-cap", type=float, help="seconds before a dry run is stopped")
     parser.add_argument("--keep", action="store_true", help="keep bench/data/run-*/")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "latest.json")
