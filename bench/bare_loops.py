@@ -46,6 +46,7 @@ HEADERS: Final = {
 }
 STACKS: Final = ("aiohttp", "httpx-transport", "httpx-aiohttp", "httpx", "sender", "sequential")
 Send = Callable[[bytes], Awaitable[int]]
+SENDER_BATCH: Final = 1_000  # items handed to the Sender at a time (the job's first batch)
 
 
 @dataclass(slots=True)
@@ -210,7 +211,7 @@ async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
 
     async def items(seconds: float) -> AsyncIterator[list[SendItem]]:
         bodies.until(seconds)
-        while batch := [SendItem(0, "", body) for body in bodies.take_many(args.concurrency)]:
+        while batch := [SendItem(0, "", body) for body in bodies.take_many(SENDER_BATCH)]:
             yield batch  # the pipeline hands the Sender a batch of the file at a time
 
     client = make_client(
