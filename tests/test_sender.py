@@ -74,7 +74,9 @@ def send(
     policy: RetryPolicy = FAST,
     outcomes: list[SendOutcome] | None = None,
     breaker: CircuitBreaker | None = None,
+    batches: Callable[[], AsyncIterator[list[SendItem]]] | None = None,
 ) -> tuple[list[SendOutcome], Sender]:
+    """Send ``items`` items (or what ``batches()`` yields) through ``handler``."""
     outcomes = [] if outcomes is None else outcomes
 
     async def main() -> Sender:
@@ -93,7 +95,7 @@ def send(
                 on_outcome=outcomes.append,
                 breaker=breaker,
             )
-            await sender.run(_items(items))
+            await sender.run(_items(items) if batches is None else batches())
             return sender
 
     return outcomes, asyncio.run(main())
@@ -198,6 +200,10 @@ def test_fatal_answers_stop_the_run_and_leave_the_rest_pending(status: int, hint
     assert outcomes == []  # nothing rejected: unsent records stay pending for a resume
 
 
+def stored(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(201, json=STORED)
+
+
 def test_every_item_of_every_batch_is_sent_once_empty_batches_included() -> None:
     async def batches() -> AsyncIterator[list[SendItem]]:
         items = await anext(_items(7, batch=7))
@@ -205,17 +211,7 @@ def test_every_item_of_every_batch_is_sent_once_empty_batches_included() -> None
             await asyncio.sleep(0)  # the next batch is being prepared
             yield part
 
-    outcomes: list[SendOutcome] = []
-
-    async def main() -> None:
-        transport = httpx.MockTransport(lambda request: httpx.Response(201, json=STORED))
-        async with make_client(
-            "http://api.test", {}, concurrency=4, timeout=5, transport=transport
-        ) as client:
-            sender = Sender(client, concurrency=4, policy=FAST, on_outcome=outcomes.append)
-            await sender.run(batches())
-
-    asyncio.run(main())
+    outcomes, _ = send(stored, concurrency=4, batches=batches)
     assert sorted(o.item.row for o in outcomes) == [1, 2, 3, 4, 5, 6, 7]
 
 
@@ -225,17 +221,8 @@ def test_a_source_error_mid_file_stops_the_run_after_the_requests_in_flight() ->
         raise InputError("export.csv: cannot read the file: disk gone")
 
     outcomes: list[SendOutcome] = []
-
-    async def main() -> None:
-        transport = httpx.MockTransport(lambda request: httpx.Response(201, json=STORED))
-        async with make_client(
-            "http://api.test", {}, concurrency=2, timeout=5, transport=transport
-        ) as client:
-            sender = Sender(client, concurrency=2, policy=FAST, on_outcome=outcomes.append)
-            with pytest.raises(InputError, match="disk gone"):
-                await sender.run(batches())
-
-    asyncio.run(main())
+    with pytest.raises(InputError, match="disk gone"):
+        send(stored, outcomes=outcomes, batches=batches)
     assert len(outcomes) == 4  # the items taken before the error are all sent
 
 

@@ -349,7 +349,7 @@ class _Run:
             if self.options.dry_run:  # nothing to send: record the batch's valid records at once
                 self.recorder.valid(prepared.sends.select(ROW, "externalId").iter_rows())
                 continue
-            yield prepared.send_items()
+            yield send_items(prepared.sends)
         yield self._decide_repeated(held)
         yield self._deactivations()
 

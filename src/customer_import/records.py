@@ -35,9 +35,6 @@ class PreparedBatch:
     rejects: list[RejectRow] = field(default_factory=list)
     held: list[HeldRecord] = field(default_factory=list)
 
-    def send_items(self) -> list[SendItem]:
-        return send_items(self.sends)
-
 
 def send_items(sends: pl.DataFrame) -> list[SendItem]:
     """What the sender takes from a frame of (record number, externalId, body text)."""
