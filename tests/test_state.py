@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from pathlib import Path
 
 import pytest
 
-from customer_import.state import Journal, ResultRow, open_journal
+from customer_import.state import Journal, RejectRow, ResultRow, open_journal
 
 
 def test_outcomes_added_while_a_thread_flushes_are_all_written(tmp_path: Path) -> None:
@@ -47,4 +48,30 @@ def test_a_failed_flush_keeps_its_outcomes_for_the_next(
     monkeypatch.setattr(Journal, "_write", write)
     journal.flush()
     assert journal.done_rows() == [1, 2]
+    journal.close()
+
+
+@pytest.mark.parametrize("variable_limit", [32_766, 999, 17])
+def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
+    tmp_path: Path, variable_limit: int
+) -> None:
+    """Rows go in several to a statement: as many as the SQLite build's limit allows (999
+    parameters before 3.32, 17 here: two results or one reject a statement)."""
+    journal = open_journal(tmp_path)
+    journal._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
+    rows = range(1, 601)  # more than two statements' worth, and not a multiple of one
+    for row in rows:
+        if row % 3 == 0:
+            reject = RejectRow(row, f"id-{row}", "api", "HTTP 400", ["a", "b"], None, 400, 1)
+            journal.add_reject(reject)
+        elif row % 3 == 1:
+            journal.add_result(ResultRow(row, f"id-{row}", "created", 201, 1, "t0", "t0"))
+    journal.add_valid((row, f"id-{row}") for row in rows if row % 3 == 2)
+    journal.flush()
+    assert journal.done_rows() == list(rows)
+    assert journal.count_by_status() == {"created": 200, "rejected": 200, "valid": 200}
+    results = list(journal.results())
+    assert results[0] == (1, "id-1", "created", 201, 1, "t0", "t0", "")
+    assert results[1] == (2, "id-2", "valid", "", 0, "", "", "")
+    assert next(journal.rejects()) == (3, ["a", "b"], "api", "HTTP 400", None)
     journal.close()
