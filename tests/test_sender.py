@@ -15,6 +15,7 @@ from customer_import.errors import FatalApiError, InputError, RunAborted
 from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.sender import (
     Disposition,
+    LatencyHistogram,
     RetryPolicy,
     Sender,
     SendItem,
@@ -347,3 +348,18 @@ def test_a_token_buckets_first_burst_does_not_inflate_the_pace_for_long() -> Non
         pacer.on_success()
     pacer.on_rate_limited(retry_after=1)  # the same spell: no compounding below the measure
     assert pacer.rate == pytest.approx(0.95 * 300, rel=0.05)
+
+
+def test_latency_percentiles_are_read_from_buckets_two_percent_wide() -> None:
+    latency = LatencyHistogram()
+    assert latency.percentile(50) is None
+    for ms in range(1, 101):
+        latency.add(float(ms))
+    assert latency.count == 100
+    assert latency.percentile(50) == pytest.approx(50, rel=0.02)
+    assert latency.percentile(99) == pytest.approx(99, rel=0.02)
+    latency.add(0.001)  # below the first bucket: counted in it
+    latency.add(60_000.0)
+    assert latency.count == 102
+    assert latency.percentile(0.5) == 0.01
+    assert latency.percentile(100) == pytest.approx(60_000, rel=0.02)
