@@ -77,6 +77,8 @@ def dry_run(records: int, plan: Plan, work: Path) -> DryRun:
 def _state(run: DryRun) -> str:
     if run.complete:
         return f"completed in {run.job.summary['duration_s']:.0f} s"
+    if run.job.summary["status"] == "completed":  # every record must have an outcome
+        return f"COMPLETED WITHOUT AN OUTCOME FOR {run.records - run.done:,} RECORDS"
     return f"STOPPED by the {run.cap_s:.0f} s cap after {run.done:,} records"
 
 

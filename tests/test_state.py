@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -74,4 +76,33 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
     assert results[0] == (1, "id-1", "created", 201, 1, "t0", "t0", "")
     assert results[1] == (2, "id-2", "valid", "", 0, "", "", "")
     assert next(journal.rejects()) == (3, ["a", "b"], "api", "HTTP 400", None)
+    journal.close()
+
+
+def test_valid_records_added_from_a_generator_while_a_thread_flushes_are_all_written(
+    tmp_path: Path,
+) -> None:
+    """A dry run adds a batch's valid records from a generator (Polars rows): the flushing
+    thread can run between two of them, and none may be lost or miscounted."""
+    journal = open_journal(tmp_path)
+    done = threading.Event()
+
+    def flush_until_done() -> None:
+        while not done.is_set():
+            journal.flush()
+
+    def slow_rows(start: int) -> Iterator[tuple[int, str]]:
+        for row in range(start, start + 1_000):
+            if row % 50 == 0:
+                time.sleep(0)  # let the flushing thread run mid-batch
+            yield row, f"id-{row}"
+
+    flusher = threading.Thread(target=flush_until_done)
+    flusher.start()
+    added = sum(journal.add_valid(slow_rows(start)) for start in range(1, 20_001, 1_000))
+    done.set()
+    flusher.join()
+    journal.flush()
+    assert added == 20_000
+    assert journal.done_rows() == list(range(1, 20_001))
     journal.close()

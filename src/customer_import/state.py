@@ -17,11 +17,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final, NamedTuple
+from typing import Any, Final, NamedTuple, TypeVar
 
 from customer_import.errors import ConfigError
 
 log = logging.getLogger("customer_import")
+T = TypeVar("T")
 
 JOURNAL_NAME: Final = "journal.sqlite"
 _ROWS_A_STATEMENT: Final = 256  # at most 2,304 parameters: SQLite 3.32+ allows 32,766
@@ -104,9 +105,9 @@ class Journal:
 
     def add_valid(self, records: Iterable[tuple[int, str]]) -> int:
         """A dry run's valid records, (row, externalId) each; returns how many."""
-        before = len(self._valid)
-        self._valid.extend(records)
-        return len(self._valid) - before
+        rows = list(records)  # from a generator, a flush could run between two of them
+        self._valid.extend(rows)
+        return len(rows)
 
     def add_reject(self, r: RejectRow) -> None:
         source = None if r.source is None else json.dumps(list(r.source), ensure_ascii=False)
@@ -116,18 +117,15 @@ class Journal:
 
     def flush(self) -> None:
         with self._lock:
-            # New outcomes go to fresh lists while these are written (an append that comes
-            # between the two statements lands in a list taken here: it is written too).
-            results, valid, rejects = self._results, self._valid, self._rejects
-            self._results, self._valid, self._rejects = [], [], []
+            results, valid, rejects = _take(self._results), _take(self._valid), _take(self._rejects)
             if not (results or valid or rejects):
                 return
             try:
                 self._write(results, valid, rejects)
             except BaseException:
-                self._results += results  # kept for the next flush
-                self._valid += valid
-                self._rejects += rejects
+                self._results[:0] = results  # kept for the next flush
+                self._valid[:0] = valid
+                self._rejects[:0] = rejects
                 raise
 
     def _write(
@@ -268,6 +266,19 @@ class Journal:
         self.flush()
         with self._lock:
             self._db.close()
+
+
+def _take(pending: list[T]) -> list[T]:
+    """What ``pending`` holds, taken out of it, while another thread may append to it.
+
+    The run only ever appends to these lists (``append``, or ``extend`` by a list): each is one
+    step that no other thread interrupts, and so are this copy and this deletion. What is
+    appended in between stays in ``pending`` for the next flush. (Swapping in a fresh list
+    instead loses an append that began before the swap and ends after it.)
+    """
+    taken = pending[:]
+    del pending[: len(taken)]
+    return taken
 
 
 def open_journal(out_dir: Path) -> Journal:
