@@ -10,6 +10,7 @@ import pytest
 from customer_import.errors import ConfigError
 from customer_import.pipeline import RunOptions, RunReport, run_job
 from customer_import.sandbox.testing import SandboxServer
+from customer_import.state import Journal, ResultRow
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
@@ -357,3 +358,26 @@ def test_frequent_double_encoded_text_is_imported_as_read_and_warned_about(
     warnings = report.summary["warnings"]
     assert [w.split(":")[0] for w in warnings] == ["firstName", "lastName"]
     assert warnings[1].startswith("lastName: 3 of 4 values look double-encoded")
+
+
+def test_a_record_left_without_an_outcome_stops_the_run_as_resumable(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A fault that loses an outcome (the journal never gets it) must not end in 'completed'."""
+    job = mixed_job(tmp_path)
+    add_result = Journal.add_result
+
+    def lose_row_1(self: Journal, row: ResultRow) -> None:
+        if row.row != 1:
+            add_result(self, row)
+
+    monkeypatch.setattr(Journal, "add_result", lose_row_1)
+    lost = run(job, sandbox)
+
+    assert lost.status == "aborted"
+    assert (lost.message or "").startswith("1 of 7 records have no outcome although the whole file")
+    assert lost.summary["pending"] == 1
+    monkeypatch.setattr(Journal, "add_result", add_result)
+    resumed = run(job, sandbox, resume=True)
+    assert resumed.status == "completed"
+    assert_conservation(tmp_path / "out", 7)

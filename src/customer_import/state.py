@@ -195,7 +195,8 @@ class Journal:
         return self._column("SELECT row FROM outcomes WHERE row < ?", (below,))
 
     def count_done(self) -> int:
-        return int(self._rows("SELECT count(*) FROM outcomes")[0][0])
+        """Input records (rows from 1) that have an outcome."""
+        return int(self._rows("SELECT count(*) FROM outcomes WHERE row > 0")[0][0])
 
     def forget_rejects(self, stage: str) -> int:
         """Turn rejects of one stage back into pending records; returns how many."""
