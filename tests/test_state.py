@@ -58,7 +58,7 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
     tmp_path: Path, variable_limit: int
 ) -> None:
     """Rows go in several to a statement: as many as the SQLite build's limit allows (999
-    parameters before 3.32, 17 here: two results or one reject a statement)."""
+    parameters before 3.32; 17 here: two results or rejects a statement, or eight valid records)."""
     journal = open_journal(tmp_path)
     journal._db.setlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, variable_limit)
     rows = range(1, 601)  # more than two statements' worth, and not a multiple of one
