@@ -6,6 +6,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -13,8 +14,9 @@ import pytest
 from customer_import.state import Journal, RejectRow, ResultRow, open_journal
 
 
-def test_outcomes_added_while_a_thread_flushes_are_all_written(tmp_path: Path) -> None:
-    journal = open_journal(tmp_path)
+@contextmanager
+def flushing(journal: Journal) -> Iterator[None]:
+    """Another thread flushes ``journal`` over and over while the block runs, as the ticker does."""
     done = threading.Event()
 
     def flush_until_done() -> None:
@@ -23,11 +25,19 @@ def test_outcomes_added_while_a_thread_flushes_are_all_written(tmp_path: Path) -
 
     flusher = threading.Thread(target=flush_until_done)
     flusher.start()
-    for row in range(1, 20_001):
-        journal.add_result(ResultRow(row, f"id-{row}", "created", 201, 1))
-    done.set()
-    flusher.join()
+    try:
+        yield
+    finally:
+        done.set()
+        flusher.join()
     journal.flush()
+
+
+def test_outcomes_added_while_a_thread_flushes_are_all_written(tmp_path: Path) -> None:
+    journal = open_journal(tmp_path)
+    with flushing(journal):
+        for row in range(1, 20_001):
+            journal.add_result(ResultRow(row, f"id-{row}", "created", 201, 1))
     assert journal.count_done() == 20_000
     assert journal.done_rows() == list(range(1, 20_001))
     journal.close()
@@ -85,11 +95,6 @@ def test_valid_records_added_from_a_generator_while_a_thread_flushes_are_all_wri
     """A dry run adds a batch's valid records from a generator (Polars rows): the flushing
     thread can run between two of them, and none may be lost or miscounted."""
     journal = open_journal(tmp_path)
-    done = threading.Event()
-
-    def flush_until_done() -> None:
-        while not done.is_set():
-            journal.flush()
 
     def slow_rows(start: int) -> Iterator[tuple[int, str]]:
         for row in range(start, start + 1_000):
@@ -97,12 +102,8 @@ def test_valid_records_added_from_a_generator_while_a_thread_flushes_are_all_wri
                 time.sleep(0)  # let the flushing thread run mid-batch
             yield row, f"id-{row}"
 
-    flusher = threading.Thread(target=flush_until_done)
-    flusher.start()
-    added = sum(journal.add_valid(slow_rows(start)) for start in range(1, 20_001, 1_000))
-    done.set()
-    flusher.join()
-    journal.flush()
+    with flushing(journal):
+        added = sum(journal.add_valid(slow_rows(start)) for start in range(1, 20_001, 1_000))
     assert added == 20_000
     assert journal.done_rows() == list(range(1, 20_001))
     journal.close()
