@@ -8,6 +8,7 @@ import polars as pl
 import pytest
 
 from customer_import.config import MappingConfig
+from customer_import.fieldstats import EXAMPLES, FieldStats
 from customer_import.mapping import map_batch, plan_mapping
 from customer_import.normalise import likely_domain, misspelt_domain
 from customer_import.source import ROW
@@ -235,3 +236,32 @@ def test_an_invalid_number_with_a_country_code_does_not_blame_the_default_region
         {"phoneNumber": {"column": "phone", "default_region": "GB"}}, "phone", "+44 7700 900202"
     )
     assert reason == "phoneNumber: '+44 7700 900202' is not a valid phone number"
+
+
+def test_field_counts_of_batches_merged_equal_the_counts_of_the_whole_file() -> None:
+    """Batches are validated on several threads, each counted apart, then merged."""
+    config = MappingConfig.model_validate({**BASE, "email": "mail", "active": "on"})
+    data = {
+        "id": [f"R{i}" for i in range(12)],
+        "first": ["Ann"] * 12,
+        "mail": ["a@b.co", "x", "y", None, "c@d.org", "zz", "w", "a@b", "q", "r", "", "s"],
+        "on": ["yes", "maybe", "no", "perhaps", None, "1", "2", "3", "4", "yes", "no", "5"],
+    }
+    plan = plan_mapping(config, list(data), list(data), ["", "NULL"])
+    frame = map_batch(pl.DataFrame({ROW: list(range(1, 13)), **data}), plan)
+    targets = tuple(plan.targets)
+    whole = Validator(plan, targets).validate(frame).stats
+    merged = FieldStats(targets)
+    for start in (0, 5, 9):  # three batches of unequal size
+        part = Validator(plan, targets).validate(frame.slice(start, {0: 5, 5: 4, 9: 3}[start]))
+        assert part.stats is not None
+        merged.merge(part.stats)
+    assert whole is not None
+    for target, report in whole.fields.items():
+        got = merged.fields[target]
+        assert (got.valid, got.empty, got.rejected) == (report.valid, report.empty, report.rejected)
+        assert got.reasons == report.reasons
+        for kind, examples in got.examples.items():  # which few are kept is not specified
+            assert len(examples) == len(set(examples)) == len(report.examples[kind])
+    assert merged.fields["email"].rejected == 8
+    assert len(merged.fields["active"].top_reasons()[0][2]) == EXAMPLES

@@ -1,7 +1,8 @@
 """Pure: per target field, how many values were valid, empty or rejected, and why.
 
-Fed with each batch's checked frame by the validator when ``customer-import check`` asks
-for it; reasons are grouped by kind (the values left out) with a few example values.
+When ``customer-import check`` asks for it, the validator counts each batch's checked frame
+into a FieldStats of its own, and the run merges those in file order (batches are validated
+on several threads). Reasons are grouped by kind (the values left out) with a few examples.
 """
 
 from __future__ import annotations
@@ -44,6 +45,17 @@ class FieldStats:
                 checked.select(pl.col(target), pl.col(f"{target}{error_suffix}").alias("_err")),
             )
 
+    def merge(self, later: FieldStats) -> None:
+        """Adds the counts of later batches, as if ``add`` had been called with them."""
+        for target, report in later.fields.items():
+            total = self.fields[target]
+            total.valid += report.valid
+            total.empty += report.empty
+            total.rejected += report.rejected
+            total.reasons.update(report.reasons)
+            for kind, examples in report.examples.items():
+                _keep_examples(total, kind, examples)
+
 
 def _add_field(report: FieldReport, frame: pl.DataFrame) -> None:
     value, err = pl.col(frame.columns[0]), pl.col("_err")
@@ -68,5 +80,9 @@ def _add_reasons(report: FieldReport, rejected: pl.DataFrame, value: pl.Expr) ->
     )
     for kind, count, examples in grouped.iter_rows():
         report.reasons[kind] += count
-        kept = report.examples.setdefault(kind, [])
-        kept += [e for e in examples if e not in kept][: EXAMPLES - len(kept)]
+        _keep_examples(report, kind, examples)
+
+
+def _keep_examples(report: FieldReport, kind: str, examples: list[str]) -> None:
+    kept = report.examples.setdefault(kind, [])
+    kept += [e for e in examples if e not in kept][: EXAMPLES - len(kept)]

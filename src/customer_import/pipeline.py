@@ -41,6 +41,7 @@ from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import MappingPlan, plan_mapping
 from customer_import.outputs import rejects_columns
+from customer_import.parallel import ordered_map
 from customer_import.quality import double_encoding_warning
 from customer_import.recorder import Recorder
 from customer_import.records import (
@@ -265,7 +266,8 @@ class _Run:
             self.preparer = preparer = BatchPreparer(
                 self.plan, self.kept_columns, repeated, done, mask, self.options.field_stats
             )
-            batches = self._recorded(preparer.prepare_all(self._batches(first=FIRST_BATCH)))
+            prepared = ordered_map(preparer.prepare, self._batches(first=FIRST_BATCH))
+            batches = self._recorded(prepared, preparer)
             items = self._items(batches, fresh=len(done) == 0)
             ticker = asyncio.create_task(self._tick())
             try:
@@ -362,9 +364,13 @@ class _Run:
         yield self._decide_repeated(held)
         yield self._deactivations()
 
-    def _recorded(self, batches: Iterator[PreparedBatch]) -> Iterator[PreparedBatch]:
-        """Incremental sync: note what the export holds and what is sent (in the reader thread)."""
+    def _recorded(
+        self, batches: Iterator[PreparedBatch], preparer: BatchPreparer
+    ) -> Iterator[PreparedBatch]:
+        """The run's totals, and for an incremental sync what the export holds and what is
+        sent: in file order, in the thread that hands the batches on."""
         for prepared in batches:
+            preparer.tally(prepared)
             if self.sync is not None:
                 self.sync.record_read(prepared.ids)
                 self.sync.record_sends(prepared.sends)

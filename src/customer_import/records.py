@@ -1,13 +1,16 @@
 """Source batches -> what to send, what to reject, what to hold back as a repeated id.
 
-Pure apart from the CPU: it runs in a worker thread while the sender sends the previous
-batch, so reading and validating overlap with the network.
+Pure apart from the CPU: batches are prepared on worker threads (``parallel.ordered_map``)
+while the sender sends earlier ones, so reading and validating overlap with the network.
+``prepare`` shares nothing between batches but the validator's verdict caches; what a run
+adds up across batches is added by ``tally``, in file order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import partial
 
 import polars as pl
 
@@ -15,6 +18,7 @@ from customer_import.duplicates import HeldRecord, RepeatedIdFinder, id_hashes
 from customer_import.fieldstats import FieldStats
 from customer_import.mapping import MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
+from customer_import.parallel import ordered_map
 from customer_import.quality import SuspectText, find_double_encoded, merge_counts
 from customer_import.schema import STRING_FIELDS
 from customer_import.sender import SendItem
@@ -34,6 +38,8 @@ class PreparedBatch:
     unchanged: list[tuple[int, str]] = field(default_factory=list)  # (row, externalId)
     rejects: list[RejectRow] = field(default_factory=list)
     held: list[HeldRecord] = field(default_factory=list)
+    suspect: dict[str, SuspectText] = field(default_factory=dict)  # double-encoded values
+    stats: FieldStats | None = None  # per-field counts, for `customer-import check`
 
 
 def send_items(sends: pl.DataFrame) -> list[SendItem]:
@@ -56,12 +62,19 @@ def id_columns(plan: MappingPlan) -> list[str]:
 
 
 def scan_ids(batches: Iterable[Batch], plan: MappingPlan, finder: RepeatedIdFinder) -> int:
-    """Pre-pass: counts the records and hands the hashes of their ids to ``finder``."""
+    """Pre-pass: counts the records and hands the hashes of their ids to ``finder``.
+
+    Ids are hashed in a thread of their own while the next batch is read.
+    """
     total = 0
-    for batch in batches:
-        finder.add(id_hashes(id_only(batch.frame, plan)))
-        total += batch.frame.height + len(batch.failures)
+    for hashes, records in ordered_map(partial(_hashed_ids, plan=plan), iter(batches), 1):
+        finder.add(hashes)
+        total += records
     return total
+
+
+def _hashed_ids(batch: Batch, plan: MappingPlan) -> tuple[pl.Series, int]:
+    return id_hashes(id_only(batch.frame, plan)), batch.frame.height + len(batch.failures)
 
 
 class BatchPreparer:
@@ -80,23 +93,26 @@ class BatchPreparer:
         self._plan = plan
         self._text_fields = [t for t in plan.targets if t in STRING_FIELDS]
         self.suspect_text: dict[str, SuspectText] = {}  # double-encoded values, per field
-        self._validator = Validator(plan, stats)
+        self.stats = stats
+        self._validator = Validator(plan, tuple(stats.fields) if stats is not None else None)
         self._kept = kept_columns
         self._repeated = repeated
         self._done = done_rows
 
-    def prepare_all(self, batches: Iterable[Batch]) -> Iterator[PreparedBatch]:
-        for batch in batches:
-            yield self.prepare(batch)
+    def tally(self, prepared: PreparedBatch) -> None:
+        """Adds a prepared batch's counts to the run's; called in file order, by one thread."""
+        self.suspect_text = merge_counts(self.suspect_text, prepared.suspect)
+        if self.stats is not None and prepared.stats is not None:
+            self.stats.merge(prepared.stats)
 
     def prepare(self, batch: Batch) -> PreparedBatch:
+        """Safe to call from several threads at once."""
         frame = batch.frame
         ids = id_only(frame, self._plan)
         held_mask = id_hashes(ids).is_in(self._repeated.implode()).fill_null(False)
         held_rows = frame[ROW].filter(held_mask)
         mapped = map_batch(frame, self._plan)
         found = find_double_encoded(mapped, self._text_fields)
-        self.suspect_text = merge_counts(self.suspect_text, found)
         validated = self._validator.validate(mapped)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
@@ -104,6 +120,8 @@ class BatchPreparer:
             records=frame.height + len(batch.failures),
             ids=ids.drop_nulls(),
             sends=validated.valid.filter(is_new),
+            suspect=found,
+            stats=validated.stats,
         )
         out.rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
         out.held = self._held(validated, held_rows, sources)

@@ -42,14 +42,19 @@ class Validated:
 
     valid: pl.DataFrame
     rejects: pl.DataFrame
+    stats: FieldStats | None = None  # this batch's per-field counts, when asked for
 
 
 class Validator:
-    """Validates mapped batches; remembers phone and email verdicts across batches."""
+    """Validates mapped batches; remembers phone and email verdicts across batches.
 
-    def __init__(self, plan: MappingPlan, stats: FieldStats | None = None) -> None:
+    Safe to call from several threads: the verdict caches are dicts, each step of which is
+    atomic, and nothing else is shared between batches.
+    """
+
+    def __init__(self, plan: MappingPlan, stats_fields: tuple[str, ...] | None = None) -> None:
         self._plan = plan
-        self._stats = stats
+        self._stats_fields = stats_fields
         self._email = CachedJudge(judge_email, fast_emails)
         phone = plan.field("phoneNumber")
         region = phone.spec.default_region if phone else None
@@ -65,14 +70,17 @@ class Validator:
         checked = checked.with_columns(
             pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias(REASON)
         )
-        if self._stats is not None:
-            self._stats.add(checked, _ERR)
+        stats = None
+        if self._stats_fields is not None:
+            stats = FieldStats(self._stats_fields)
+            stats.add(checked, _ERR)
         bad = pl.col(REASON) != ""
         return Validated(
             valid=checked.filter(~bad).select(
                 ROW, pl.col(f"{ID}{_OK}").alias(ID), _body_expr(self._plan)
             ),
             rejects=checked.filter(bad).select(ROW, ID, REASON),
+            stats=stats,
         )
 
     def _library_checked(self, mapped: pl.DataFrame) -> list[pl.Series]:

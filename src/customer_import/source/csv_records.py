@@ -163,7 +163,8 @@ def _gc_paused() -> Iterator[None]:
 
     Each retained row list counts as a new container, so the collector would run every few
     hundred rows and rescan the growing batch: about a fifth of the read time. Lists of strings
-    cannot form cycles, and nothing but the csv parser runs meanwhile.
+    cannot form cycles. The threads preparing earlier batches run meanwhile: reference counting
+    still frees their objects, and any collection they need waits for the end of this batch.
     """
     enabled = gc.isenabled()
     gc.disable()
