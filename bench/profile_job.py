@@ -50,8 +50,10 @@ def _function(frame: str) -> str:
 
 def _thread_kind(frames: list[str]) -> str:
     joined = ";".join(frames)
+    if "BatchPreparer.prepare" in joined:
+        return "validating threads (two)"
     if "concurrent/futures/thread.py" in joined:
-        return "executor thread (reading, validating)"
+        return "executor threads (reading, journal, hand-over)"
     if "Thread._bootstrap" in joined:
         return "other thread"
     return "main thread (event loop)"

@@ -29,31 +29,39 @@ def ordered_map(
     ``fn`` must be safe to call from several threads. ``items`` is advanced by one thread only
     (a generator cannot run in two at once), one item ahead. At most ``workers + 1`` results are
     computed ahead of the caller, so memory stays bounded. An error from ``items`` or ``fn``
-    is raised where its item would have been, after the items before it. Closing the iterator
-    early waits for the work in progress (one batch) and closes ``items``.
+    is raised where its item would have been, after the items before it.
+
+    Closed early, it waits for nothing: work not started is cancelled, work in progress ends
+    in the background, and the reading thread closes ``items`` after its read in progress. So
+    closing is safe from any thread, the garbage collector's included, even one of its own.
     """
     reader = ThreadPoolExecutor(1, thread_name_prefix="read")
     pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare")
     pending: deque[Future[B]] = deque()
-    upcoming: Future[object] | None = reader.submit(next, items, _END)
+    upcoming: Future[object] = reader.submit(next, items, _END)
     try:
         while True:
-            while upcoming is not None and len(pending) <= workers:
-                item = upcoming.result() if upcoming.exception() is None else _END
+            while len(pending) <= workers and upcoming.exception() is None:
+                item = upcoming.result()
                 if item is _END:
                     break
                 pending.append(pool.submit(fn, cast(A, item)))
                 upcoming = reader.submit(next, items, _END)
             if not pending:
-                if upcoming is not None and (failure := upcoming.exception()) is not None:
+                if (failure := upcoming.exception()) is not None:
                     raise failure
                 return
             yield pending.popleft().result()
     finally:
         for future in pending:
             future.cancel()
-        reader.shutdown(wait=True, cancel_futures=True)
-        pool.shutdown(wait=True, cancel_futures=True)
-        close = getattr(items, "close", None)
-        if close is not None:
-            close()
+        pool.shutdown(wait=False, cancel_futures=True)
+        upcoming.cancel()
+        reader.submit(_close, items)  # after the read in progress, in the thread that reads
+        reader.shutdown(wait=False)
+
+
+def _close(items: Iterator[object]) -> None:
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
