@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -137,3 +140,21 @@ def test_it_can_be_closed_from_one_of_its_own_threads() -> None:
     suspended.set()  # the iterator now waits at its yield, as an abandoned one does
     assert settled(lambda: bool(outcome) and source.closed)
     assert outcome == [None]
+
+
+def test_one_left_open_at_exit_closes_its_source_quietly(tmp_path: Path) -> None:
+    """Interrupted runs leave one for the interpreter to finalize as it exits."""
+    script = tmp_path / "abandon.py"
+    script.write_text(
+        "from customer_import.parallel import ordered_map\n"
+        "def numbers():\n"
+        "    try:\n"
+        "        yield from range(100)\n"
+        "    finally:\n"
+        "        print('source closed')\n"
+        "results = ordered_map(str, numbers())\n"
+        "print(next(results))\n"
+    )
+    done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0", "source", "closed"]
+    assert done.stderr == ""

@@ -57,7 +57,10 @@ def ordered_map(
             future.cancel()
         pool.shutdown(wait=False, cancel_futures=True)
         upcoming.cancel()
-        reader.submit(_close, items)  # after the read in progress, in the thread that reads
+        try:
+            reader.submit(_close, items)  # after the read in progress, in the thread that reads
+        except RuntimeError:  # the interpreter is exiting and has ended the reading thread
+            _close(items)
         reader.shutdown(wait=False)
 
 
