@@ -209,6 +209,9 @@ def test_revoked_key_aborts_with_unsent_records_pending_then_resume_completes(
         assert resumed.status == "completed"
         assert sorted(c["externalId"] for c in fresh.customers()) == ["C-1", "C-2"]
     assert_conservation(tmp_path / "out", 7)
+    # The resume's pace counts the two records it did, not the five done before it.
+    summary = resumed.summary
+    assert round(summary["rows_per_s"] * summary["duration_s"]) == 2
 
 
 def test_unfinished_run_is_not_overwritten_without_resume_or_restart(

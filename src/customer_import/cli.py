@@ -317,8 +317,8 @@ def _print_report(report: RunReport) -> None:
     s = report.summary
     shown = ("created", "updated", "unchanged", "duplicate", "valid", "rejected")
     lines = [
-        f"{report.status}: {s['rows']} records in {s['duration_s']} s "
-        f"({s['rows_per_s']} records/s)",
+        f"{report.status}: {s['rows']} records; this run {s['duration_s']} s "
+        f"at {s['rows_per_s']} records/s",
         "  " + ", ".join(f"{k} {s[k]}" for k in shown if s[k] or k == "rejected"),
     ]
     if s["pending"]:

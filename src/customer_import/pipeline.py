@@ -204,6 +204,7 @@ class _Run:
         self.failure: RunAborted | None = None
         self.interrupted: int | None = None
         self.total = 0
+        self.done_before = journal.count_done()  # by earlier attempts, when resuming
 
     def execute(self, input_digest: str) -> RunReport:
         started = time.monotonic()
@@ -459,6 +460,7 @@ class _Run:
             message=message,
             dry_run=self.options.dry_run,
             total=self.total,
+            done_before=self.done_before,
             duration_s=duration,
             input_path=str(self.settings.input),
             input_size=self.source.size,

@@ -19,6 +19,7 @@ class RunFacts:
     message: str | None
     dry_run: bool
     total: int
+    done_before: int  # records that already had an outcome when this attempt began (a resume)
     duration_s: float
     input_path: str
     input_size: int
@@ -48,7 +49,7 @@ def build_summary(facts: RunFacts, journal: Journal, stats: SendStats) -> dict[s
         "rate_limited": stats.rate_limited,
         "max_in_flight": stats.max_in_flight,
         "duration_s": round(facts.duration_s, 3),
-        "rows_per_s": round(facts.total / facts.duration_s, 1) if facts.duration_s > 0 else None,
+        "rows_per_s": _per_s(done - facts.done_before, facts.duration_s),
         "latency_ms": latency,
         "input": {"path": facts.input_path, "size": facts.input_size, "hash": facts.input_digest},
         "encoding": facts.encoding,
@@ -57,3 +58,8 @@ def build_summary(facts: RunFacts, journal: Journal, stats: SendStats) -> dict[s
         "out_dir": facts.out_dir,
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
+
+
+def _per_s(records: int, duration_s: float) -> float | None:
+    """This attempt's pace: an interrupted run or a resume does not count what it did not do."""
+    return round(records / duration_s, 1) if duration_s > 0 else None
