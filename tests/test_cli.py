@@ -176,5 +176,23 @@ def test_check_reports_each_field_with_masked_examples_and_exits_1_on_rejects(
     assert (tmp_path / "out" / "check" / "rejects.csv").exists()
 
 
+def test_check_adds_up_every_batch_whichever_thread_validated_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Batches are validated two at a time; their counts are merged in file order."""
+    lines = [
+        f"C-{i},Ann,Lee,{'bad-email' if i % 10 == 0 else f'a{i}@example.com'},,Active,"
+        + ("perhaps" if i % 25 == 0 else "yes")
+        for i in range(1, 3_001)  # a first batch of 1,000 records, then one of 2,000
+    ]
+
+    assert cli.main(["check", str(job_with(tmp_path, *lines))]) == cli.EXIT_REJECTS
+
+    out = capsys.readouterr().out
+    assert "3000 records: 2640 valid, 0 duplicate, 360 rejected" in out
+    assert "email: 2700 valid, 0 empty, 300 rejected" in out
+    assert "notificationOptions.notifyEmail: 2880 valid, 0 empty, 120 rejected" in out
+
+
 def test_check_exits_0_when_every_record_is_valid(tmp_path: Path) -> None:
     assert cli.main(["check", str(job_with(tmp_path, *GOOD))]) == cli.EXIT_OK

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
 
 import polars as pl
@@ -10,6 +12,7 @@ import pytest
 from customer_import.errors import ConfigError
 from customer_import.pipeline import RunOptions, RunReport, run_job
 from customer_import.sandbox.testing import SandboxServer
+from customer_import.source.csv_records import Record, RecordParser
 from customer_import.state import Journal, ResultRow
 from tests.conftest import (
     API_KEY,
@@ -211,7 +214,36 @@ def test_revoked_key_aborts_with_unsent_records_pending_then_resume_completes(
     assert_conservation(tmp_path / "out", 7)
     # The resume's pace counts the two records it did, not the five done before it.
     summary = resumed.summary
+    assert summary["records_this_run"] == 2
     assert round(summary["rows_per_s"] * summary["duration_s"]) == 2
+
+
+def test_a_run_that_stops_while_a_batch_is_being_read_ends_cleanly_and_resumes(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The reading thread is mid-batch when the 401 stops the run: the run waits for it
+    before closing the file, reports the stop, and leaves no thread behind."""
+    lines = [f"C-{i},Ada,Lovelace,,,Active,no" for i in range(1, 3_001)]
+    job = mixed_job(tmp_path, *lines)
+    read = RecordParser.read
+
+    def slow_read(self: RecordParser, limit: int, width: int | None) -> list[Record]:
+        if limit > 1_000:  # the batches after the first (1,000) and the pre-pass
+            time.sleep(0.3)
+        return read(self, limit, width)
+
+    monkeypatch.setattr(RecordParser, "read", slow_read)
+    sandbox.revoke_key()
+    before = set(threading.enumerate())
+
+    aborted = run(job, sandbox)
+
+    assert aborted.status == "aborted"
+    assert aborted.summary["pending"] == 3_000
+    assert set(threading.enumerate()) <= before
+    with SandboxServer(api_key=API_KEY, merchant_id=CREDENTIALS["CUSTOMERS_MERCHANT_ID"]) as fresh:
+        assert run(job, fresh, resume=True).status == "completed"
+    assert_conservation(tmp_path / "out", 3_000)
 
 
 def test_unfinished_run_is_not_overwritten_without_resume_or_restart(

@@ -1,8 +1,9 @@
 """run_job(): the only module that knows the order of the stages.
 
 settings -> open source -> plan mapping -> journal (new, resumed or refused)
--> pre-pass over the ids (repeated externalIds) -> batches: map, validate (in a thread,
-   one batch ahead of the sender) -> send (or, in a dry run, record as valid)
+-> pre-pass over the ids (repeated externalIds) -> batches: read (one thread), map and
+   validate (two threads), a few batches ahead of the sender -> send (or, in a dry run,
+   record as valid)
 -> repeated ids decided and sent -> source values of API rejects filled in
 -> results.csv, rejects.csv, summary.json rendered from the journal
 """
@@ -41,7 +42,7 @@ from customer_import.flow import CircuitBreaker, Pacer
 from customer_import.guard import InvalidInputGuard, InvalidRatioGuard
 from customer_import.mapping import MappingPlan, plan_mapping
 from customer_import.outputs import rejects_columns
-from customer_import.parallel import ordered_map
+from customer_import.parallel import OrderedMap
 from customer_import.quality import double_encoding_warning
 from customer_import.recorder import Recorder
 from customer_import.records import (
@@ -201,6 +202,7 @@ class _Run:
         self.stats = SendStats()
         self.sender: Sender | None = None
         self.preparer: BatchPreparer | None = None
+        self.prepared: OrderedMap[Batch, PreparedBatch] | None = None
         self.failure: RunAborted | None = None
         self.interrupted: int | None = None
         self.total = 0
@@ -217,6 +219,11 @@ class _Run:
         except RunAborted as exc:
             status, message = STATUS_ABORTED, self._explain(exc)
             self.failure = exc
+        finally:
+            # The event loop has ended, and with it every call that iterated these batches;
+            # a read may still be under way, and it must end before the source is closed.
+            if self.prepared is not None:
+                self.prepared.close()
         self.journal.flush()
         if status == STATUS_COMPLETED and (lost := self.total - self.journal.count_done()) > 0:
             # Cannot happen by design; if it ever does, the run says so and can be resumed
@@ -267,8 +274,8 @@ class _Run:
             self.preparer = preparer = BatchPreparer(
                 self.plan, self.kept_columns, repeated, done, mask, self.options.field_stats
             )
-            prepared = ordered_map(preparer.prepare, self._batches(first=FIRST_BATCH))
-            batches = self._recorded(prepared, preparer)
+            self.prepared = OrderedMap(preparer.prepare, self._batches(first=FIRST_BATCH))
+            batches = self._recorded(self.prepared, preparer)
             items = self._items(batches, fresh=len(done) == 0)
             ticker = asyncio.create_task(self._tick())
             try:

@@ -1,6 +1,6 @@
 """Source batches -> what to send, what to reject, what to hold back as a repeated id.
 
-Pure apart from the CPU: batches are prepared on worker threads (``parallel.ordered_map``)
+Pure apart from the CPU: batches are prepared on worker threads (``parallel.OrderedMap``)
 while the sender sends earlier ones, so reading and validating overlap with the network.
 ``prepare`` shares nothing between batches but the validator's verdict caches; what a run
 adds up across batches is added by ``tally``, in file order.
@@ -18,7 +18,7 @@ from customer_import.duplicates import HeldRecord, RepeatedIdFinder, id_hashes
 from customer_import.fieldstats import FieldStats
 from customer_import.mapping import MappingPlan, map_batch
 from customer_import.normalise import EXCEL_NUMBER
-from customer_import.parallel import ordered_map
+from customer_import.parallel import OrderedMap
 from customer_import.quality import SuspectText, find_double_encoded, merge_counts
 from customer_import.schema import STRING_FIELDS
 from customer_import.sender import SendItem
@@ -67,14 +67,15 @@ def scan_ids(batches: Iterable[Batch], plan: MappingPlan, finder: RepeatedIdFind
     Ids are hashed in a thread of their own while the next batch is read.
     """
     total = 0
-    for hashes, records in ordered_map(partial(_hashed_ids, plan=plan), iter(batches), 1):
-        finder.add(hashes)
-        total += records
+    with OrderedMap(partial(_hashed_ids, plan=plan), iter(batches), workers=1) as hashed:
+        for hashes, records in hashed:
+            finder.add(hashes)
+            total += records
     return total
 
 
 def _hashed_ids(batch: Batch, plan: MappingPlan) -> tuple[pl.Series, int]:
-    return id_hashes(id_only(batch.frame, plan)), batch.frame.height + len(batch.failures)
+    return id_hashes(id_only(batch.frame, plan)), batch.records
 
 
 class BatchPreparer:
@@ -117,7 +118,7 @@ class BatchPreparer:
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
         out = PreparedBatch(
-            records=frame.height + len(batch.failures),
+            records=batch.records,
             ids=ids.drop_nulls(),
             sends=validated.valid.filter(is_new),
             suspect=found,

@@ -40,6 +40,11 @@ class Batch:
     failures: list[ParseFailure]
     """Broken records whose numbers fall in this batch's range."""
 
+    @property
+    def records(self) -> int:
+        """Records in the batch, broken ones included."""
+        return self.frame.height + len(self.failures)
+
 
 class Backend(Protocol):
     def batches(
@@ -112,12 +117,14 @@ class Source:
             raise ConfigError(f"{self.name}: no column {name!r}; columns are {known}") from None
 
     def close(self) -> None:
-        for reader in list(self._live):
-            if isinstance(reader, Generator):
-                reader.close()
-        self._backend.close()
-        while self._on_close:
-            self._on_close.pop()()
+        try:
+            for reader in list(self._live):
+                if isinstance(reader, Generator):
+                    reader.close()
+        finally:  # a downloaded copy is deleted whatever happened to the readers
+            self._backend.close()
+            while self._on_close:
+                self._on_close.pop()()
 
     def __enter__(self) -> Source:
         return self
