@@ -24,7 +24,15 @@ from customer_import.outputs import (
 )
 from customer_import.summary import COUNTED_STATUSES
 
-_SUMMED: Final = (*COUNTED_STATUSES, "rows", "pending", "requests", "retries", "rate_limited")
+_SUMMED: Final = (
+    *COUNTED_STATUSES,
+    "rows",
+    "pending",
+    "records_this_run",
+    "requests",
+    "retries",
+    "rate_limited",
+)
 _STATUS_ORDER: Final = ("completed", "interrupted", "aborted")
 
 
@@ -99,7 +107,7 @@ def merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     merged.update(
         rejected_by_stage=dict(stages),
         duration_s=duration,
-        rows_per_s=round(merged["rows"] / duration, 1) if duration else None,
+        rows_per_s=round(merged["records_this_run"] / duration, 1) if duration else None,
         latency_ms=_worst_latency(summaries),
         input=first.get("input"),
         encoding=first.get("encoding"),
