@@ -111,6 +111,31 @@ def test_it_reads_only_a_few_items_ahead_of_the_caller() -> None:
         assert source.read == 1 + 2 + 1
 
 
+def test_the_first_item_is_handed_on_without_waiting_for_the_next_reads() -> None:
+    """Sending starts as soon as the first (small) batch is ready."""
+
+    def first_fast_then_slow() -> Iterator[int]:
+        yield 0
+        for i in range(1, 4):
+            time.sleep(0.5)
+            yield i
+
+    with OrderedMap(slow_square, first_fast_then_slow()) as results:
+        started = time.monotonic()
+        assert next(results) == 0
+        assert time.monotonic() - started < 0.25  # not after the next reads (0.5 s each)
+
+
+def test_once_stopped_it_hands_on_nothing_more_and_reads_no_further() -> None:
+    source = Source(1_000)
+    with OrderedMap(slow_square, iter(source)) as results:
+        assert next(results) == 0
+        results.stop()
+        assert list(results) == []
+        time.sleep(0.05)
+        assert source.read <= 4  # as far as it had got: nothing read after the stop
+
+
 def test_closing_early_waits_for_the_read_under_way_then_closes_the_source() -> None:
     """A run that stops mid-file closes its source next: no thread may be reading it then."""
     source = Source(1_000, read_s=0.02)

@@ -9,27 +9,28 @@ rose by about a third (README, "Performance").
 from __future__ import annotations
 
 import os
-from collections import deque
+import queue
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
-from typing import Final, Generic, TypeVar, cast
+from typing import Final, Generic, NamedTuple, TypeVar
 
 A = TypeVar("A")
 B = TypeVar("B")
 
 #: Threads that run ``fn``: two cores' worth, as on the machines the job is tuned for.
 WORKERS: Final = min(2, os.cpu_count() or 1)
-_END: Final = object()
 
 
 class OrderedMap(Generic[A, B]):
     """``fn(item)`` for each of ``items``, in order, with up to ``workers`` running at once.
 
     ``fn`` must be safe to call from several threads. ``items`` is advanced by one thread only
-    (a generator cannot run in two at once). At most ``workers`` results are computed ahead of
-    the caller, and one item is read ahead of those, so memory stays bounded. An error from
-    ``items`` or ``fn`` is raised where its item would have been, after the items before it.
+    (a generator cannot run in two at once), which hands each item to the pool as soon as it
+    is read. At most ``workers`` items are in the pool, and one more is read, ahead of the
+    caller, so memory stays bounded. An error from ``items`` or ``fn`` is raised where its item
+    would have been, after the items before it.
 
     ``close()`` (or leaving a ``with`` block) must be called once nothing iterates any more:
     it cancels the work not started, waits for the work in progress (one read, and at most
@@ -38,38 +39,53 @@ class OrderedMap(Generic[A, B]):
     """
 
     def __init__(self, fn: Callable[[A], B], items: Iterator[A], workers: int = WORKERS) -> None:
-        self._fn, self._items, self._workers = fn, items, workers
-        self._reader = ThreadPoolExecutor(1, thread_name_prefix="read")
+        self._fn, self._items = fn, items
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare")
-        self._pending: deque[Future[B]] = deque()
-        self._upcoming: Future[object] = self._reader.submit(next, items, _END)
+        self._room = threading.Semaphore(workers)
+        self._ready: queue.SimpleQueue[Future[B] | _Ended] = queue.SimpleQueue()
+        self._stopped = False
+        # A daemon: one left blocked by a caller that never closed it does not hold up exit.
+        self._reader = threading.Thread(target=self._read, name="read", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            for item in self._items:
+                self._room.acquire()
+                if self._stopped:
+                    break
+                self._ready.put(self._pool.submit(self._fn, item))
+        except BaseException as exc:  # handed to the caller, in its place in the order
+            self._ready.put(_Ended(exc))
+        else:
+            self._ready.put(_Ended(None))
 
     def __iter__(self) -> OrderedMap[A, B]:
         return self
 
     def __next__(self) -> B:
-        self._fill()
-        if self._pending:
-            return self._pending.popleft().result()
-        if (failure := self._upcoming.exception()) is not None:
-            raise failure
-        raise StopIteration
+        if self._stopped:
+            raise StopIteration
+        head = self._ready.get()
+        if isinstance(head, _Ended):
+            self._ready.put(head)  # a later call ends the same way
+            if head.failure is not None:
+                raise head.failure
+            raise StopIteration
+        result = head.result()
+        self._room.release()
+        return result
 
-    def _fill(self) -> None:
-        """Start ``fn`` on read items until ``workers`` more than the one to hand on are under
-        way, or reading has ended."""
-        while len(self._pending) <= self._workers and self._upcoming.exception() is None:
-            item = self._upcoming.result()
-            if item is _END:
-                return
-            self._pending.append(self._pool.submit(self._fn, cast(A, item)))
-            self._upcoming = self._reader.submit(next, self._items, _END)
+    def stop(self) -> None:
+        """Start nothing more: a run that is stopping needs no further batch. Safe to call
+        from any thread, while another iterates; ``close()`` is still needed."""
+        self._stopped = True
+        self._room.release()  # a read waiting for room ends
 
     def close(self) -> None:
-        self._upcoming.cancel()
+        self.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
-        self._reader.shutdown(wait=True, cancel_futures=True)
-        self._pending.clear()
+        self._reader.join()
         close = getattr(self._items, "close", None)
         if close is not None:  # no thread runs it any more
             close()
@@ -84,3 +100,7 @@ class OrderedMap(Generic[A, B]):
         traceback: TracebackType | None,
     ) -> None:
         self.close()
+
+
+class _Ended(NamedTuple):
+    failure: BaseException | None
