@@ -9,9 +9,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from customer_import.config import MappingConfig
+from customer_import.duplicates import RepeatedIdFinder
 from customer_import.errors import ConfigError
+from customer_import.mapping import plan_mapping
 from customer_import.pipeline import RunOptions, RunReport, run_job
+from customer_import.records import scan_ids
 from customer_import.sandbox.testing import SandboxServer
+from customer_import.source import ROW, Batch
 from customer_import.source.csv_records import Record, RecordParser
 from customer_import.state import Journal, ResultRow
 from tests.conftest import (
@@ -416,3 +421,21 @@ def test_a_record_left_without_an_outcome_stops_the_run_as_resumable(
     resumed = run(job, sandbox, resume=True)
     assert resumed.status == "completed"
     assert_conservation(tmp_path / "out", 7)
+
+
+def test_the_pre_pass_stops_at_the_next_batch_once_the_run_is_being_stopped(
+    tmp_path: Path,
+) -> None:
+    config = MappingConfig.model_validate({"externalId": "id", "firstName": "first"})
+    plan = plan_mapping(config, ["id", "first"], ["id", "first"], [""])
+    batches = (
+        Batch(pl.DataFrame({ROW: [i], "id": [f"C-{i}"], "first": ["Ann"]}), [])
+        for i in range(1, 11)
+    )
+    asked: list[bool] = []
+
+    def stopping() -> bool:  # a Ctrl-C arrives while the fourth batch is counted
+        asked.append(True)
+        return len(asked) > 3
+
+    assert scan_ids(batches, plan, RepeatedIdFinder(tmp_path), stopping) == 3

@@ -846,3 +846,59 @@ def test_output_files_are_readable_by_the_owner_only(tmp_path: Path) -> None:
         os.umask(previous)
     for out_dir in ("out", "aborted", "dry"):
         assert_owner_only(tmp_path / out_dir)
+
+
+# A run whose reads after its first batch take ``sys.argv[1]`` seconds: a read is under way
+# when the run stops. It prints "slow read" as each slow read begins.
+_SLOW_READS = """
+import sys, time
+from customer_import import cli
+from customer_import.source.csv_records import RecordParser
+
+read, state = RecordParser.read, {"first batch read": False}
+
+def slow_read(self, limit, width):
+    if limit == 1_000:  # the run's first batch: the pre-pass is over
+        state["first batch read"] = True
+    elif state["first batch read"]:
+        print("slow read", flush=True)
+        time.sleep(float(sys.argv[1]))
+    return read(self, limit, width)
+
+RecordParser.read = slow_read
+sys.exit(cli.main(sys.argv[2:]))
+"""
+
+
+def test_a_second_ctrl_c_while_the_run_winds_down_does_not_cut_it_short(tmp_path: Path) -> None:
+    """The first stop (here a refused key) ends the sending; the run then waits for the batch
+    being read before it closes the file. A Ctrl-C in that wait used to raise
+    KeyboardInterrupt there: a traceback, no report, and the file closed under the reader."""
+    lines, _ = valid_input(3_000)
+    script = tmp_path / "slow_reads.py"
+    script.write_text(_SLOW_READS, encoding="utf-8")
+    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as sandbox:
+        sandbox.revoke_key()
+        job = job_file(tmp_path, lines, sandbox.base_url)
+        process = subprocess.Popen(
+            [sys.executable, str(script), "3", "run", str(job), "--no-progress"],
+            env=_cli_env(None),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == "slow read\n"
+            wait_until(lambda: add_updates(sandbox) >= 1, "the refused request")
+            time.sleep(0.5)  # the run has stopped sending and waits for the read
+            process.send_signal(signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+    assert process.returncode == cli.EXIT_ABORTED, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "the run is already finishing" in stderr
+    summary = read_summary(tmp_path / "out")
+    assert (summary["status"], summary["pending"]) == ("aborted", 3_000)

@@ -45,6 +45,6 @@ class ApiUnavailable(RunAborted):
 class Interrupted(RunAborted):
     """SIGINT/SIGTERM: in-flight requests were let finish; the rest is pending for a resume."""
 
-    def __init__(self, signum: int) -> None:
-        super().__init__(f"interrupted by signal {signum}")
+    def __init__(self, signum: int, detail: str = "") -> None:
+        super().__init__(f"interrupted by signal {signum}" + (f" {detail}" if detail else ""))
         self.signum = signum

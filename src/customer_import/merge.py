@@ -107,7 +107,7 @@ def merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
     merged.update(
         rejected_by_stage=dict(stages),
         duration_s=duration,
-        rows_per_s=round(merged["records_this_run"] / duration, 1) if duration else None,
+        rows_per_s=_pace(summaries, merged["records_this_run"], duration),
         latency_ms=_worst_latency(summaries),
         input=first.get("input"),
         encoding=first.get("encoding"),
@@ -134,3 +134,10 @@ def _worst_latency(summaries: list[dict[str, Any]]) -> dict[str, float | None]:
         ]
         worst[q] = max(values) if values else None
     return worst
+
+
+def _pace(summaries: list[dict[str, Any]], records: int, duration: float) -> float | None:
+    """Records given an outcome a second; unknown when a shard's summary predates the count."""
+    if not duration or any("records_this_run" not in s for s in summaries):
+        return None
+    return round(records / duration, 1)

@@ -209,6 +209,12 @@ class _Run:
         self.done_before = journal.count_done()  # by earlier attempts, when resuming
 
     def execute(self, input_digest: str) -> RunReport:
+        """The run, then its files: a further Ctrl-C meanwhile is noted, not obeyed (see
+        ``_signal_while_finishing``), so the report and the output files are written."""
+        with _signals_restored(self.options.handle_signals):
+            return self._execute(input_digest)
+
+    def _execute(self, input_digest: str) -> RunReport:
         started = time.monotonic()
         status, message, signum = STATUS_COMPLETED, None, None
         try:
@@ -221,7 +227,7 @@ class _Run:
             self.failure = exc
         finally:
             # The event loop has ended, and with it every call that iterated these batches;
-            # a read may still be under way, and it must end before the source is closed.
+            # a read may still be under way, and must end before the source is closed.
             if self.prepared is not None:
                 self.prepared.close()
         self.journal.flush()
@@ -264,7 +270,11 @@ class _Run:
             id_batches = self._batches(id_columns(self.plan))
             with tempfile.TemporaryDirectory(dir=self.settings.out_dir, prefix=".ids-") as spill:
                 finder = RepeatedIdFinder(Path(spill))
-                self.total = await asyncio.to_thread(scan_ids, id_batches, self.plan, finder)
+                self.total = await asyncio.to_thread(
+                    scan_ids, id_batches, self.plan, finder, self._stopping
+                )
+                if self.interrupted is not None:  # rows: the records counted so far
+                    raise Interrupted(self.interrupted, "while the records were being counted")
                 repeated = finder.repeated()
             self._check_interrupted()
             done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
@@ -284,6 +294,7 @@ class _Run:
                 else:
                     await self._send(items)
             finally:
+                self.prepared.stop()  # a stopped run reads and prepares no further batch
                 ticker.cancel()
                 self._report_progress()
 
@@ -299,6 +310,9 @@ class _Run:
         self.interrupted = signum
         if self.sender is not None:
             self.sender.stop(Interrupted(signum))
+
+    def _stopping(self) -> bool:
+        return self.interrupted is not None
 
     def _check_interrupted(self) -> None:
         if self.interrupted is not None:
@@ -554,6 +568,31 @@ def _signals(handler: Callable[[int], None], enabled: bool) -> Iterator[None]:
     finally:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(signum)
+            signal.signal(signum, _signal_while_finishing)
+
+
+def _signal_while_finishing(signum: int, frame: object) -> None:
+    """A further Ctrl-C once the sending has stopped: letting it raise KeyboardInterrupt
+    could close the file while a thread still reads it, and lose the report and the output
+    files. kill -9 still ends the run at once: the journal keeps every outcome for --resume."""
+    log.warning(
+        "signal %d: the run is already finishing (writing its files); it ends in a moment",
+        signum,
+    )
+
+
+@contextlib.contextmanager
+def _signals_restored(enabled: bool) -> Iterator[None]:
+    """The SIGINT/SIGTERM handlers as they were before the run, once it has finished."""
+    if not enabled:
+        yield
+        return
+    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler)
 
 
 def _run_async(coro: Any) -> None:

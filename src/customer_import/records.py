@@ -61,14 +61,22 @@ def id_columns(plan: MappingPlan) -> list[str]:
     return [id_field.column] if id_field and id_field.column else []
 
 
-def scan_ids(batches: Iterable[Batch], plan: MappingPlan, finder: RepeatedIdFinder) -> int:
+def scan_ids(
+    batches: Iterable[Batch],
+    plan: MappingPlan,
+    finder: RepeatedIdFinder,
+    stopping: Callable[[], bool] = lambda: False,
+) -> int:
     """Pre-pass: counts the records and hands the hashes of their ids to ``finder``.
 
-    Ids are hashed in a thread of their own while the next batch is read.
+    Ids are hashed in a thread of their own while the next batch is read. Returns early,
+    with a partial count, once ``stopping()`` says the run is being stopped.
     """
     total = 0
     with OrderedMap(partial(_hashed_ids, plan=plan), iter(batches), workers=1) as hashed:
         for hashes, records in hashed:
+            if stopping():
+                break
             finder.add(hashes)
             total += records
     return total

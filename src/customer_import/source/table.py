@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import weakref
 from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass
@@ -120,7 +121,8 @@ class Source:
         try:
             for reader in list(self._live):
                 if isinstance(reader, Generator):
-                    reader.close()
+                    with contextlib.suppress(ValueError):  # running in another thread: its
+                        reader.close()  # file is closed when the reader is collected
         finally:  # a downloaded copy is deleted whatever happened to the readers
             self._backend.close()
             while self._on_close:
