@@ -22,7 +22,7 @@ from customer_import.outputs import (
     atomic_text,
     write_summary,
 )
-from customer_import.summary import COUNTED_STATUSES
+from customer_import.summary import COUNTED_STATUSES, per_s
 
 _SUMMED: Final = (
     *COUNTED_STATUSES,
@@ -137,7 +137,7 @@ def _worst_latency(summaries: list[dict[str, Any]]) -> dict[str, float | None]:
 
 
 def _pace(summaries: list[dict[str, Any]], records: int, duration: float) -> float | None:
-    """Records given an outcome a second; unknown when a shard's summary predates the count."""
-    if not duration or any("records_this_run" not in s for s in summaries):
+    """Unknown when a shard's summary predates ``records_this_run``."""
+    if any("records_this_run" not in s for s in summaries):
         return None
-    return round(records / duration, 1)
+    return per_s(records, duration)

@@ -273,8 +273,7 @@ class _Run:
                 self.total = await asyncio.to_thread(
                     scan_ids, id_batches, self.plan, finder, self._stopping
                 )
-                if self.interrupted is not None:  # rows: the records counted so far
-                    raise Interrupted(self.interrupted, "while the records were being counted")
+                self._check_interrupted("while the records were being counted")
                 repeated = finder.repeated()
             self._check_interrupted()
             done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
@@ -314,9 +313,9 @@ class _Run:
     def _stopping(self) -> bool:
         return self.interrupted is not None
 
-    def _check_interrupted(self) -> None:
+    def _check_interrupted(self, detail: str = "") -> None:
         if self.interrupted is not None:
-            raise Interrupted(self.interrupted)
+            raise Interrupted(self.interrupted, detail)
 
     async def _send(self, items: AsyncIterator[list[SendItem]]) -> None:
         assert self.credentials is not None

@@ -50,7 +50,7 @@ def build_summary(facts: RunFacts, journal: Journal, stats: SendStats) -> dict[s
         "max_in_flight": stats.max_in_flight,
         "duration_s": round(facts.duration_s, 3),
         "records_this_run": (this_run := max(0, done - facts.done_before)),
-        "rows_per_s": _per_s(this_run, facts.duration_s),
+        "rows_per_s": per_s(this_run, facts.duration_s),
         "latency_ms": latency,
         "input": {"path": facts.input_path, "size": facts.input_size, "hash": facts.input_digest},
         "encoding": facts.encoding,
@@ -61,6 +61,7 @@ def build_summary(facts: RunFacts, journal: Journal, stats: SendStats) -> dict[s
     }
 
 
-def _per_s(records: int, duration_s: float) -> float | None:
-    """This attempt's pace: an interrupted run or a resume does not count what it did not do."""
+def per_s(records: int, duration_s: float) -> float | None:
+    """Records a second, given ``records_this_run``: an interrupted run or a resume does not
+    count what it did not do."""
     return round(records / duration_s, 1) if duration_s > 0 else None
