@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -13,8 +14,18 @@ from customer_import.errors import ConfigError
 from customer_import.merge import merge_outputs
 from customer_import.pipeline import RunOptions, run_job
 from customer_import.sandbox.testing import SandboxServer
-from customer_import.sharding import Shard, shard_of
-from tests.conftest import CREDENTIALS, assert_conservation, load, read_csv, write_csv, write_job
+from customer_import.settings import resolve_settings
+from customer_import.sharding import Shard, concurrency_shares, shard_of
+from tests.conftest import (
+    API_KEY,
+    CREDENTIALS,
+    MERCHANT_ID,
+    assert_conservation,
+    load,
+    read_csv,
+    write_csv,
+    write_job,
+)
 
 LINES = [f"K-{i},First,Last,,,," for i in range(30)]
 LINES += ["K-3,Again,Last,,,,", ",No,Id,,,,", "K-40,Bad,Email,bad@,,,"]  # repeat, no id, invalid
@@ -29,6 +40,45 @@ def test_the_shard_hash_is_stable_and_documented() -> None:
 def test_a_bad_shard_spec_is_refused(spec: str) -> None:
     with pytest.raises(ConfigError, match="expected K/N"):
         Shard.parse(spec)
+
+
+def test_a_jobs_concurrency_is_shared_between_its_shards() -> None:
+    assert concurrency_shares(64, 2) == [32, 32]
+    assert concurrency_shares(64, 3) == [22, 21, 21]
+    assert concurrency_shares(3, 3) == [1, 1, 1]
+    with pytest.raises(ConfigError, match="concurrency 2 is below the 4 shards"):
+        concurrency_shares(2, 4)
+
+
+def test_a_shards_settings_hold_its_share_of_the_limits(tmp_path: Path) -> None:
+    job = load(write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES), api="rate_limit = 10"))
+
+    def settings(concurrency: int | None, shard: Shard | None) -> tuple[int, float | None]:
+        resolved = resolve_settings(job, None, None, None, concurrency, None, shard, {})
+        return resolved.concurrency, resolved.rate_limit
+
+    assert settings(None, None) == (4, 10)  # the job file's
+    assert settings(None, Shard(2, 4)) == (1, 2.5)
+    assert settings(7, Shard(1, 2)) == (4, 5)  # the flag's, shared
+    assert settings(7, Shard(2, 2)) == (3, 5)
+
+
+def test_shards_together_never_have_more_in_flight_than_the_job_allows(tmp_path: Path) -> None:
+    lines = [f"N-{i},First,Last,,,," for i in range(60)]
+    job = load(write_job(tmp_path, write_csv(tmp_path / "in.csv", *lines)))
+    in_flight = []
+    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, latency_ms=20) as slow:
+        for k in (1, 2):
+            options = RunOptions(
+                environ=CREDENTIALS,
+                base_url=slow.base_url,
+                out_dir=tmp_path / f"shard-{k}",
+                concurrency=3,
+                shard=Shard(k, 2),
+            )
+            in_flight.append(run_job(job, options).summary["max_in_flight"])
+
+    assert in_flight == [2, 1]
 
 
 def test_three_shards_together_handle_every_record_exactly_once(
@@ -78,7 +128,26 @@ def test_workers_split_the_records_between_processes_and_merge(
     assert result.returncode == 1, result.stderr  # completed, with the invalid records rejected
     assert_conservation(tmp_path / "out", len(LINES))
     assert sandbox.stats()["requests_total"] == 30
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert 2 <= summary["max_in_flight"] <= 4  # the job's concurrency, shared by the workers
     assert sorted((tmp_path / "out" / "shards").iterdir()) == [
         tmp_path / "out" / "shards" / "1-of-2",
         tmp_path / "out" / "shards" / "2-of-2",
     ]
+
+
+def test_workers_are_refused_before_starting_when_concurrency_cannot_be_shared(
+    tmp_path: Path,
+) -> None:
+    job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES))  # concurrency 4
+    result = subprocess.run(
+        [sys.executable, "-m", "customer_import", "run", str(job), "--workers", "5"],
+        env={**os.environ, **CREDENTIALS},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("concurrency 4 is below the 5 shards") == 1  # not once a worker
+    assert not (tmp_path / "out").exists()

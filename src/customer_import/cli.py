@@ -17,7 +17,7 @@ from typing import Final
 from tqdm import tqdm
 
 from customer_import import logs, snapshot
-from customer_import.config import is_url, load_job
+from customer_import.config import JobConfig, is_url, load_job
 from customer_import.errors import ConfigError, ImportJobError, InputError
 from customer_import.fieldstats import FieldStats
 from customer_import.logs import mask_value
@@ -31,7 +31,7 @@ from customer_import.pipeline import (
     run_job,
 )
 from customer_import.sandbox import cli as sandbox_cli
-from customer_import.sharding import Shard
+from customer_import.sharding import Shard, concurrency_shares
 from customer_import.snapshot import state_locations
 from customer_import.workers import run_in_workers
 
@@ -150,7 +150,7 @@ def _run(args: argparse.Namespace) -> int:
         raise ConfigError("--workers must be at least 1")
     job = load_job(args.job)
     if args.workers > 1:
-        return _run_workers(args, job.output.dir)
+        return _run_workers(args, job)
     with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
         options = RunOptions(
             input=args.input,
@@ -178,10 +178,11 @@ def _shard(spec: str) -> Shard:
         raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
-def _run_workers(args: argparse.Namespace, default_out: Path | None) -> int:
+def _run_workers(args: argparse.Namespace, job: JobConfig) -> int:
     if args.shard is not None:
         raise ConfigError("--workers and --shard do not go together: a shard runs in one process")
-    out_dir = args.out or default_out
+    concurrency_shares(args.concurrency or job.api.concurrency, args.workers)  # refused once
+    out_dir = args.out or job.output.dir
     assert out_dir is not None
     summary, signum = run_in_workers(args.job, _worker_args(args), args.workers, out_dir)
     report = RunReport(summary["status"], summary, out_dir, summary.get("message"), signum)

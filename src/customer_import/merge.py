@@ -32,6 +32,7 @@ _SUMMED: Final = (
     "requests",
     "retries",
     "rate_limited",
+    "max_in_flight",  # the shards' maxima added up: an upper bound of the run's
 )
 _STATUS_ORDER: Final = ("completed", "interrupted", "aborted")
 

@@ -141,7 +141,14 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     options = options or RunOptions()
     environ = os.environ if options.environ is None else options.environ
     settings = resolve_settings(
-        job, options.input, options.out_dir, options.base_url, options.concurrency, environ
+        job,
+        options.input,
+        options.out_dir,
+        options.base_url,
+        options.concurrency,
+        options.rate_limit,
+        options.shard,
+        environ,
     )
     credentials = None if options.dry_run else read_credentials(job.api, environ)
     with open_source(job.source, settings.input) as source:
@@ -343,19 +350,13 @@ class _Run:
                 concurrency=self.settings.concurrency,
                 policy=policy,
                 on_outcome=self.recorder.outcome,
-                pacer=Pacer(ceiling=self._rate_limit()),
+                pacer=Pacer(ceiling=self.settings.rate_limit),
                 breaker=CircuitBreaker(
                     api.breaker_failures, api.breaker_probe_s, max_outage_s=api.max_outage_s
                 ),
             )
             self.stats, self.sender = sender.stats, sender
             await sender.run(items)
-
-    def _rate_limit(self) -> float | None:
-        """A shared rate limit is divided between the shards."""
-        limit = self.options.rate_limit or self.job.api.rate_limit
-        shards = self.options.shard.count if self.options.shard else 1
-        return None if limit is None else limit / shards
 
     async def _record_dry(self, items: AsyncIterator[list[SendItem]]) -> None:
         """A dry run: what would be sent is recorded as valid."""

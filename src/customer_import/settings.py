@@ -11,6 +11,7 @@ import httpx
 
 from customer_import.config import JobConfig
 from customer_import.errors import ConfigError
+from customer_import.sharding import Shard
 
 BASE_URL_ENV = "CUSTOMER_IMPORT_BASE_URL"
 
@@ -23,6 +24,9 @@ class Settings:
     out_dir: Path
     base_url: str
     concurrency: int
+    """Requests in flight: this shard's share of the job's, when the run is one shard of N."""
+    rate_limit: float | None
+    """Requests a second: the job's divided between the shards."""
 
 
 def resolve_settings(
@@ -31,6 +35,8 @@ def resolve_settings(
     out_dir: Path | None,
     base_url: str | None,
     concurrency: int | None,
+    rate_limit: float | None,
+    shard: Shard | None,
     environ: Mapping[str, str],
 ) -> Settings:
     """Flag > environment > job file > default; ConfigError says what to fix."""
@@ -40,11 +46,14 @@ def resolve_settings(
     url = (base_url or environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
     check_base_url(url, job.api.allow_insecure_http)
     assert job.output.dir is not None  # load_job always resolves it
+    concurrency = concurrency or job.api.concurrency
+    rate_limit = rate_limit or job.api.rate_limit
     return Settings(
         input=source,
         out_dir=out_dir or job.output.dir,
         base_url=url,
-        concurrency=concurrency or job.api.concurrency,
+        concurrency=shard.concurrency(concurrency) if shard else concurrency,
+        rate_limit=shard.rate_limit(rate_limit) if shard else rate_limit,
     )
 
 

@@ -5,6 +5,9 @@ Python and library version, so N copies of the job started by any orchestrator s
 with no coordination and no record sent twice. All records of one id land in one shard, so
 repeated ids are still decided together. A record without a usable id (empty, Excel-mangled,
 or a line that could not be parsed) belongs to shard ``(record number - 1) mod N + 1``.
+
+A job's limits are the whole run's, however many shards run it: each shard takes its share of
+``concurrency`` (the shares add up to it) and ``rate_limit / N``.
 """
 
 from __future__ import annotations
@@ -39,11 +42,30 @@ class Shard:
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"
 
+    def concurrency(self, total: int) -> int:
+        """This shard's share of the requests a whole run may have in flight."""
+        return concurrency_shares(total, self.count)[self.index - 1]
+
+    def rate_limit(self, total: float | None) -> float | None:
+        return None if total is None else total / self.count
+
     def owns(self, ids: pl.Series, rows: pl.Series) -> pl.Series:
         by_id = [None if i is None else shard_of(i, self.count) for i in ids.to_list()]
         by_row = (rows - 1) % self.count + 1
         owner = pl.Series(by_id, dtype=pl.Int64).fill_null(by_row)
         return owner == self.index
+
+
+def concurrency_shares(total: int, count: int) -> list[int]:
+    """``total`` requests in flight split between ``count`` shards: parts differing by at most
+    one, adding up to ``total``; ConfigError when a shard would get none."""
+    if total < count:
+        raise ConfigError(
+            f"concurrency {total} is below the {count} shards of this run: each shard needs at "
+            f"least one request in flight (the job's concurrency is shared between its shards); "
+            f"raise api.concurrency or --concurrency to {count} or more"
+        )
+    return [total // count + (k < total % count) for k in range(count)]
 
 
 def shard_of(external_id: str, count: int) -> int:
