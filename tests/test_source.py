@@ -340,6 +340,13 @@ def test_a_smaller_first_batch_then_batch_size(tmp_path: Path) -> None:
     assert_conserved(batches, 6)
 
 
+def test_a_first_batch_cap_above_batch_size_leaves_batch_size_in_force(tmp_path: Path) -> None:
+    text = "id,n\n1,a\n2,b\n3,c\n4,d\n5,e\n"
+    with open_source(SourceConfig(batch_size=2), write(tmp_path, text)) as source:
+        batches = list(source.batches(first=1_000))
+    assert [b.frame[ROW].to_list() for b in batches] == [[1, 2], [3, 4], [5]]
+
+
 def test_batch_of_only_broken_records_has_an_empty_typed_frame(tmp_path: Path) -> None:
     batches = read(write(tmp_path, "id,n\nbad\nworse\n"), batch_size=5)
     assert len(batches) == 1

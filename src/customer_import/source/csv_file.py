@@ -91,9 +91,10 @@ class _CsvBackend:
         self._withhold_raw = _has_dropped_column(header, config.drop_columns)
 
     def batches(self, select: list[int], names: list[str], first: int | None) -> Iterator[Batch]:
+        size = min(first or self._batch_size, self._batch_size)  # ``first`` only ever caps
         try:
             with open_text(self._path, self._gzipped, self._codec) as text:
-                yield from self._read(text, select, names, first or self._batch_size)
+                yield from self._read(text, select, names, size)
         except READ_ERRORS as exc:
             # The bytes were checked at open; this is a file changed or damaged since then.
             raise InputError(f"{self._name}: cannot read the file: {exc}") from exc
