@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,10 +13,11 @@ import pytest
 
 from customer_import.errors import ConfigError
 from customer_import.merge import merge_outputs
-from customer_import.pipeline import RunOptions, run_job
+from customer_import.pipeline import Progress, RunOptions, run_job
 from customer_import.sandbox.testing import SandboxServer
 from customer_import.settings import resolve_settings
 from customer_import.sharding import Shard, concurrency_shares, shard_of
+from customer_import.workers import CombinedProgress, run_in_workers
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
@@ -151,3 +153,42 @@ def test_workers_are_refused_before_starting_when_concurrency_cannot_be_shared(
     assert result.returncode == 2
     assert result.stderr.count("concurrency 4 is below the 5 shards") == 1  # not once a worker
     assert not (tmp_path / "out").exists()
+
+
+def _progress_line(total: int, done: int, counts: dict[str, int]) -> str:
+    fields = {"total": total, "done": done, "counts": counts, "requests": done}
+    return json.dumps({"progress": fields}) + "\n"
+
+
+def test_the_workers_progress_is_added_up_once_every_worker_has_reported() -> None:
+    reports: list[Progress] = []
+    progress = CombinedProgress(2, reports.append)
+
+    progress.follow(0, [_progress_line(10, 4, {"created": 4}), "completed: 10 records\n", "{}\n"])
+    assert reports == []  # the second worker's share of the records is not known yet
+    progress.follow(1, [_progress_line(5, 5, {"created": 3, "rejected": 2})])
+    progress.follow(0, [_progress_line(10, 10, {"created": 10})])
+
+    assert reports == [
+        Progress(15, 9, {"created": 7, "rejected": 2}, 9),
+        Progress(15, 15, {"created": 13, "rejected": 2}, 15),
+    ]
+
+
+def test_a_workers_run_reports_the_progress_of_all_its_workers(
+    tmp_path: Path, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+    source = write_csv(tmp_path / "in.csv", *LINES)
+    job = write_job(tmp_path, source, base_url=sandbox.base_url, extra="max_invalid_ratio = 1.0")
+    handler = signal.getsignal(signal.SIGINT)
+    reports: list[Progress] = []
+
+    summary, received = run_in_workers(job, [], 2, tmp_path / "out", reports.append)
+
+    assert (summary["rows"], received) == (len(LINES), None)
+    last = reports[-1]
+    assert last.done == last.total == len(LINES)
+    assert sum(last.counts.values()) == len(LINES)
+    assert signal.getsignal(signal.SIGINT) is handler  # the workers' forwarding is undone

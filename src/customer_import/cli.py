@@ -6,6 +6,7 @@ No CSV or HTTP logic lives here; errors become exit codes at this boundary only.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -33,7 +34,7 @@ from customer_import.pipeline import (
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.sharding import Shard, concurrency_shares
 from customer_import.snapshot import state_locations
-from customer_import.workers import run_in_workers
+from customer_import.workers import PROGRESS_KEY, run_in_workers
 
 #: Exit codes (README, "Exit codes").
 EXIT_OK: Final = 0
@@ -106,6 +107,8 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--log-format", choices=("text", "json"), default="text")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    # A --workers worker's progress, as JSON lines on stdout for the parent to add up.
+    parser.add_argument("--progress-json", action="store_true", help=argparse.SUPPRESS)
 
 
 def _add_check(parser: argparse.ArgumentParser) -> None:
@@ -152,6 +155,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers > 1:
         return _run_workers(args, job)
     with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
+        if args.progress_json:
+            on_progress = _json_progress
         options = RunOptions(
             input=args.input,
             out_dir=args.out,
@@ -171,6 +176,10 @@ def _run(args: argparse.Namespace) -> int:
     return exit_code(report)
 
 
+def _json_progress(progress: Progress) -> None:
+    print(json.dumps({PROGRESS_KEY: dataclasses.asdict(progress)}), flush=True)
+
+
 def _shard(spec: str) -> Shard:
     try:
         return Shard.parse(spec)
@@ -184,7 +193,10 @@ def _run_workers(args: argparse.Namespace, job: JobConfig) -> int:
     concurrency_shares(args.concurrency or job.api.concurrency, args.workers)  # refused once
     out_dir = args.out or job.output.dir
     assert out_dir is not None
-    summary, signum = run_in_workers(args.job, _worker_args(args), args.workers, out_dir)
+    with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
+        summary, signum = run_in_workers(
+            args.job, _worker_args(args), args.workers, out_dir, on_progress
+        )
     report = RunReport(summary["status"], summary, out_dir, summary.get("message"), signum)
     _print_report(report)
     return exit_code(report)

@@ -3,21 +3,31 @@
 Each worker is ``customer-import run JOB --shard K/N`` with its own event loop (so both
 cores send and validate), writing to ``OUT/shards/K-of-N``; when all have stopped their
 outputs are merged into ``OUT``. SIGINT/SIGTERM are passed on to the workers, which stop
-cleanly; ``--resume`` resumes every shard.
+cleanly; ``--resume`` resumes every shard. Each worker writes its progress as JSON lines on
+its standard output; they are added up into the run's one progress bar (or log line).
 """
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
+from signal import SIGINT, SIGTERM
+from subprocess import Popen
 from types import FrameType
-from typing import Any
+from typing import Any, Final
 
 from customer_import.errors import ConfigError, RunAborted
 from customer_import.merge import merge_outputs
+from customer_import.pipeline import Progress
+
+PROGRESS_KEY: Final = "progress"  # a worker's progress line: {"progress": {...Progress}}
 
 
 def shard_dirs(out_dir: Path, workers: int) -> list[Path]:
@@ -25,31 +35,19 @@ def shard_dirs(out_dir: Path, workers: int) -> list[Path]:
 
 
 def run_in_workers(
-    job: Path, worker_args: Sequence[str], workers: int, out_dir: Path
+    job: Path,
+    worker_args: Sequence[str],
+    workers: int,
+    out_dir: Path,
+    on_progress: Callable[[Progress], None] | None = None,
 ) -> tuple[dict[str, Any], int | None]:
     """Run the shards, merge them; returns the merged summary and the signal passed on, if any."""
     folders = shard_dirs(out_dir, workers)
     processes = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "customer_import",
-                "run",
-                str(job),
-                *worker_args,
-                "--shard",
-                f"{k}/{workers}",
-                "--out",
-                str(folder),
-                "--no-progress",
-            ],
-            stdout=subprocess.DEVNULL,
-        )
-        for k, folder in enumerate(folders, start=1)
+        _start(job, worker_args, f"{k}/{workers}", folder) for k, folder in enumerate(folders, 1)
     ]
-    received = _forward_signals(processes)
-    codes = [p.wait() for p in processes]
+    with _signals_forwarded(processes) as received:
+        codes = _wait(processes, CombinedProgress(workers, on_progress))
     if 2 in codes:
         raise ConfigError("a worker refused to start (its message is above); nothing was merged")
     if not all((folder / "summary.json").exists() for folder in folders):
@@ -57,7 +55,31 @@ def run_in_workers(
     return merge_outputs(folders, out_dir), received[0] if received else None
 
 
-def _forward_signals(processes: list[subprocess.Popen[bytes]]) -> list[int]:
+def _start(job: Path, worker_args: Sequence[str], shard: str, folder: Path) -> Popen[str]:
+    command = [sys.executable, "-m", "customer_import", "run", str(job), *worker_args]
+    command += ["--shard", shard, "--out", str(folder), "--progress-json"]
+    return Popen(command, stdout=subprocess.PIPE, text=True)
+
+
+def _wait(processes: list[Popen[str]], progress: CombinedProgress) -> list[int]:
+    """The workers' exit codes, their progress followed meanwhile (one thread each)."""
+    readers = [
+        threading.Thread(target=progress.follow, args=(k, p.stdout), daemon=True)
+        for k, p in enumerate(processes)
+    ]
+    for reader in readers:
+        reader.start()
+    codes = [p.wait() for p in processes]
+    for reader, process in zip(readers, processes, strict=True):
+        reader.join()
+        if process.stdout is not None:
+            process.stdout.close()
+    return codes
+
+
+@contextmanager
+def _signals_forwarded(processes: list[Popen[str]]) -> Iterator[list[int]]:
+    """SIGINT/SIGTERM passed on to the workers that still run; the signals received."""
     received: list[int] = []
 
     def forward(signum: int, frame: FrameType | None) -> None:
@@ -66,6 +88,56 @@ def _forward_signals(processes: list[subprocess.Popen[bytes]]) -> list[int]:
             if process.poll() is None:
                 process.send_signal(signum)
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, forward)
-    return received
+    previous = {signum: signal.signal(signum, forward) for signum in (SIGINT, SIGTERM)}
+    try:
+        yield received
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+class CombinedProgress:
+    """The workers' progress lines, added up and passed on as the run's, once every worker
+    has reported (until then the run's total is not known)."""
+
+    def __init__(self, workers: int, on_progress: Callable[[Progress], None] | None) -> None:
+        self._latest: list[Progress | None] = [None] * workers
+        self._on_progress = on_progress
+        self._lock = threading.Lock()  # one reading thread a worker
+
+    def follow(self, worker: int, lines: Iterable[str] | None) -> None:
+        """Read one worker's output to its end; lines other than progress are skipped."""
+        for line in lines or ():
+            reported = _progress_line(line)
+            if reported is None:
+                continue
+            with self._lock:
+                self._latest[worker] = reported
+                known = [p for p in self._latest if p is not None]
+                if self._on_progress is not None and len(known) == len(self._latest):
+                    self._on_progress(_added(known))
+
+
+def _progress_line(line: str) -> Progress | None:
+    try:
+        fields = json.loads(line)[PROGRESS_KEY]
+        return Progress(
+            int(fields["total"]),
+            int(fields["done"]),
+            {str(k): int(v) for k, v in fields["counts"].items()},
+            int(fields["requests"]),
+        )
+    except (ValueError, TypeError, KeyError, AttributeError):
+        return None
+
+
+def _added(reports: list[Progress]) -> Progress:
+    counts: Counter[str] = Counter()
+    for report in reports:
+        counts.update(report.counts)
+    return Progress(
+        sum(r.total for r in reports),
+        sum(r.done for r in reports),
+        dict(counts),
+        sum(r.requests for r in reports),
+    )
