@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import subprocess
+import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +21,27 @@ from customer_import.sandbox.testing import SandboxServer
 API_KEY = "test-key-5f1c2e9a"
 MERCHANT_ID = "test-merchant"
 CREDENTIALS = {"CUSTOMERS_API_KEY": API_KEY, "CUSTOMERS_MERCHANT_ID": MERCHANT_ID}
+
+
+def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
+    """This process's environment with no ``CUSTOMERS_*`` variable but those of ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERS_")}
+    return {**clean, **(env or {})}
+
+
+def customer_import(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """The command as a user runs it, with no ``CUSTOMERS_*`` variable but those of ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "customer_import", *args],
+        env=cli_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
 
 HEADER = "id,first,last,email,phone,status,email_opt_out"
 MAPPING = """

@@ -19,6 +19,7 @@ from tests.conftest import (
     CREDENTIALS,
     MERCHANT_ID,
     assert_conservation,
+    customer_import,
     read_summary,
     write_csv,
     write_job,
@@ -33,20 +34,6 @@ def job_with(tmp_path: Path, *lines: str, base_url: str = "http://127.0.0.1:9") 
         write_csv(tmp_path / "in.csv", *lines),
         base_url=base_url,
         extra="max_invalid_ratio = 1.0",
-    )
-
-
-def customer_import(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERS_")}
-    return subprocess.run(
-        [sys.executable, "-m", "customer_import", *args],
-        env={**full_env, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
     )
 
 

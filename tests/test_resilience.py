@@ -40,11 +40,13 @@ from tests.conftest import (
     MAPPING,
     MERCHANT_ID,
     assert_conservation,
+    cli_env,
     load,
     read_csv,
     read_summary,
     write_csv,
 )
+from tests.conftest import customer_import as run_command
 
 Customer = dict[str, Any]
 SENT = ("created", "updated")
@@ -130,23 +132,11 @@ def run(job: Path, **options: Any) -> RunReport:
     return run_job(load(job), RunOptions(environ=CREDENTIALS, **options))
 
 
-def _cli_env(env: dict[str, str] | None) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("CUSTOMERS_")}
-    return {**clean, **(CREDENTIALS if env is None else env)}
-
-
 def customer_import(
     *args: str, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it; credentials from the environment."""
-    return subprocess.run(
-        [sys.executable, "-m", "customer_import", *args],
-        env=_cli_env(env),
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return run_command(*args, env=CREDENTIALS if env is None else env)
 
 
 @contextlib.contextmanager
@@ -154,7 +144,7 @@ def started(*args: str) -> Iterator[subprocess.Popen[str]]:
     """The command in the background; killed if the test leaves it running."""
     process = subprocess.Popen(
         [sys.executable, "-m", "customer_import", *args, "--no-progress"],
-        env=_cli_env(None),
+        env=cli_env(CREDENTIALS),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -882,7 +872,7 @@ def test_a_second_ctrl_c_while_the_run_winds_down_does_not_cut_it_short(tmp_path
         job = job_file(tmp_path, lines, sandbox.base_url)
         process = subprocess.Popen(
             [sys.executable, str(script), "3", "run", str(job), "--no-progress"],
-            env=_cli_env(None),
+            env=cli_env(CREDENTIALS),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,6 +20,7 @@ from tests.conftest import (
     CREDENTIALS,
     MERCHANT_ID,
     assert_conservation,
+    customer_import,
     load,
     read_csv,
     write_csv,
@@ -119,14 +117,7 @@ def test_workers_split_the_records_between_processes_and_merge(
 ) -> None:
     source = write_csv(tmp_path / "in.csv", *LINES)
     job = write_job(tmp_path, source, base_url=sandbox.base_url, extra="max_invalid_ratio = 1.0")
-    result = subprocess.run(
-        [sys.executable, "-m", "customer_import", "run", str(job), "--workers", "2"],
-        env={**os.environ, **CREDENTIALS},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    result = customer_import("run", str(job), "--workers", "2", env=CREDENTIALS, timeout=120)
     assert result.returncode == 1, result.stderr  # completed, with the invalid records rejected
     assert_conservation(tmp_path / "out", len(LINES))
     assert sandbox.stats()["requests_total"] == 30
@@ -142,14 +133,7 @@ def test_workers_are_refused_before_starting_when_concurrency_cannot_be_shared(
     tmp_path: Path,
 ) -> None:
     job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES))  # concurrency 4
-    result = subprocess.run(
-        [sys.executable, "-m", "customer_import", "run", str(job), "--workers", "5"],
-        env={**os.environ, **CREDENTIALS},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = customer_import("run", str(job), "--workers", "5", env=CREDENTIALS)
     assert result.returncode == 2
     assert result.stderr.count("concurrency 4 is below the 5 shards") == 1  # not once a worker
     assert not (tmp_path / "out").exists()
