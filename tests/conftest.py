@@ -29,7 +29,7 @@ def cli_env(env: dict[str, str] | None = None) -> dict[str, str]:
     return {**clean, **(env or {})}
 
 
-def customer_import(
+def run_cli(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it, with no ``CUSTOMERS_*`` variable but those of ``env``."""

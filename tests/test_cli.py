@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -19,8 +18,9 @@ from tests.conftest import (
     CREDENTIALS,
     MERCHANT_ID,
     assert_conservation,
-    customer_import,
+    cli_env,
     read_summary,
+    run_cli,
     write_csv,
     write_job,
 )
@@ -38,7 +38,7 @@ def job_with(tmp_path: Path, *lines: str, base_url: str = "http://127.0.0.1:9") 
 
 
 def test_help_lists_the_commands() -> None:
-    result = customer_import("--help")
+    result = run_cli("--help")
     assert result.returncode == 0
     assert "run" in result.stdout and "sandbox" in result.stdout
 
@@ -55,14 +55,14 @@ def test_exit_code_says_whether_there_were_rejects(
 
 
 def test_a_real_run_without_credentials_exits_2_naming_the_variable(tmp_path: Path) -> None:
-    result = customer_import("run", str(job_with(tmp_path, *GOOD)))
+    result = run_cli("run", str(job_with(tmp_path, *GOOD)))
     assert result.returncode == cli.EXIT_CONFIG
     assert "CUSTOMERS_API_KEY" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing started
 
 
 def test_a_dry_run_needs_no_credentials(tmp_path: Path) -> None:
-    result = customer_import("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
+    result = run_cli("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
     assert result.returncode == cli.EXIT_OK, result.stderr
     assert "completed: 2 records" in result.stdout
     assert read_summary(tmp_path / "out")["valid"] == 2
@@ -73,13 +73,13 @@ def test_an_unknown_key_in_the_job_file_exits_2_naming_it(tmp_path: Path) -> Non
     job.write_text(
         job.read_text(encoding="utf-8") + "\n[reporting]\nformat = 'x'\n", encoding="utf-8"
     )
-    result = customer_import("run", str(job), "--dry-run")
+    result = run_cli("run", str(job), "--dry-run")
     assert result.returncode == cli.EXIT_CONFIG
     assert "unknown key 'reporting'" in result.stderr
 
 
 def test_plain_http_to_another_machine_is_refused(tmp_path: Path) -> None:
-    result = customer_import(
+    result = run_cli(
         "run",
         str(job_with(tmp_path, *GOOD)),
         "--base-url",
@@ -94,7 +94,7 @@ def test_a_refused_key_exits_3_and_says_what_to_check(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
-    result = customer_import("run", str(job), env={**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"})
+    result = run_cli("run", str(job), env={**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"})
     assert result.returncode == cli.EXIT_ABORTED
     assert "CUSTOMERS_API_KEY" in result.stdout and "--resume" in result.stdout
     assert read_summary(tmp_path / "out")["status"] == "aborted"
@@ -104,7 +104,7 @@ def test_json_logs_are_one_object_a_line_and_never_hold_the_key(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
-    result = customer_import("run", str(job), "--log-format", "json", env=CREDENTIALS)
+    result = run_cli("run", str(job), "--log-format", "json", env=CREDENTIALS)
     assert result.returncode == cli.EXIT_OK
     entries = [json.loads(line) for line in result.stderr.splitlines()]
     assert entries and all({"time", "level", "message"} <= set(e) for e in entries)
@@ -117,7 +117,7 @@ def test_sigterm_mid_run_stops_cleanly_and_resume_finishes_the_job(tmp_path: Pat
         job = job_with(tmp_path, *lines, base_url=slow.base_url)
         process = subprocess.Popen(
             [sys.executable, "-m", "customer_import", "run", str(job), "--no-progress"],
-            env={**os.environ, **CREDENTIALS},
+            env=cli_env(CREDENTIALS),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -130,7 +130,7 @@ def test_sigterm_mid_run_stops_cleanly_and_resume_finishes_the_job(tmp_path: Pat
         assert summary["status"] == "interrupted"
         assert 0 < summary["created"] < 300 and summary["pending"] == 300 - summary["created"]
 
-        resumed = customer_import("run", str(job), "--resume", env=CREDENTIALS)
+        resumed = run_cli("run", str(job), "--resume", env=CREDENTIALS)
         assert resumed.returncode == cli.EXIT_OK, resumed.stdout + resumed.stderr
         assert len(slow.customers()) == 300
     assert_conservation(tmp_path / "out", 300)

@@ -44,9 +44,9 @@ from tests.conftest import (
     load,
     read_csv,
     read_summary,
+    run_cli,
     write_csv,
 )
-from tests.conftest import customer_import as run_command
 
 Customer = dict[str, Any]
 SENT = ("created", "updated")
@@ -132,11 +132,9 @@ def run(job: Path, **options: Any) -> RunReport:
     return run_job(load(job), RunOptions(environ=CREDENTIALS, **options))
 
 
-def customer_import(
-    *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
+def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """The command as a user runs it; credentials from the environment."""
-    return run_command(*args, env=CREDENTIALS if env is None else env)
+    return run_cli(*args, env=CREDENTIALS if env is None else env)
 
 
 @contextlib.contextmanager
@@ -466,7 +464,7 @@ def test_a_key_revoked_mid_run_aborts_with_exit_3_and_resume_completes(tmp_path:
     with SandboxServer(
         api_key=API_KEY, merchant_id=MERCHANT_ID, db=db, port=port, count_ids=True
     ) as healthy:
-        resumed = customer_import("run", str(job), "--resume")
+        resumed = run_command("run", str(job), "--resume")
         assert resumed.returncode == cli.EXIT_REJECTS, resumed.stdout + resumed.stderr
         # only what had no outcome (when the abort came before the repeated id was decided,
         # its superseded record is pending too, and becomes a duplicate without being sent)
@@ -484,7 +482,7 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
     lines, expected = valid_input(200)
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=1.0, seed=1) as down:
         job = job_file(tmp_path, lines, down.base_url, max_outage_s=2)
-        result = customer_import("run", str(job), "--no-progress")
+        result = run_command("run", str(job), "--no-progress")
         assert result.returncode == cli.EXIT_ABORTED, result.stdout + result.stderr
         assert "failed every request" in result.stdout + result.stderr
         assert down.customers() == []
@@ -498,7 +496,7 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
 
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as healthy:
         # the base URL may change on resume (it is how a wrong one is fixed)
-        resumed = customer_import("run", str(job), "--resume", "--base-url", healthy.base_url)
+        resumed = run_command("run", str(job), "--resume", "--base-url", healthy.base_url)
         assert resumed.returncode in (cli.EXIT_OK, cli.EXIT_REJECTS), resumed.stderr
         assert add_updates(healthy) == 200
         assert stored(healthy) == expected
@@ -552,7 +550,7 @@ def test_a_signal_mid_run_stops_cleanly_and_resume_sends_only_the_rest(
         assert sandbox.stats()["upserts"]["created"] == interrupted["created"]
 
         sandbox.reset_stats()
-        resumed = customer_import("run", str(job), "--resume")
+        resumed = run_command("run", str(job), "--resume")
         assert resumed.returncode == cli.EXIT_OK, resumed.stdout + resumed.stderr
         stats = sandbox.stats()
         assert stored(sandbox) == expected
@@ -663,7 +661,7 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
         assert_owner_only(out)  # the journal's WAL files too
         sandbox.reset_stats()
 
-        resumed = customer_import("run", str(job), "--resume")
+        resumed = run_command("run", str(job), "--resume")
         assert resumed.returncode == cli.EXIT_REJECTS, resumed.stdout + resumed.stderr
         stats = sandbox.stats()
         assert stored(sandbox) == expected
@@ -721,7 +719,7 @@ def test_resume_is_refused_with_exit_2_when_the_input_or_job_changed(
         else:
             job.write_text('duplicates = "first"\n' + job.read_text(encoding="utf-8"))
 
-        result = customer_import("run", str(job), "--resume")
+        result = run_command("run", str(job), "--resume")
 
         assert result.returncode == cli.EXIT_CONFIG
         assert "--resume refused" in result.stderr
@@ -742,16 +740,14 @@ def test_the_api_key_is_in_no_output_stdout_stderr_or_log(tmp_path: Path) -> Non
     ) as sandbox:
         job = job_file(tmp_path, lines, sandbox.base_url, max_attempts=2)
         for log_format in ("text", "json"):
-            result = customer_import(
-                "run", str(job), "--restart", "--log-format", log_format, env=env
-            )
+            result = run_command("run", str(job), "--restart", "--log-format", log_format, env=env)
             assert result.returncode == cli.EXIT_REJECTS, result.stderr
             captured += [result.stdout, result.stderr]
         sandbox.revoke_key()
-        aborted = customer_import("run", str(job), "--out", str(tmp_path / "revoked"), env=env)
+        aborted = run_command("run", str(job), "--out", str(tmp_path / "revoked"), env=env)
         assert aborted.returncode == cli.EXIT_ABORTED
         captured += [aborted.stdout, aborted.stderr]
-    refused = customer_import(
+    refused = run_command(
         "run", str(job), "--out", str(tmp_path / "refused"), "--base-url", "http://api.example",
         env=env,
     )  # fmt: skip

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -20,9 +22,10 @@ from tests.conftest import (
     CREDENTIALS,
     MERCHANT_ID,
     assert_conservation,
-    customer_import,
+    cli_env,
     load,
     read_csv,
+    run_cli,
     write_csv,
     write_job,
 )
@@ -53,17 +56,24 @@ def test_a_jobs_concurrency_is_shared_between_its_shards() -> None:
 def test_a_shards_settings_hold_its_share_of_the_limits(tmp_path: Path) -> None:
     job = load(write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES), api="rate_limit = 10"))
 
-    def settings(concurrency: int | None, shard: Shard | None) -> tuple[int, float | None]:
-        resolved = resolve_settings(job, None, None, None, concurrency, None, shard, {})
+    def settings(
+        concurrency: int | None, shard: Shard | None, dry_run: bool = False
+    ) -> tuple[int, float | None]:
+        resolved = resolve_settings(
+            job, None, None, None, concurrency, None, shard=shard, dry_run=dry_run, environ={}
+        )
         return resolved.concurrency, resolved.rate_limit
 
     assert settings(None, None) == (4, 10)  # the job file's
     assert settings(None, Shard(2, 4)) == (1, 2.5)
     assert settings(7, Shard(1, 2)) == (4, 5)  # the flag's, shared
     assert settings(7, Shard(2, 2)) == (3, 5)
+    with pytest.raises(ConfigError, match="concurrency 4 is below the 5 shards"):
+        settings(None, Shard(5, 5))
+    assert settings(None, Shard(5, 5), dry_run=True) == (4, 10)  # sends nothing: nothing shared
 
 
-def test_shards_together_never_have_more_in_flight_than_the_job_allows(tmp_path: Path) -> None:
+def test_each_shard_keeps_to_its_share_of_the_jobs_concurrency(tmp_path: Path) -> None:
     lines = [f"N-{i},First,Last,,,," for i in range(60)]
     job = load(write_job(tmp_path, write_csv(tmp_path / "in.csv", *lines)))
     in_flight = []
@@ -117,7 +127,7 @@ def test_workers_split_the_records_between_processes_and_merge(
 ) -> None:
     source = write_csv(tmp_path / "in.csv", *LINES)
     job = write_job(tmp_path, source, base_url=sandbox.base_url, extra="max_invalid_ratio = 1.0")
-    result = customer_import("run", str(job), "--workers", "2", env=CREDENTIALS, timeout=120)
+    result = run_cli("run", str(job), "--workers", "2", env=CREDENTIALS, timeout=120)
     assert result.returncode == 1, result.stderr  # completed, with the invalid records rejected
     assert_conservation(tmp_path / "out", len(LINES))
     assert sandbox.stats()["requests_total"] == 30
@@ -133,7 +143,7 @@ def test_workers_are_refused_before_starting_when_concurrency_cannot_be_shared(
     tmp_path: Path,
 ) -> None:
     job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES))  # concurrency 4
-    result = customer_import("run", str(job), "--workers", "5", env=CREDENTIALS)
+    result = run_cli("run", str(job), "--workers", "5", env=CREDENTIALS)
     assert result.returncode == 2
     assert result.stderr.count("concurrency 4 is below the 5 shards") == 1  # not once a worker
     assert not (tmp_path / "out").exists()
@@ -157,6 +167,36 @@ def test_the_workers_progress_is_added_up_once_every_worker_has_reported() -> No
         Progress(15, 9, {"created": 7, "rejected": 2}, 9),
         Progress(15, 15, {"created": 13, "rejected": 2}, 15),
     ]
+
+
+def test_a_display_that_fails_stops_the_progress_not_the_reading(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def broken(progress: Progress) -> None:
+        raise OSError("the terminal is gone")
+
+    lines = iter([_progress_line(5, i, {"created": i}) for i in range(1, 6)])
+    CombinedProgress(1, broken).follow(0, lines)
+
+    assert next(lines, None) is None  # drained to the end: the worker never blocks on its pipe
+    assert "progress is no longer shown (the terminal is gone)" in caplog.text
+
+
+def test_a_worker_whose_parent_is_gone_still_finishes_its_run(tmp_path: Path) -> None:
+    job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES))
+    command = [sys.executable, "-m", "customer_import", "run", str(job), "--dry-run"]
+    command += ["--shard", "1/2", "--progress-json"]
+    with subprocess.Popen(
+        command, env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    ) as worker:
+        assert worker.stdout is not None and worker.stderr is not None
+        worker.stdout.close()  # the parent's end of the pipe: as if the parent had been killed
+        stderr = worker.stderr.read()
+        code = worker.wait(timeout=60)
+
+    assert code == 1, stderr  # completed, with a rejected record
+    assert "progress is no longer shown" in stderr and "Traceback" not in stderr
+    assert (tmp_path / "out" / "summary.json").exists()
 
 
 def test_a_workers_run_reports_the_progress_of_all_its_workers(

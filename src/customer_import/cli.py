@@ -9,6 +9,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -154,9 +155,8 @@ def _run(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     if args.workers > 1:
         return _run_workers(args, job)
-    with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
-        if args.progress_json:
-            on_progress = _json_progress
+    renderer = _ProgressRenderer(enabled=not (args.no_progress or args.progress_json))
+    with renderer as on_progress:
         options = RunOptions(
             input=args.input,
             out_dir=args.out,
@@ -168,7 +168,7 @@ def _run(args: argparse.Namespace) -> int:
             dry_run=args.dry_run,
             resume=args.resume,
             restart=args.restart,
-            progress=on_progress,
+            progress=_json_progress if args.progress_json else on_progress,
             handle_signals=True,
         )
         report = run_job(job, options)
@@ -177,7 +177,15 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _json_progress(progress: Progress) -> None:
-    print(json.dumps({PROGRESS_KEY: dataclasses.asdict(progress)}), flush=True)
+    """A --workers worker's progress, for its parent. Should the parent be gone (its end of the
+    pipe closed), whatever the worker prints from then on goes nowhere, and the run goes on."""
+    try:
+        print(json.dumps({PROGRESS_KEY: dataclasses.asdict(progress)}), flush=True)
+    except OSError:
+        # As Python's documentation advises for a closed pipe: the buffered text, and all
+        # that follows, is then written to /dev/null instead of failing again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise
 
 
 def _shard(spec: str) -> Shard:
@@ -190,7 +198,8 @@ def _shard(spec: str) -> Shard:
 def _run_workers(args: argparse.Namespace, job: JobConfig) -> int:
     if args.shard is not None:
         raise ConfigError("--workers and --shard do not go together: a shard runs in one process")
-    concurrency_shares(args.concurrency or job.api.concurrency, args.workers)  # refused once
+    if not args.dry_run:  # refused here once, rather than by every worker
+        concurrency_shares(args.concurrency or job.api.concurrency, args.workers)
     out_dir = args.out or job.output.dir
     assert out_dir is not None
     with _ProgressRenderer(enabled=not args.no_progress) as on_progress:

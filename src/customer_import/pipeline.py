@@ -147,8 +147,9 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
         options.base_url,
         options.concurrency,
         options.rate_limit,
-        options.shard,
-        environ,
+        shard=options.shard,
+        dry_run=options.dry_run,
+        environ=environ,
     )
     credentials = None if options.dry_run else read_credentials(job.api, environ)
     with open_source(job.source, settings.input) as source:
@@ -213,6 +214,7 @@ class _Run:
         self.failure: RunAborted | None = None
         self.interrupted: int | None = None
         self.total = 0
+        self.progress_failed = False
         self.done_before = journal.count_done()  # by earlier attempts, when resuming
 
     def execute(self, input_digest: str) -> RunReport:
@@ -453,14 +455,21 @@ class _Run:
             self._report_progress()
 
     def _report_progress(self) -> None:
-        if self.options.progress is not None:
-            progress = Progress(
-                self.total,
-                self.recorder.counters.done,
-                dict(self.recorder.counters.by_status),
-                self.stats.requests,
-            )
+        """Progress is shown, never in the way: a display that fails is turned off, logged once,
+        and the run goes on (a --workers parent that died, a closed terminal)."""
+        if self.options.progress is None or self.progress_failed:
+            return
+        progress = Progress(
+            self.total,
+            self.recorder.counters.done,
+            dict(self.recorder.counters.by_status),
+            self.stats.requests,
+        )
+        try:
             self.options.progress(progress)
+        except Exception as exc:  # whatever the display, the run goes on
+            self.progress_failed = True
+            log.warning("progress is no longer shown (%s); the run goes on", exc)
 
     def _fill_reject_sources(self) -> None:
         """API and transport rejects get their source values from one more read of the file."""

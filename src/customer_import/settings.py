@@ -36,7 +36,9 @@ def resolve_settings(
     base_url: str | None,
     concurrency: int | None,
     rate_limit: float | None,
+    *,
     shard: Shard | None,
+    dry_run: bool,
     environ: Mapping[str, str],
 ) -> Settings:
     """Flag > environment > job file > default; ConfigError says what to fix."""
@@ -48,12 +50,14 @@ def resolve_settings(
     assert job.output.dir is not None  # load_job always resolves it
     concurrency = concurrency or job.api.concurrency
     rate_limit = rate_limit or job.api.rate_limit
+    if shard is not None and not dry_run:  # a dry run sends nothing: there is nothing to share
+        concurrency, rate_limit = shard.concurrency(concurrency), shard.rate_limit(rate_limit)
     return Settings(
         input=source,
         out_dir=out_dir or job.output.dir,
         base_url=url,
-        concurrency=shard.concurrency(concurrency) if shard else concurrency,
-        rate_limit=shard.rate_limit(rate_limit) if shard else rate_limit,
+        concurrency=concurrency,
+        rate_limit=rate_limit,
     )
 
 

@@ -10,6 +10,7 @@ its standard output; they are added up into the run's one progress bar (or log l
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import subprocess
 import sys
@@ -27,6 +28,8 @@ from customer_import.errors import ConfigError, RunAborted
 from customer_import.merge import merge_outputs
 from customer_import.pipeline import Progress
 
+log = logging.getLogger("customer_import")
+
 PROGRESS_KEY: Final = "progress"  # a worker's progress line: {"progress": {...Progress}}
 
 
@@ -43,22 +46,33 @@ def run_in_workers(
 ) -> tuple[dict[str, Any], int | None]:
     """Run the shards, merge them; returns the merged summary and the signal passed on, if any."""
     folders = shard_dirs(out_dir, workers)
-    processes = [
-        _start(job, worker_args, f"{k}/{workers}", folder) for k, folder in enumerate(folders, 1)
-    ]
+    processes: list[Popen[str]] = []
+    # From before the first worker starts until the merged files are written, a signal is
+    # passed on to the workers still running, and otherwise only noted.
     with _signals_forwarded(processes) as received:
+        for k, folder in enumerate(folders, 1):
+            processes.append(_start(job, worker_args, f"{k}/{workers}", folder, received))
         codes = _wait(processes, CombinedProgress(workers, on_progress))
-    if 2 in codes:
-        raise ConfigError("a worker refused to start (its message is above); nothing was merged")
-    if not all((folder / "summary.json").exists() for folder in folders):
-        raise RunAborted(f"a worker stopped without writing its summary (exit codes {codes})")
-    return merge_outputs(folders, out_dir), received[0] if received else None
+        if 2 in codes:
+            raise ConfigError(
+                "a worker refused to start (its message is above); nothing was merged"
+            )
+        if not all((folder / "summary.json").exists() for folder in folders):
+            raise RunAborted(f"a worker stopped without writing its summary (exit codes {codes})")
+        summary = merge_outputs(folders, out_dir)
+    return summary, received[0] if received else None
 
 
-def _start(job: Path, worker_args: Sequence[str], shard: str, folder: Path) -> Popen[str]:
+def _start(
+    job: Path, worker_args: Sequence[str], shard: str, folder: Path, received: list[int]
+) -> Popen[str]:
     command = [sys.executable, "-m", "customer_import", "run", str(job), *worker_args]
     command += ["--shard", shard, "--out", str(folder), "--progress-json"]
-    return Popen(command, stdout=subprocess.PIPE, text=True)
+    # A worker's output is text from this package; "replace" keeps the reading going whatever.
+    process = Popen(command, stdout=subprocess.PIPE, text=True, errors="replace")
+    if received:  # a signal came while the workers were being started
+        process.send_signal(received[0])
+    return process
 
 
 def _wait(processes: list[Popen[str]], progress: CombinedProgress) -> list[int]:
@@ -106,16 +120,24 @@ class CombinedProgress:
         self._lock = threading.Lock()  # one reading thread a worker
 
     def follow(self, worker: int, lines: Iterable[str] | None) -> None:
-        """Read one worker's output to its end; lines other than progress are skipped."""
+        """Read one worker's output to its end, whatever happens to the display: a worker
+        whose pipe is not drained would block once it is full. Other lines are skipped."""
         for line in lines or ():
             reported = _progress_line(line)
-            if reported is None:
-                continue
-            with self._lock:
-                self._latest[worker] = reported
-                known = [p for p in self._latest if p is not None]
-                if self._on_progress is not None and len(known) == len(self._latest):
-                    self._on_progress(_added(known))
+            if reported is not None:
+                with self._lock:
+                    self._latest[worker] = reported
+                    self._show()
+
+    def _show(self) -> None:
+        known = [p for p in self._latest if p is not None]
+        if self._on_progress is None or len(known) < len(self._latest):
+            return
+        try:
+            self._on_progress(_added(known))
+        except Exception as exc:  # the display fails, the run goes on
+            self._on_progress = None
+            log.warning("progress is no longer shown (%s); the run goes on", exc)
 
 
 def _progress_line(line: str) -> Progress | None:
