@@ -66,8 +66,9 @@ class Plan:
     slow_job_rounds: int = 1  # the 50 ms scenario: each job run takes about 45 s
     duration_s: float = 3.0
     whole_s: float = 120.0
-    """Cap of the no-latency same-stack loop, which sends every body the job sends (about
-    17 s): over as long as the job, a slow spell of the machine weighs on both alike."""
+    """Cap of the no-latency same-stack loop, which goes on to the end of the bodies the job
+    sends (about 17 s): over as long as the job, a slow spell of the machine weighs on both
+    alike."""
     warmup_s: float = 0.5
     sequential_s: float = 10.0
     job_timeout_s: float = 300.0
