@@ -558,6 +558,33 @@ def test_a_run_transfers_the_object_once(
     assert store.opened == 1  # the copy; the digest is Source.digest, computed on the way
 
 
+def test_workers_read_one_copy_of_an_object_made_for_them_all(
+    tmp_path: Path,
+    store: FolderStore,
+    temp_dir: Path,
+    sandbox: SandboxServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    data = export_bytes(*LINES)
+    url = store.put("exports/customers.csv.gz", data)
+    unused = write_csv(tmp_path / "unused.csv")
+    job = write_job(tmp_path, unused, base_url=sandbox.base_url, extra="max_invalid_ratio = 1.0")
+    for name, value in CREDENTIALS.items():
+        monkeypatch.setenv(name, value)
+
+    code = cli.main(["run", str(job), "--input", url, "--workers", "2", "--no-progress"])
+
+    assert code == cli.EXIT_REJECTS  # completed; C-3's email is rejected
+    assert store.opened == 1  # this process's copy: the workers, other processes, read it
+    assert read_summary(tmp_path / "out")["input"] == {
+        "path": url,
+        "size": len(data),
+        "hash": sha256(data),
+    }
+    assert_conservation(tmp_path / "out", 3)
+    assert list(temp_dir.iterdir()) == []  # deleted once the workers were done
+
+
 def test_a_job_file_may_name_a_url_and_it_is_not_resolved_against_its_folder(
     tmp_path: Path,
 ) -> None:

@@ -35,6 +35,7 @@ from customer_import.pipeline import (
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.sharding import Shard, concurrency_shares
 from customer_import.snapshot import state_locations
+from customer_import.source import shared_copy
 from customer_import.workers import PROGRESS_KEY, run_in_workers
 
 #: Exit codes (README, "Exit codes").
@@ -110,6 +111,8 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     # A --workers worker's progress, as JSON lines on stdout for the parent to add up.
     parser.add_argument("--progress-json", action="store_true", help=argparse.SUPPRESS)
+    # A --workers worker reads the parent's copy of a remote input instead of its own.
+    parser.add_argument("--input-copy", type=Path, help=argparse.SUPPRESS)
 
 
 def _add_check(parser: argparse.ArgumentParser) -> None:
@@ -159,6 +162,7 @@ def _run(args: argparse.Namespace) -> int:
     with renderer as on_progress:
         options = RunOptions(
             input=args.input,
+            input_copy=args.input_copy,
             out_dir=args.out,
             base_url=args.base_url,
             concurrency=args.concurrency,
@@ -202,10 +206,13 @@ def _run_workers(args: argparse.Namespace, job: JobConfig) -> int:
         concurrency_shares(args.concurrency or job.api.concurrency, args.workers)
     out_dir = args.out or job.output.dir
     assert out_dir is not None
-    with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
-        summary, signum = run_in_workers(
-            args.job, _worker_args(args), args.workers, out_dir, on_progress
-        )
+    # An object on S3 or GCS is copied once for all the workers, rather than once each.
+    with shared_copy(args.input or job.source.path) as copy:
+        worker_args = _worker_args(args) + (["--input-copy", str(copy)] if copy else [])
+        with _ProgressRenderer(enabled=not args.no_progress) as on_progress:
+            summary, signum = run_in_workers(
+                args.job, worker_args, args.workers, out_dir, on_progress
+            )
     report = RunReport(summary["status"], summary, out_dir, summary.get("message"), signum)
     _print_report(report)
     return exit_code(report)

@@ -107,6 +107,7 @@ class RunOptions:
     """What a caller may set beyond the job file; None means "as the job file says"."""
 
     input: Path | str | None = None
+    input_copy: Path | None = None  # a remote input's copy, made by a --workers parent
     out_dir: Path | None = None
     base_url: str | None = None
     concurrency: int | None = None
@@ -152,7 +153,7 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
         environ=environ,
     )
     credentials = None if options.dry_run else read_credentials(job.api, environ)
-    with open_source(job.source, settings.input) as source:
+    with open_source(job.source, settings.input, options.input_copy) as source:
         plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
         fingerprint = _fingerprint(job, options.dry_run, options.shard)
         input_digest = source.digest  # a remote object's is computed as it is copied

@@ -19,6 +19,8 @@ The modules, in the order a file meets them:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from customer_import.config import SourceConfig, is_url
@@ -28,20 +30,33 @@ from customer_import.source.files import check_readable, format_of
 from customer_import.source.parquet_file import open_parquet
 from customer_import.source.table import ROW, Batch, ParseFailure, Source, unique_names
 
-__all__ = ["ROW", "Batch", "ParseFailure", "Source", "file_digest", "open_source", "unique_names"]
+__all__ = [
+    "ROW",
+    "Batch",
+    "ParseFailure",
+    "Source",
+    "file_digest",
+    "open_source",
+    "shared_copy",
+    "unique_names",
+]
 
 
-def open_source(config: SourceConfig, path: Path | str) -> Source:
+def open_source(config: SourceConfig, path: Path | str, copied: Path | None = None) -> Source:
     """Open an export and read its header: a local path, or an s3://, gs:// or file:// URL.
 
     ConfigError for a URL the job cannot use; InputError when the input cannot be read as a
     table. A remote object is copied first (``remote.py``); ``Source.close`` deletes the copy.
+    ``copied``: a copy of the remote object already made by whoever calls (``shared_copy``), read
+    instead of transferring the object again, and left for the caller to delete.
     """
     if not is_url(path):
         return _open_file(config, Path(path), str(Path(path)), Path(path).name)
     url = remote.parse_url(str(path))
     if url.scheme == "file":
         return _open_file(config, remote.file_url_path(url), url.text, url.file_name)
+    if copied is not None:
+        return _open_file(config, copied, url.text, url.file_name)
     format_of(url.file_name, url.text)  # an unsupported format fails before any transfer
     copy = remote.fetch(url)
     try:
@@ -51,6 +66,25 @@ def open_source(config: SourceConfig, path: Path | str) -> Source:
         raise
     source.own_copy(copy.digest, copy.discard)
     return source
+
+
+@contextmanager
+def shared_copy(path: Path | str | None) -> Iterator[Path | None]:
+    """For several processes that read one input (``run --workers``): a remote object is copied
+    once, here, and deleted when they are done; None for a local file or file:// URL."""
+    if path is None or not is_url(path):
+        yield None
+        return
+    url = remote.parse_url(str(path))
+    if url.scheme == "file":
+        yield None
+        return
+    format_of(url.file_name, url.text)
+    copy = remote.fetch(url)
+    try:
+        yield copy.path
+    finally:
+        copy.discard()
 
 
 def file_digest(path: Path | str) -> str:
