@@ -7,9 +7,11 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from customer_import import workers
 from customer_import.errors import ConfigError
 from customer_import.merge import merge_outputs
 from customer_import.pipeline import Progress, RunOptions, run_job
@@ -216,3 +218,23 @@ def test_a_workers_run_reports_the_progress_of_all_its_workers(
     assert last.done == last.total == len(LINES)
     assert sum(last.counts.values()) == len(LINES)
     assert signal.getsignal(signal.SIGINT) is handler  # the workers' forwarding is undone
+
+
+def test_workers_started_are_stopped_when_another_cannot_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *LINES))
+    started: list[subprocess.Popen[str]] = []
+
+    def start_one(*args: Any) -> subprocess.Popen[str]:
+        if started:
+            raise OSError("Resource temporarily unavailable")
+        started.append(start(*args))
+        return started[0]
+
+    start = workers._start
+    monkeypatch.setattr(workers, "_start", start_one)
+    with pytest.raises(OSError, match="temporarily unavailable"):
+        run_in_workers(job, ["--dry-run"], 2, tmp_path / "out")
+
+    assert started[0].poll() is not None  # not left running on an input about to go

@@ -7,7 +7,10 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import os
+import signal
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -583,6 +586,48 @@ def test_workers_read_one_copy_of_an_object_made_for_them_all(
     }
     assert_conservation(tmp_path / "out", 3)
     assert list(temp_dir.iterdir()) == []  # deleted once the workers were done
+
+
+class _Terminated(io.RawIOBase):
+    """A download during which the process is sent SIGTERM."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = io.BytesIO(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._data.read(min(size, 100) if size > 0 else 100)
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(1)  # the handler runs here, in this thread
+        return chunk
+
+
+def test_sigterm_while_an_object_is_copied_exits_143_and_leaves_no_copy(
+    tmp_path: Path, store: FolderStore, temp_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = store.put("exports/customers.csv.gz", export_bytes(*LINES))
+
+    def terminated(path: str) -> pa.NativeFile:
+        return pa.PythonFile(_Terminated((store.root / path).read_bytes()), mode="r")
+
+    monkeypatch.setattr(store, "open_input_stream", terminated)
+    job = write_job(tmp_path, write_csv(tmp_path / "unused.csv"))
+
+    def unhandled(signum: int, frame: object) -> None:  # pytest's own would be death
+        raise AssertionError("SIGTERM reached the handler from before the command")
+
+    before = signal.signal(signal.SIGTERM, unhandled)
+    try:
+        with pytest.raises(SystemExit) as stopped:
+            cli.main(["run", str(job), "--input", url, "--dry-run", "--no-progress"])
+        assert signal.getsignal(signal.SIGTERM) is unhandled  # restored
+    finally:
+        signal.signal(signal.SIGTERM, before)
+
+    assert stopped.value.code == cli.EXIT_SIGTERM
+    assert list(temp_dir.iterdir()) == []
 
 
 def test_a_job_file_may_name_a_url_and_it_is_not_resolved_against_its_folder(

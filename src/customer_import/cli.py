@@ -10,10 +10,12 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import FrameType
 from typing import Final
 
 from tqdm import tqdm
@@ -138,6 +140,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return sandbox_cli.run(args)
     logs.configure(getattr(args, "log_format", "text"))
     command = {"run": _run, "check": _check, "state": _state, "merge": _merge}[args.command]
+    # Until a run handles SIGTERM itself (and again after it), SIGTERM exits as Ctrl-C does,
+    # through every clean-up on the way: a half-copied object, for one, is deleted.
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
         return command(args)
     except (ConfigError, InputError) as exc:
@@ -146,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ImportJobError as exc:
         log.error("%s", exc)
         return EXIT_ABORTED
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -180,6 +187,11 @@ def _run(args: argparse.Namespace) -> int:
     return exit_code(report)
 
 
+def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    log.warning("stopped by SIGTERM")
+    raise SystemExit(EXIT_SIGTERM)
+
+
 def _json_progress(progress: Progress) -> None:
     """A --workers worker's progress, for its parent. Should the parent be gone (its end of the
     pipe closed), whatever the worker prints from then on goes nowhere, and the run goes on."""
@@ -188,7 +200,9 @@ def _json_progress(progress: Progress) -> None:
     except OSError:
         # As Python's documentation advises for a closed pipe: the buffered text, and all
         # that follows, is then written to /dev/null instead of failing again at exit.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
         raise
 
 

@@ -50,9 +50,15 @@ def run_in_workers(
     # From before the first worker starts until the merged files are written, a signal is
     # passed on to the workers still running, and otherwise only noted.
     with _signals_forwarded(processes) as received:
-        for k, folder in enumerate(folders, 1):
-            processes.append(_start(job, worker_args, f"{k}/{workers}", folder, received))
-        codes = _wait(processes, CombinedProgress(workers, on_progress))
+        try:
+            for k, folder in enumerate(folders, 1):
+                processes.append(_start(job, worker_args, f"{k}/{workers}", folder))
+                if received:  # a signal came while the workers were being started
+                    processes[-1].send_signal(received[0])
+            codes = _wait(processes, CombinedProgress(workers, on_progress))
+        except BaseException:
+            _stop(processes)  # none is left running on a copy of the input about to be deleted
+            raise
         if 2 in codes:
             raise ConfigError(
                 "a worker refused to start (its message is above); nothing was merged"
@@ -63,16 +69,22 @@ def run_in_workers(
     return summary, received[0] if received else None
 
 
-def _start(
-    job: Path, worker_args: Sequence[str], shard: str, folder: Path, received: list[int]
-) -> Popen[str]:
+def _start(job: Path, worker_args: Sequence[str], shard: str, folder: Path) -> Popen[str]:
     command = [sys.executable, "-m", "customer_import", "run", str(job), *worker_args]
     command += ["--shard", shard, "--out", str(folder), "--progress-json"]
     # A worker's output is text from this package; "replace" keeps the reading going whatever.
-    process = Popen(command, stdout=subprocess.PIPE, text=True, errors="replace")
-    if received:  # a signal came while the workers were being started
-        process.send_signal(received[0])
-    return process
+    return Popen(command, stdout=subprocess.PIPE, text=True, errors="replace")
+
+
+def _stop(processes: list[Popen[str]]) -> None:
+    """The workers started, stopped as by SIGTERM (cleanly: they write their files)."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        process.wait()
+        if process.stdout is not None:
+            process.stdout.close()
 
 
 def _wait(processes: list[Popen[str]], progress: CombinedProgress) -> list[int]:
@@ -149,7 +161,7 @@ def _progress_line(line: str) -> Progress | None:
             {str(k): int(v) for k, v in fields["counts"].items()},
             int(fields["requests"]),
         )
-    except (ValueError, TypeError, KeyError, AttributeError):
+    except Exception:  # not a progress line: skipped, and the reading goes on
         return None
 
 
