@@ -36,6 +36,7 @@ from customer_import.pipeline import (
 )
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.sharding import Shard, concurrency_shares
+from customer_import.signals import handlers_set
 from customer_import.snapshot import state_locations
 from customer_import.source import shared_copy
 from customer_import.workers import PROGRESS_KEY, run_in_workers
@@ -142,17 +143,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = {"run": _run, "check": _check, "state": _state, "merge": _merge}[args.command]
     # Until a run handles SIGTERM itself (and again after it), SIGTERM exits as Ctrl-C does,
     # through every clean-up on the way: a half-copied object, for one, is deleted.
-    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        return command(args)
+        with handlers_set(_exit_on_sigterm, (signal.SIGTERM,)):
+            return command(args)
     except (ConfigError, InputError) as exc:
         log.error("%s", exc)
         return EXIT_CONFIG
     except ImportJobError as exc:
         log.error("%s", exc)
         return EXIT_ABORTED
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _run(args: argparse.Namespace) -> int:

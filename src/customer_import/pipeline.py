@@ -60,6 +60,7 @@ from customer_import.sender import (
 )
 from customer_import.settings import Settings, resolve_settings
 from customer_import.sharding import Shard, sharded
+from customer_import.signals import STOPS, handlers_set
 from customer_import.snapshot import BODY as SNAPSHOT_BODY
 from customer_import.snapshot import ID as SNAPSHOT_ID
 from customer_import.snapshot import (
@@ -221,7 +222,9 @@ class _Run:
     def execute(self, input_digest: str) -> RunReport:
         """The run, then its files: a further Ctrl-C meanwhile is noted, not obeyed (see
         ``_signal_while_finishing``), so the report and the output files are written."""
-        with _signals_restored(self.options.handle_signals):
+        if not self.options.handle_signals:
+            return self._execute(input_digest)
+        with handlers_set(None):  # those from before the run, once it has finished
             return self._execute(input_digest)
 
     def _execute(self, input_digest: str) -> RunReport:
@@ -571,12 +574,12 @@ def _signals(handler: Callable[[int], None], enabled: bool) -> Iterator[None]:
         yield
         return
     loop = asyncio.get_running_loop()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOPS:
         loop.add_signal_handler(signum, handler, signum)
     try:
         yield
     finally:
-        for signum in (signal.SIGINT, signal.SIGTERM):
+        for signum in STOPS:
             loop.remove_signal_handler(signum)
             signal.signal(signum, _signal_while_finishing)
 
@@ -589,20 +592,6 @@ def _signal_while_finishing(signum: int, frame: object) -> None:
         "signal %d: the run is already finishing (writing its files); it ends in a moment",
         signum,
     )
-
-
-@contextlib.contextmanager
-def _signals_restored(enabled: bool) -> Iterator[None]:
-    """The SIGINT/SIGTERM handlers as they were before the run, once it has finished."""
-    if not enabled:
-        yield
-        return
-    saved = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for signum, handler in saved.items():
-            signal.signal(signum, handler)
 
 
 def _run_async(coro: Any) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,6 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from signal import SIGINT, SIGTERM
 from subprocess import Popen
 from types import FrameType
 from typing import Any, Final
@@ -27,6 +25,7 @@ from typing import Any, Final
 from customer_import.errors import ConfigError, RunAborted
 from customer_import.merge import merge_outputs
 from customer_import.pipeline import Progress
+from customer_import.signals import handlers_set
 
 log = logging.getLogger("customer_import")
 
@@ -114,12 +113,8 @@ def _signals_forwarded(processes: list[Popen[str]]) -> Iterator[list[int]]:
             if process.poll() is None:
                 process.send_signal(signum)
 
-    previous = {signum: signal.signal(signum, forward) for signum in (SIGINT, SIGTERM)}
-    try:
+    with handlers_set(forward):
         yield received
-    finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
 
 
 class CombinedProgress:

@@ -57,8 +57,7 @@ def open_source(config: SourceConfig, path: Path | str, copied: Path | None = No
         return _open_file(config, remote.file_url_path(url), url.text, url.file_name)
     if copied is not None:
         return _open_file(config, copied, url.text, url.file_name)
-    format_of(url.file_name, url.text)  # an unsupported format fails before any transfer
-    copy = remote.fetch(url)
+    copy = _fetched(url)
     try:
         source = _open_file(config, copy.path, url.text, url.file_name)
     except BaseException:
@@ -79,12 +78,16 @@ def shared_copy(path: Path | str | None) -> Iterator[Path | None]:
     if url.scheme == "file":
         yield None
         return
-    format_of(url.file_name, url.text)
-    copy = remote.fetch(url)
+    copy = _fetched(url)
     try:
         yield copy.path
     finally:
         copy.discard()
+
+
+def _fetched(url: remote.Url) -> remote.RemoteCopy:
+    format_of(url.file_name, url.text)  # an unsupported format fails before any transfer
+    return remote.fetch(url)
 
 
 def file_digest(path: Path | str) -> str:
