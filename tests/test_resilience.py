@@ -505,6 +505,40 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
     assert read_summary(tmp_path / "out")["status"] == "completed"
 
 
+def test_an_outage_during_a_resume_counts_only_the_resumes_own_records(tmp_path: Path) -> None:
+    """When an outage puts every transport reject back to pending, the first attempt's too,
+    the resume's ``records_this_run`` is what it sent: not that less the first attempt's."""
+    lines, _ = valid_input(20)
+    job = job_file(
+        tmp_path,
+        lines,
+        "http://127.0.0.1:9",
+        concurrency=1,
+        max_attempts=1,
+        breaker_failures=3,
+        breaker_probe_s=0.05,
+        max_outage_s=0.3,
+    )
+
+    def answers(*statuses: int) -> httpx.MockTransport:
+        script = iter(statuses)
+        return httpx.MockTransport(lambda _: httpx.Response(next(script, statuses[-1]), json={}))
+
+    # The first two 503s reject two records (one attempt each); the third opens the breaker,
+    # whose probe is answered 401: the run stops.
+    first = run(job, transport=answers(503, 503, 503, 401))
+    assert (first.status, first.summary["rejected_by_stage"]) == ("aborted", {"transport": 2})
+
+    resumed = run(job, resume=True, transport=answers(201, 201, 201, 201, 503))
+
+    assert resumed.status == "aborted"
+    assert "pending again" in (resumed.message or "")
+    summary = resumed.summary
+    assert (summary["created"], summary["rejected"], summary["pending"]) == (4, 0, 16)
+    assert summary["records_this_run"] == 4
+    assert_conservation_so_far(tmp_path / "out", 20)
+
+
 def test_the_job_file_sets_the_breaker_threshold_and_its_probe_interval(tmp_path: Path) -> None:
     lines, _ = valid_input(100)
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=1.0, seed=1) as down:

@@ -217,7 +217,6 @@ class _Run:
         self.interrupted: int | None = None
         self.total = 0
         self.progress_failed = False
-        self.done_before = journal.count_done()  # by earlier attempts, when resuming
 
     def execute(self, input_digest: str) -> RunReport:
         """The run, then its files: a further Ctrl-C meanwhile is noted, not obeyed (see
@@ -267,7 +266,7 @@ class _Run:
         if isinstance(exc, ApiUnavailable):
             # Records that ran out of attempts as the outage began failed for the same reason:
             # pending, not rejected, so a resume once the API is back sends them too.
-            forgotten = self.journal.forget_rejects("transport")
+            forgotten = self.recorder.forget_transport_rejects()
             return f"{exc}; {forgotten} records that failed as it began are pending again"
         if isinstance(exc, InvalidInputGuard):
             # Nothing was sent: the next run starts afresh, without --resume or --restart.
@@ -494,7 +493,7 @@ class _Run:
             message=message,
             dry_run=self.options.dry_run,
             total=self.total,
-            done_before=self.done_before,
+            records_this_run=self.recorder.this_run,
             duration_s=duration,
             input_path=str(self.settings.input),
             input_size=self.source.size,

@@ -28,11 +28,20 @@ class Counters:
 
 
 class Recorder:
-    """Outcomes into the journal, counted by status."""
+    """Outcomes into the journal, counted by status, and those of this attempt on their own."""
 
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.counters = Counters()
+        self.this_run = 0  # outcomes this attempt gave: a resume's pace leaves earlier ones out
+        self._transport_rejects = 0  # of this attempt
+
+    def forget_transport_rejects(self) -> int:
+        """Every transport reject back to pending, earlier attempts' too (an outage began):
+        returns how many. This attempt's then no longer count among its outcomes."""
+        self.this_run -= self._transport_rejects
+        self._transport_rejects = 0
+        return self.journal.forget_rejects("transport")
 
     def result(self, row: ResultRow) -> None:
         self.journal.add_result(row)
@@ -40,6 +49,7 @@ class Recorder:
 
     def reject(self, row: RejectRow) -> None:
         self.journal.add_reject(row)
+        self._transport_rejects += row.stage == "transport"
         self._counted("rejected")
 
     def valid(self, records: Iterable[tuple[int, str]]) -> None:
@@ -75,5 +85,6 @@ class Recorder:
 
     def _counted(self, status: str, count: int = 1) -> None:
         self.counters.add(status, count)
+        self.this_run += count
         if self.journal.pending_writes >= FLUSH_EVERY:
             self.journal.flush()

@@ -19,7 +19,7 @@ class RunFacts:
     message: str | None
     dry_run: bool
     total: int
-    done_before: int  # records that already had an outcome when this attempt began (a resume)
+    records_this_run: int  # outcomes this attempt gave, not those of earlier ones (a resume)
     duration_s: float
     input_path: str
     input_size: int
@@ -49,8 +49,8 @@ def build_summary(facts: RunFacts, journal: Journal, stats: SendStats) -> dict[s
         "rate_limited": stats.rate_limited,
         "max_in_flight": stats.max_in_flight,
         "duration_s": round(facts.duration_s, 3),
-        "records_this_run": (this_run := max(0, done - facts.done_before)),
-        "rows_per_s": per_s(this_run, facts.duration_s),
+        "records_this_run": facts.records_this_run,
+        "rows_per_s": per_s(facts.records_this_run, facts.duration_s),
         "latency_ms": latency,
         "input": {"path": facts.input_path, "size": facts.input_size, "hash": facts.input_digest},
         "encoding": facts.encoding,
