@@ -39,7 +39,7 @@ def plans(args: argparse.Namespace) -> dict[str, Any]:
     """Sizes and repeats for the full run, or the quick one."""
     if args.quick:
         send = send_path.Plan(
-            records=10_000, rounds=1, duration_s=2.0, warmup_s=0.3, sequential_s=3.0
+            records=10_000, rounds=1, job_rounds=1, duration_s=2.0, warmup_s=0.3, sequential_s=3.0
         )
         rate = rate_limit.Plan(records=3_000, timeout_s=90.0)
         mem = memory.Plan(sizes=(200_000, 1_000_000), cap_s=45.0)
@@ -152,7 +152,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="comma-separated: " + ", ".join(BENCHMARKS),
     )
     parser.add_argument("--records", type=int, help="records of the send-path job")
-    parser.add_argument("--job-rounds", type=int, help="full job runs, no-latency send path")
+    parser.add_argument(
+        "--job-rounds", type=int, help="rounds without latency (a job run each) and of --workers 2"
+    )
     parser.add_argument("--dry-run-cap", type=float, help="seconds before a dry run is stopped")
     parser.add_argument("--keep", action="store_true", help="keep bench/data/run-*/")
     parser.add_argument("--json", type=Path, default=RESULTS_DIR / "latest.json")
