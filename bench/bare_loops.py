@@ -33,13 +33,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from common import API_KEY, MERCHANT_ID, run_uvloop
+from customer_import.api_client import USER_AGENT
 from data import read_bodies
 
 if TYPE_CHECKING:
     import httpx
 
 PATH: Final = "/customers/add-update"
-HEADERS: Final = {
+HEADERS: Final = {  # the job's own: its user-agent is one more header for httpx to handle
+    "user-agent": USER_AGENT,
     "content-type": "application/json",
     "x-api-key": API_KEY,
     "x-merchant-id": MERCHANT_ID,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -67,3 +68,36 @@ def test_both_transports_can_be_chosen_by_name() -> None:
     )
     assert type(aiohttp_client._transport).__name__ == "AiohttpTransport"
     assert isinstance(httpx_client._transport, httpx.AsyncHTTPTransport)
+
+
+class _Body(httpx.AsyncByteStream):
+    """An answer's body that notes whether it was closed, and may break after its first part."""
+
+    def __init__(self, breaks: bool) -> None:
+        self.breaks = breaks
+        self.closed = False
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        yield b'{"ok":'
+        if self.breaks:
+            raise httpx.ReadError("connection reset while reading the answer")
+        yield b"true}"
+
+    async def aclose(self) -> None:
+        self.closed = True
+
+
+@pytest.mark.parametrize("breaks", [False, True], ids=["read whole", "broken mid-answer"])
+def test_the_answer_is_closed_whether_its_body_is_read_whole_or_breaks(breaks: bool) -> None:
+    """Its connection goes back to the pool either way: closed by the read, or by the client."""
+    body = _Body(breaks)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(201, stream=body)
+
+    if breaks:
+        with pytest.raises(httpx.ReadError):
+            _send("http://127.0.0.1:9", httpx.MockTransport(handler))
+    else:
+        assert _send("http://127.0.0.1:9", httpx.MockTransport(handler)).json() == {"ok": True}
+    assert body.closed

@@ -62,9 +62,10 @@ class ApiClient:
         response = await self._transport.handle_async_request(request)
         response.request = request
         try:
-            await response.aread()
-        finally:
+            await response.aread()  # which closes the response once its body is read
+        except BaseException:
             await response.aclose()
+            raise
         return response
 
     async def aclose(self) -> None:
