@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from common import API_KEY, MERCHANT_ID, run_uvloop
-from customer_import.api_client import USER_AGENT
+from customer_import import __version__
 from data import read_bodies
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 PATH: Final = "/customers/add-update"
 HEADERS: Final = {  # the job's own: its user-agent is one more header for httpx to handle
-    "user-agent": USER_AGENT,
+    "user-agent": f"customer-import/{__version__}",  # api_client.USER_AGENT, without httpx
     "content-type": "application/json",
     "x-api-key": API_KEY,
     "x-merchant-id": MERCHANT_ID,

@@ -89,7 +89,8 @@ class _Body(httpx.AsyncByteStream):
 
 @pytest.mark.parametrize("breaks", [False, True], ids=["read whole", "broken mid-answer"])
 def test_the_answer_is_closed_whether_its_body_is_read_whole_or_breaks(breaks: bool) -> None:
-    """Its connection goes back to the pool either way: closed by the read, or by the client."""
+    """Its connection goes back to the pool either way (a read whole closes the answer itself;
+    the client closes one whose read fails)."""
     body = _Body(breaks)
 
     def handler(request: httpx.Request) -> httpx.Response:

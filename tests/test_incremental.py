@@ -100,6 +100,7 @@ def test_deactivate_sends_missing_customers_with_active_false_once(
         }
     ]
     assert_conservation(tmp_path / "out", 4)  # deactivations are not input records
+    assert report.summary["records_this_run"] == 4  # nor counted among this run's records
 
     sandbox.reset_stats()
     again = run(job, sandbox)

@@ -33,8 +33,8 @@ class Recorder:
     def __init__(self, journal: Journal) -> None:
         self.journal = journal
         self.counters = Counters()
-        self.this_run = 0  # outcomes this attempt gave: a resume's pace leaves earlier ones out
-        self._transport_rejects = 0  # of this attempt
+        self.this_run = 0  # input records this attempt gave an outcome: not earlier attempts'
+        self._transport_rejects = 0  # of this attempt, input records'
 
     def forget_transport_rejects(self) -> int:
         """Every transport reject back to pending, earlier attempts' too (an outage began):
@@ -45,12 +45,13 @@ class Recorder:
 
     def result(self, row: ResultRow) -> None:
         self.journal.add_result(row)
-        self._counted(row.status)
+        self._counted(row.status, this_run=row.row > 0)
 
     def reject(self, row: RejectRow) -> None:
         self.journal.add_reject(row)
-        self._transport_rejects += row.stage == "transport"
-        self._counted("rejected")
+        if row.row > 0 and row.stage == "transport":
+            self._transport_rejects += 1
+        self._counted("rejected", this_run=row.row > 0)
 
     def valid(self, records: Iterable[tuple[int, str]]) -> None:
         """A dry run's valid records, (row, externalId) each."""
@@ -83,8 +84,10 @@ class Recorder:
         )
         self.reject(reject)
 
-    def _counted(self, status: str, count: int = 1) -> None:
+    def _counted(self, status: str, count: int = 1, *, this_run: bool = True) -> None:
+        """``this_run``: an input record's outcome (a deactivation is not one: rows below 1)."""
         self.counters.add(status, count)
-        self.this_run += count
+        if this_run:
+            self.this_run += count
         if self.journal.pending_writes >= FLUSH_EVERY:
             self.journal.flush()

@@ -1,4 +1,5 @@
-"""summary.json: what a run did, in numbers; counts come from the journal."""
+"""summary.json: what a run did, in numbers; counts come from the journal, those of this
+attempt alone (``records_this_run``) from the run."""
 
 from __future__ import annotations
 
