@@ -48,7 +48,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2_000, help="N: runs of N and 2N")
     parser.add_argument("--valgrind", default=shutil.which("valgrind"))
     args = parser.parse_args()
-    if not args.stacks.strip(","):
+    stacks = [stack for stack in args.stacks.split(",") if stack]
+    if not stacks:
         parser.error("--stacks names no stack")
     if not args.valgrind:
         parser.error("valgrind not found: install it (Debian: valgrind) or pass --valgrind")
@@ -60,7 +61,7 @@ def main() -> None:
         once = write_bodies(work / "once.bodies", bodies[:n])
         twice = write_bodies(work / "twice.bodies", bodies)
         per_request: dict[str, float] = {}
-        for stack in args.stacks.split(","):
+        for stack in stacks:
             counts = [instructions(args.valgrind, stack, path) for path in (once, twice)]
             per_request[stack] = (counts[1] - counts[0]) / n
             log(f"  {stack}: {per_request[stack]:,.0f} instructions a request")
