@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from common import API_KEY, MERCHANT_ID, run_uvloop
-from customer_import import __version__
+from customer_import.version import __version__
 from data import read_bodies
 
 if TYPE_CHECKING:
@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 
 PATH: Final = "/customers/add-update"
 HEADERS: Final = {  # the job's own: its user-agent is one more header for httpx to handle
-    "user-agent": f"customer-import/{__version__}",  # api_client.USER_AGENT, without httpx
+    "user-agent": f"customer-import/{__version__}",  # send.client.USER_AGENT, without httpx
     "content-type": "application/json",
     "x-api-key": API_KEY,
     "x-merchant-id": MERCHANT_ID,
@@ -203,8 +203,9 @@ async def transport_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult
 
 async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
     """The job's Sender alone: its workers, retry policy, pacer and stats, minus the pipeline."""
-    from customer_import.api_client import make_client
-    from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome
+    from customer_import.contracts import SendItem, SendOutcome
+    from customer_import.send.client import make_client
+    from customer_import.send.sender import RetryPolicy, Sender
 
     statuses: Counter[int] = Counter()
 

@@ -311,9 +311,10 @@ dir = {json.dumps(str(out_dir))}
 def job_bodies(job_file: Path) -> list[bytes]:
     """The bodies the job's own mapping and Validator build for a job's source (no sending)."""
     from customer_import.config import load_job
-    from customer_import.mapping import map_batch, plan_mapping
+    from customer_import.contracts import BODY
     from customer_import.source import open_source
-    from customer_import.validation import BODY, Validator
+    from customer_import.transform.mapping import map_batch, plan_mapping
+    from customer_import.transform.validation import Validator
 
     job = load_job(job_file)
     assert job.source.path is not None

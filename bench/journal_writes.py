@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from customer_import.state import Journal, ResultRow
+from customer_import.contracts import ResultRow
+from customer_import.record.journal import Journal
 
 FLUSH = 10_000
 STAMP = "2026-11-29T16:35:11.772Z"

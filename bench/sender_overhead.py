@@ -20,7 +20,8 @@ from typing import Any
 import httpx
 
 from common import run_uvloop
-from customer_import.sender import RetryPolicy, Sender, SendItem
+from customer_import.contracts import SendItem
+from customer_import.send.sender import RetryPolicy, Sender
 
 STORED = httpx.Response(
     201,

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from customer_import.api_client import USER_AGENT, make_client
+from customer_import.send.client import USER_AGENT, make_client
 
 
 def _send(base_url: str, handler: httpx.MockTransport, body: bytes = b'{"a":1}') -> httpx.Response:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from customer_import import cli
+from customer_import.contracts import ExitCode
 from customer_import.sandbox.testing import SandboxServer
 from tests.conftest import (
     API_KEY,
@@ -45,7 +46,7 @@ def test_help_lists_the_commands() -> None:
 
 @pytest.mark.parametrize(
     ("lines", "code"),
-    [(GOOD, cli.EXIT_OK), ((*GOOD, "C-3,,,,,,"), cli.EXIT_REJECTS)],
+    [(GOOD, ExitCode.OK), ((*GOOD, "C-3,,,,,,"), ExitCode.REJECTS)],
 )
 def test_exit_code_says_whether_there_were_rejects(
     tmp_path: Path, sandbox: SandboxServer, env: dict[str, str], lines: tuple[str, ...], code: int
@@ -56,14 +57,14 @@ def test_exit_code_says_whether_there_were_rejects(
 
 def test_a_real_run_without_credentials_exits_2_naming_the_variable(tmp_path: Path) -> None:
     result = run_cli("run", str(job_with(tmp_path, *GOOD)))
-    assert result.returncode == cli.EXIT_CONFIG
+    assert result.returncode == ExitCode.NOTHING_DONE
     assert "CUSTOMERS_API_KEY" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing started
 
 
 def test_a_dry_run_needs_no_credentials(tmp_path: Path) -> None:
     result = run_cli("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
-    assert result.returncode == cli.EXIT_OK, result.stderr
+    assert result.returncode == ExitCode.OK, result.stderr
     assert "completed: 2 records" in result.stdout
     assert read_summary(tmp_path / "out")["valid"] == 2
 
@@ -74,7 +75,7 @@ def test_an_unknown_key_in_the_job_file_exits_2_naming_it(tmp_path: Path) -> Non
         job.read_text(encoding="utf-8") + "\n[reporting]\nformat = 'x'\n", encoding="utf-8"
     )
     result = run_cli("run", str(job), "--dry-run")
-    assert result.returncode == cli.EXIT_CONFIG
+    assert result.returncode == ExitCode.NOTHING_DONE
     assert "unknown key 'reporting'" in result.stderr
 
 
@@ -86,7 +87,7 @@ def test_plain_http_to_another_machine_is_refused(tmp_path: Path) -> None:
         "http://api.example.com",
         env=CREDENTIALS,
     )
-    assert result.returncode == cli.EXIT_CONFIG
+    assert result.returncode == ExitCode.NOTHING_DONE
     assert "unencrypted" in result.stderr
 
 
@@ -95,7 +96,7 @@ def test_a_refused_key_exits_3_and_says_what_to_check(
 ) -> None:
     job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
     result = run_cli("run", str(job), env={**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"})
-    assert result.returncode == cli.EXIT_ABORTED
+    assert result.returncode == ExitCode.STOPPED
     assert "CUSTOMERS_API_KEY" in result.stdout and "--resume" in result.stdout
     assert read_summary(tmp_path / "out")["status"] == "aborted"
 
@@ -105,7 +106,7 @@ def test_json_logs_are_one_object_a_line_and_never_hold_the_key(
 ) -> None:
     job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
     result = run_cli("run", str(job), "--log-format", "json", env=CREDENTIALS)
-    assert result.returncode == cli.EXIT_OK
+    assert result.returncode == ExitCode.OK
     entries = [json.loads(line) for line in result.stderr.splitlines()]
     assert entries and all({"time", "level", "message"} <= set(e) for e in entries)
     assert API_KEY not in result.stdout + result.stderr
@@ -125,13 +126,13 @@ def test_sigterm_mid_run_stops_cleanly_and_resume_finishes_the_job(tmp_path: Pat
         _wait_for_requests(slow, at_least=20)
         process.send_signal(signal.SIGTERM)
         stdout, _ = process.communicate(timeout=60)
-        assert process.returncode == cli.EXIT_SIGTERM, stdout
+        assert process.returncode == ExitCode.SIGTERM, stdout
         summary = read_summary(tmp_path / "out")
         assert summary["status"] == "interrupted"
         assert 0 < summary["created"] < 300 and summary["pending"] == 300 - summary["created"]
 
         resumed = run_cli("run", str(job), "--resume", env=CREDENTIALS)
-        assert resumed.returncode == cli.EXIT_OK, resumed.stdout + resumed.stderr
+        assert resumed.returncode == ExitCode.OK, resumed.stdout + resumed.stderr
         assert len(slow.customers()) == 300
     assert_conservation(tmp_path / "out", 300)
     assert read_summary(tmp_path / "out")["created"] == 300
@@ -150,7 +151,7 @@ def test_check_reports_each_field_with_masked_examples_and_exits_1_on_rejects(
     lines = (*GOOD, "C-3,Al,Bo,alan.turing@example,(212) 555-01,Active,maybe", "C-4,,X,,,,")
     job = job_with(tmp_path, *lines)
 
-    assert cli.main(["check", str(job)]) == cli.EXIT_REJECTS
+    assert cli.main(["check", str(job)]) == ExitCode.REJECTS
 
     out = capsys.readouterr().out
     assert "4 records: 2 valid, 0 duplicate, 2 rejected" in out
@@ -173,7 +174,7 @@ def test_check_adds_up_every_batch_whichever_thread_validated_it(
         for i in range(1, 3_001)  # a first batch of 1,000 records, then one of 2,000
     ]
 
-    assert cli.main(["check", str(job_with(tmp_path, *lines))]) == cli.EXIT_REJECTS
+    assert cli.main(["check", str(job_with(tmp_path, *lines))]) == ExitCode.REJECTS
 
     out = capsys.readouterr().out
     assert "3000 records: 2640 valid, 0 duplicate, 360 rejected" in out
@@ -182,4 +183,4 @@ def test_check_adds_up_every_batch_whichever_thread_validated_it(
 
 
 def test_check_exits_0_when_every_record_is_valid(tmp_path: Path) -> None:
-    assert cli.main(["check", str(job_with(tmp_path, *GOOD))]) == cli.EXIT_OK
+    assert cli.main(["check", str(job_with(tmp_path, *GOOD))]) == ExitCode.OK

@@ -9,8 +9,8 @@ import phonenumbers
 import polars as pl
 import pytest
 
-from customer_import.fastpath import fast_emails, fast_phones
-from customer_import.normalise import judge_email, judge_phone
+from customer_import.transform.fastpath import fast_emails, fast_phones
+from customer_import.transform.normalise import judge_email, judge_phone
 
 PHONE_SHAPES = (
     "({a}) {b}-{c}", "{a}.{b}.{c}", "{a}-{b}-{c}", "{a} {b} {c}", "{a}{b}{c}",

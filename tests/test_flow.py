@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from customer_import.flow import Pacer
+from customer_import.send.flow import Pacer
 
 T = TypeVar("T")
 

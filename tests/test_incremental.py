@@ -10,7 +10,9 @@ import polars as pl
 import pytest
 
 from customer_import import cli
-from customer_import.pipeline import RunOptions, RunReport, run_job
+from customer_import.contracts import IncrementalFacts, RecordStatus, RunReport
+from customer_import.run.options import RunOptions
+from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
 from tests.conftest import (
     API_KEY,
@@ -24,6 +26,11 @@ from tests.conftest import (
 )
 
 INCREMENTAL = 'mode = "incremental"\nmax_invalid_ratio = 1.0'
+
+
+def _incremental(report: RunReport) -> IncrementalFacts:
+    assert report.summary.incremental is not None
+    return report.summary.incremental
 
 
 def line(i: int, email: str | None = None) -> str:
@@ -69,9 +76,9 @@ def test_second_run_sends_exactly_the_changed_and_added_records(
 
     assert sandbox.stats()["requests_total"] == len(changed) + 20
     assert statuses(tmp_path / "out") == {"unchanged": 4000 - 40 - 20, "updated": 40, "created": 20}
-    assert report.summary["unchanged"] == 3940
-    assert report.summary["missing_since_last_run"] == 20
-    assert report.summary["missing_ids"] == sorted(f"C-{i:05d}" for i in removed)
+    assert report.summary.count(RecordStatus.UNCHANGED) == 3940
+    assert _incremental(report).missing_since_last_run == 20
+    assert _incremental(report).missing_ids == sorted(f"C-{i:05d}" for i in removed)
     assert sandbox.get("C-00100")["email"] == "new100@example.com"  # type: ignore[index]
     assert_conservation(tmp_path / "out", len(second))
 
@@ -88,7 +95,7 @@ def test_deactivate_sends_missing_customers_with_active_false_once(
 
     gone = sandbox.get("C-00004")
     assert gone is not None and gone["active"] is False and gone["firstName"] == "First4"
-    assert report.summary["deactivated"] == 1
+    assert _incremental(report).deactivated == 1
     assert read_csv(tmp_path / "out" / "missing.csv") == [
         {
             "externalId": "C-00004",
@@ -100,11 +107,11 @@ def test_deactivate_sends_missing_customers_with_active_false_once(
         }
     ]
     assert_conservation(tmp_path / "out", 4)  # deactivations are not input records
-    assert report.summary["records_this_run"] == 4  # nor counted among this run's records
+    assert report.summary.records_this_run == 4  # nor counted among this run's records
 
     sandbox.reset_stats()
     again = run(job, sandbox)
-    assert again.summary["missing_since_last_run"] == 0
+    assert _incremental(again).missing_since_last_run == 0
     assert sandbox.stats()["requests_total"] == 0
 
 
@@ -118,7 +125,7 @@ def test_ignore_lists_missing_customers_without_sending(
 
     report = run(job, sandbox)
 
-    assert report.summary["missing_ids"] == ["C-00001", "C-00002"]
+    assert _incremental(report).missing_ids == ["C-00001", "C-00002"]
     assert sandbox.stats()["requests_total"] == 0
     assert {r["status"] for r in read_csv(tmp_path / "out" / "missing.csv")} == {"listed"}
 
@@ -159,7 +166,7 @@ def test_a_transport_failure_is_retried_on_the_next_run(tmp_path: Path) -> None:
     ) as up:
         report = run(job, up)
         assert up.stats()["requests_total"] == 1
-    assert report.summary["created"] == 1
+    assert report.summary.count(RecordStatus.CREATED) == 1
 
 
 def test_a_changed_mapping_sends_everything_once(
@@ -202,7 +209,10 @@ def test_a_dry_run_reports_what_would_be_sent_and_keeps_the_state(
 
     report = run(job, sandbox, dry_run=True, out_dir=tmp_path / "dry")
 
-    assert (report.summary["valid"], report.summary["unchanged"]) == (1, 2)
+    assert (
+        report.summary.count(RecordStatus.VALID),
+        report.summary.count(RecordStatus.UNCHANGED),
+    ) == (1, 2)
     sandbox.reset_stats()
     run(job, sandbox)
     assert sandbox.stats()["requests_total"] == 1  # the dry run did not mark anything as synced

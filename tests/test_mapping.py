@@ -6,9 +6,9 @@ import polars as pl
 import pytest
 
 from customer_import.config import MappingConfig
+from customer_import.contracts import ROW
 from customer_import.errors import ConfigError
-from customer_import.mapping import map_batch, plan_mapping
-from customer_import.source import ROW
+from customer_import.transform.mapping import map_batch, plan_mapping
 
 NULLS = ["", "NULL", "N/A"]
 

@@ -30,18 +30,19 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer_import import cli
+from customer_import.contracts import ROW, ExitCode
 from customer_import.errors import ConfigError, InputError
-from customer_import.normalise import EXCEL_HINT
-from customer_import.pipeline import RunOptions, run_job
-from customer_import.quality import (
+from customer_import.run.options import RunOptions
+from customer_import.run.pipeline import run_job
+from customer_import.sandbox.testing import SandboxServer
+from customer_import.transform.normalise import EXCEL_HINT
+from customer_import.transform.quality import (
     EXAMPLES,
     SuspectText,
     double_encoding_warning,
     find_double_encoded,
     merge_counts,
 )
-from customer_import.sandbox.testing import SandboxServer
-from customer_import.source import ROW
 from tests.conftest import CREDENTIALS, assert_conservation, load, read_csv, read_summary
 
 HEADER = "id,first,last,email,phone"
@@ -214,7 +215,7 @@ def test_p02_excel_unicode_text_save_is_read_with_default_settings_and_stored_in
 
     report = run_job(load(job), RunOptions(environ=CREDENTIALS, base_url=sandbox.base_url))
 
-    assert report.summary["encoding"] == "utf-16" and report.summary["delimiter"] == "\t"
+    assert report.summary.encoding == "utf-16" and report.summary.delimiter == "\t"
     stored = {c["externalId"]: (c["firstName"], c["lastName"]) for c in sandbox.customers()}
     assert stored == {"1": ("Zoë", "O’Brien"), "2": ("José", "Peña")}
     assert_conservation(tmp_path / "out", 2)
@@ -1123,7 +1124,7 @@ def test_unusable_header_or_bytes_exit_2_before_anything_is_sent(
 
     with pytest.raises(InputError, match=re.escape(message)):
         run_job(load(job), RunOptions(dry_run=True, environ={}))
-    assert cli.main(["run", str(job), "--dry-run", "--no-progress"]) == cli.EXIT_CONFIG
+    assert cli.main(["run", str(job), "--dry-run", "--no-progress"]) == ExitCode.NOTHING_DONE
 
 
 def test_mostly_invalid_export_stops_before_sending_and_names_the_dominant_reasons(
@@ -1145,7 +1146,7 @@ def test_mostly_invalid_export_stops_before_sending_and_names_the_dominant_reaso
         "mean … instead of …? Correct it in the export (1x)."
     ) in message
     assert "7.0225" not in message and "gmial" not in message  # values are left out
-    assert cli.main(["run", str(job), "--no-progress"]) == cli.EXIT_ABORTED
+    assert cli.main(["run", str(job), "--no-progress"]) == ExitCode.STOPPED
     summary = read_summary(tmp_path / "out")
     assert (summary["status"], summary["requests"]) == ("aborted", 0)
 
@@ -1162,7 +1163,7 @@ def test_check_reports_each_field_of_a_messy_export_with_masked_examples(
     )
     job = export_job(tmp_path, data)
 
-    assert cli.main(["check", str(job)]) == cli.EXIT_REJECTS
+    assert cli.main(["check", str(job)]) == ExitCode.REJECTS
 
     out = capsys.readouterr().out
     assert "5 records: 1 valid, 0 duplicate, 4 rejected" in out

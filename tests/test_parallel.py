@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from customer_import.parallel import OrderedMap
+from customer_import.transform.parallel import OrderedMap
 
 
 class Source:
@@ -151,7 +151,7 @@ def test_closing_early_waits_for_the_read_under_way_then_closes_the_source() -> 
 def test_one_left_open_at_exit_does_not_stop_the_interpreter_or_print(tmp_path: Path) -> None:
     script = tmp_path / "abandon.py"
     script.write_text(
-        "from customer_import.parallel import OrderedMap\n"
+        "from customer_import.transform.parallel import OrderedMap\n"
         "results = OrderedMap(str, iter(range(100)))\n"
         "print(next(results))\n"
     )

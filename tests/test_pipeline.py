@@ -10,15 +10,17 @@ import polars as pl
 import pytest
 
 from customer_import.config import MappingConfig
-from customer_import.duplicates import RepeatedIdFinder
+from customer_import.contracts import ROW, Batch, RecordStatus, ResultRow, RunReport
 from customer_import.errors import ConfigError
-from customer_import.mapping import plan_mapping
-from customer_import.pipeline import RunOptions, RunReport, run_job
-from customer_import.records import scan_ids
+from customer_import.outputs.summary import summary_json
+from customer_import.record.journal import Journal
+from customer_import.run.options import RunOptions
+from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
-from customer_import.source import ROW, Batch
 from customer_import.source.csv_records import Record, RecordParser
-from customer_import.state import Journal, ResultRow
+from customer_import.transform.duplicates import RepeatedIdFinder
+from customer_import.transform.mapping import plan_mapping
+from customer_import.transform.prepare import scan_ids
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
@@ -105,7 +107,7 @@ def test_second_run_updates_and_keeps_created_at(tmp_path: Path, sandbox: Sandbo
         for r in read_csv(tmp_path / "out" / "results.csv")
         if r["status"] != "duplicate"
     }
-    assert report.summary["updated"] == 2
+    assert report.summary.count(RecordStatus.UPDATED) == 2
     assert {r["status"] for r in second.values()} == {"updated"}
     assert second["C-1"]["created_at"] == first["C-1"]["created_at"]
     assert_conservation(tmp_path / "out", 7)
@@ -182,8 +184,8 @@ def test_dry_run_sends_nothing_and_needs_no_credentials(
     report = run(mixed_job(tmp_path), sandbox, dry_run=True, environ={})
 
     assert sandbox.stats()["requests_total"] == 0
-    assert report.summary["valid"] == 2
-    assert report.summary["dry_run"] is True
+    assert report.summary.count(RecordStatus.VALID) == 2
+    assert report.summary.dry_run is True
     assert_conservation(tmp_path / "out", 7)
 
 
@@ -211,14 +213,14 @@ def test_revoked_key_aborts_with_unsent_records_pending_then_resume_completes(
 
     assert aborted.status == "aborted"
     assert "CUSTOMERS_API_KEY" in (aborted.message or "")
-    assert aborted.summary["pending"] == 2  # the two valid records: not rejected, not lost
+    assert aborted.summary.pending == 2  # the two valid records: not rejected, not lost
     with SandboxServer(api_key=API_KEY, merchant_id=CREDENTIALS["CUSTOMERS_MERCHANT_ID"]) as fresh:
         resumed = run(job, fresh, resume=True)
         assert resumed.status == "completed"
         assert sorted(c["externalId"] for c in fresh.customers()) == ["C-1", "C-2"]
     assert_conservation(tmp_path / "out", 7)
     # The resume's pace counts the two records it did, not the five done before it.
-    summary = resumed.summary
+    summary = summary_json(resumed.summary)
     assert summary["records_this_run"] == 2
     assert round(summary["rows_per_s"] * summary["duration_s"]) == 2
 
@@ -244,7 +246,7 @@ def test_a_run_that_stops_while_a_batch_is_being_read_ends_cleanly_and_resumes(
     aborted = run(job, sandbox)
 
     assert aborted.status == "aborted"
-    assert aborted.summary["pending"] == 3_000
+    assert aborted.summary.pending == 3_000
     assert set(threading.enumerate()) <= before
     with SandboxServer(api_key=API_KEY, merchant_id=CREDENTIALS["CUSTOMERS_MERCHANT_ID"]) as fresh:
         assert run(job, fresh, resume=True).status == "completed"
@@ -286,7 +288,7 @@ def test_server_errors_are_retried_then_rejected_with_stage_transport(tmp_path: 
     assert reject["_stage"] == "transport"
     assert reject["_reason"].startswith("HTTP 50") and "after 3 attempts" in reject["_reason"]
     assert reject["id"] == "C-1"  # the source values are filled in from the file
-    assert report.summary["retries"] == 2
+    assert report.summary.retries == 2
     assert_conservation(tmp_path / "out", 1)
 
 
@@ -295,7 +297,7 @@ def test_concurrency_bound_is_never_exceeded(tmp_path: Path) -> None:
     with SandboxServer(api_key=API_KEY, merchant_id="test-merchant", latency_ms=20) as slow:
         report = run(mixed_job(tmp_path, *lines), slow, concurrency=3)
         assert slow.stats()["max_in_flight"] <= 3
-    assert report.summary["max_in_flight"] == 3
+    assert report.summary.max_in_flight == 3
     assert_conservation(tmp_path / "out", 40)
 
 
@@ -338,7 +340,7 @@ def test_rejects_file_can_be_fixed_and_fed_back(tmp_path: Path, sandbox: Sandbox
 
     report = run(job, sandbox, input=fixed, out_dir=tmp_path / "again")
 
-    assert report.summary["created"] == 1
+    assert report.summary.count(RecordStatus.CREATED) == 1
     assert sandbox.get("C-3")["email"] == "alan@example.com"  # type: ignore[index]
     assert_conservation(tmp_path / "again", 4)
     header = (tmp_path / "again" / "rejects.csv").read_text(encoding="utf-8").splitlines()[0]
@@ -378,7 +380,7 @@ def test_mostly_invalid_first_records_stop_the_run_before_sending(
 
 
 def test_repeated_ids_are_found_when_the_id_hashes_spill_to_disk(tmp_path: Path) -> None:
-    from customer_import.duplicates import RepeatedIdFinder, id_hashes
+    from customer_import.transform.duplicates import RepeatedIdFinder, id_hashes
 
     finder = RepeatedIdFinder(tmp_path / "spill", budget=5)
     for chunk in (["a", "b", "c"], ["d", "a", None], ["e", "f", "g", "d"], ["h"]):
@@ -395,7 +397,7 @@ def test_frequent_double_encoded_text_is_imported_as_read_and_warned_about(
     report = run(mixed_job(tmp_path, *lines), sandbox)
 
     assert sandbox.get("M-0")["lastName"] == "PÃ©rez"  # type: ignore[index]
-    warnings = report.summary["warnings"]
+    warnings = report.summary.warnings
     assert [w.split(":")[0] for w in warnings] == ["firstName", "lastName"]
     assert warnings[1].startswith("lastName: 3 of 4 values look double-encoded")
 
@@ -416,7 +418,7 @@ def test_a_record_left_without_an_outcome_stops_the_run_as_resumable(
 
     assert lost.status == "aborted"
     assert (lost.message or "").startswith("1 of 7 records have no outcome although the whole file")
-    assert lost.summary["pending"] == 1
+    assert lost.summary.pending == 1
     monkeypatch.setattr(Journal, "add_result", add_result)
     resumed = run(job, sandbox, resume=True)
     assert resumed.status == "completed"

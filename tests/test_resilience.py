@@ -26,14 +26,16 @@ from typing import Any
 import httpx
 import pytest
 
-from customer_import import cli
-from customer_import.api_client import make_client
 from customer_import.config import ApiConfig
+from customer_import.contracts import ExitCode, RunReport, SendItem, SendOutcome
 from customer_import.errors import ConfigError, Interrupted
-from customer_import.flow import CircuitBreaker, Pacer
-from customer_import.pipeline import RunOptions, RunReport, run_job
+from customer_import.outputs.summary import summary_json
+from customer_import.run.options import RunOptions
+from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
-from customer_import.sender import RetryPolicy, Sender, SendItem, SendOutcome
+from customer_import.send.client import make_client
+from customer_import.send.flow import CircuitBreaker, Pacer
+from customer_import.send.sender import RetryPolicy, Sender
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
@@ -209,7 +211,7 @@ def test_429_with_retry_after_is_waited_out_without_using_up_attempts(tmp_path: 
         assert sandbox.stats()["by_status"].get("429", 0) > 0
         assert stored(sandbox) == expected
     assert_all_sent(tmp_path / "out", expected)
-    assert report.summary["rate_limited"] > 0
+    assert report.summary.rate_limited > 0
     # max_attempts = 1: a 429 counted as an attempt would have rejected the record
     assert {r["attempts"] for r in results_by_row(tmp_path / "out").values()} == {"1"}
 
@@ -265,7 +267,7 @@ def test_429_is_retried_without_using_up_attempts_whatever_its_retry_after(
     assert api.calls == 20 + 8
     assert api.keys == {API_KEY}
     assert_all_sent(tmp_path / "out", expected)
-    assert (report.summary["rate_limited"], report.summary["retries"]) == (8, 0)
+    assert (report.summary.rate_limited, report.summary.retries) == (8, 0)
     assert {r["attempts"] for r in results_by_row(tmp_path / "out").values()} == {"1"}
 
 
@@ -332,8 +334,8 @@ def test_a_burst_of_503s_is_retried_through(tmp_path: Path) -> None:
         assert sandbox.stats()["by_status"]["503"] == 12
         assert stored(sandbox) == expected
     assert_all_sent(tmp_path / "out", expected)
-    assert report.summary["retries"] == 12
-    assert report.summary["requests"] == 30 + 12
+    assert report.summary.retries == 12
+    assert report.summary.requests == 30 + 12
 
 
 def test_random_500s_and_503s_are_retried(tmp_path: Path) -> None:
@@ -346,7 +348,7 @@ def test_random_500s_and_503s_are_retried(tmp_path: Path) -> None:
         assert failures > 0
         assert stored(sandbox) == expected
     assert_all_sent(tmp_path / "out", expected)
-    assert report.summary["retries"] == failures
+    assert report.summary.retries == failures
     assert {r["status"] for r in results_by_row(tmp_path / "out").values()} == {"created"}
 
 
@@ -364,7 +366,7 @@ def test_connection_resets_before_and_after_the_write_end_with_the_right_data(
 
         stats = sandbox.stats()
         assert stored(sandbox) == expected
-    assert stats["by_status"]["dropped"] == report.summary["retries"] > 0
+    assert stats["by_status"]["dropped"] == report.summary.retries > 0
     assert stats["upserts"]["created"] == 60  # each customer created exactly once
     assert_all_sent(tmp_path / "out", expected)
     results = results_by_row(tmp_path / "out")
@@ -418,7 +420,7 @@ def test_timeouts_are_retried_and_a_late_write_is_not_doubled(
         assert stored(sandbox) == expected
         assert sandbox.stats()["upserts"]["created"] == 24
     assert_all_sent(tmp_path / "out", expected)
-    assert report.summary["retries"] > 0
+    assert report.summary.retries > 0
 
 
 def test_409_races_are_retried_until_the_write_lands(tmp_path: Path) -> None:
@@ -430,7 +432,7 @@ def test_409_races_are_retried_until_the_write_lands(tmp_path: Path) -> None:
 
         stats = sandbox.stats()
         assert stored(sandbox) == expected
-    assert stats["by_status"]["409"] == report.summary["retries"] > 0
+    assert stats["by_status"]["409"] == report.summary.retries > 0
     assert stats["upserts"] == {"created": 40, "updated": 0}
     assert_all_sent(tmp_path / "out", expected)
     assert {r["status"] for r in results_by_row(tmp_path / "out").values()} == {"created"}
@@ -449,7 +451,7 @@ def test_a_key_revoked_mid_run_aborts_with_exit_3_and_resume_completes(tmp_path:
             wait_until(lambda: add_updates(sandbox) >= 30, "the first requests")
             sandbox.revoke_key()
             stdout, stderr = process.communicate(timeout=60)
-        assert process.returncode == cli.EXIT_ABORTED, stdout + stderr
+        assert process.returncode == ExitCode.STOPPED, stdout + stderr
         assert "CUSTOMERS_API_KEY" in stdout + stderr
         assert "--resume" in stdout + stderr
 
@@ -465,7 +467,7 @@ def test_a_key_revoked_mid_run_aborts_with_exit_3_and_resume_completes(tmp_path:
         api_key=API_KEY, merchant_id=MERCHANT_ID, db=db, port=port, count_ids=True
     ) as healthy:
         resumed = run_command("run", str(job), "--resume")
-        assert resumed.returncode == cli.EXIT_REJECTS, resumed.stdout + resumed.stderr
+        assert resumed.returncode == ExitCode.REJECTS, resumed.stdout + resumed.stderr
         # only what had no outcome (when the abort came before the repeated id was decided,
         # its superseded record is pending too, and becomes a duplicate without being sent)
         undecided = 1 - aborted["duplicate"]
@@ -483,7 +485,7 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=1.0, seed=1) as down:
         job = job_file(tmp_path, lines, down.base_url, max_outage_s=2)
         result = run_command("run", str(job), "--no-progress")
-        assert result.returncode == cli.EXIT_ABORTED, result.stdout + result.stderr
+        assert result.returncode == ExitCode.STOPPED, result.stdout + result.stderr
         assert "failed every request" in result.stdout + result.stderr
         assert down.customers() == []
 
@@ -497,7 +499,7 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as healthy:
         # the base URL may change on resume (it is how a wrong one is fixed)
         resumed = run_command("run", str(job), "--resume", "--base-url", healthy.base_url)
-        assert resumed.returncode in (cli.EXIT_OK, cli.EXIT_REJECTS), resumed.stderr
+        assert resumed.returncode in (ExitCode.OK, ExitCode.REJECTS), resumed.stderr
         assert add_updates(healthy) == 200
         assert stored(healthy) == expected
     assert read_csv(tmp_path / "out" / "rejects.csv") == []
@@ -526,13 +528,13 @@ def test_an_outage_during_a_resume_counts_only_the_resumes_own_records(tmp_path:
 
     # Two 503s reject two records (one attempt each), then a 401 stops the run.
     first = run(job, transport=answers(503, 503, 401))
-    assert (first.status, first.summary["rejected_by_stage"]) == ("aborted", {"transport": 2})
+    assert (first.status, first.summary.rejected_by_stage) == ("aborted", {"transport": 2})
 
     resumed = run(job, resume=True, transport=answers(201, 201, 201, 201, 503))
 
     assert resumed.status == "aborted"
     assert "pending again" in (resumed.message or "")
-    summary = resumed.summary
+    summary = summary_json(resumed.summary)
     assert (summary["created"], summary["rejected"], summary["pending"]) == (4, 0, 16)
     assert summary["records_this_run"] == 4
     assert_conservation_so_far(tmp_path / "out", 20)
@@ -558,7 +560,7 @@ def test_the_job_file_sets_the_breaker_threshold_and_its_probe_interval(tmp_path
 
 @pytest.mark.parametrize(
     ("signum", "code"),
-    [(signal.SIGTERM, cli.EXIT_SIGTERM), (signal.SIGINT, cli.EXIT_SIGINT)],
+    [(signal.SIGTERM, ExitCode.SIGTERM), (signal.SIGINT, ExitCode.SIGINT)],
     ids=["SIGTERM", "SIGINT"],
 )
 def test_a_signal_mid_run_stops_cleanly_and_resume_sends_only_the_rest(
@@ -584,7 +586,7 @@ def test_a_signal_mid_run_stops_cleanly_and_resume_sends_only_the_rest(
 
         sandbox.reset_stats()
         resumed = run_command("run", str(job), "--resume")
-        assert resumed.returncode == cli.EXIT_OK, resumed.stdout + resumed.stderr
+        assert resumed.returncode == ExitCode.OK, resumed.stdout + resumed.stderr
         stats = sandbox.stats()
         assert stored(sandbox) == expected
     assert add_updates_of(stats) == interrupted["pending"]
@@ -605,7 +607,7 @@ def test_sigterm_during_an_outage_stops_at_once_not_when_the_outage_limit_is_rea
             wait_until(lambda: add_updates(down) >= 50, "the breaker to open")
             process.send_signal(signal.SIGTERM)
             stdout, stderr = process.communicate(timeout=30)  # not 600 s
-        assert process.returncode == cli.EXIT_SIGTERM, stdout + stderr
+        assert process.returncode == ExitCode.SIGTERM, stdout + stderr
 
     summary = read_summary(tmp_path / "out")
     assert summary["status"] == "interrupted"
@@ -695,7 +697,7 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
         sandbox.reset_stats()
 
         resumed = run_command("run", str(job), "--resume")
-        assert resumed.returncode == cli.EXIT_REJECTS, resumed.stdout + resumed.stderr
+        assert resumed.returncode == ExitCode.REJECTS, resumed.stdout + resumed.stderr
         stats = sandbox.stats()
         assert stored(sandbox) == expected
 
@@ -754,7 +756,7 @@ def test_resume_is_refused_with_exit_2_when_the_input_or_job_changed(
 
         result = run_command("run", str(job), "--resume")
 
-        assert result.returncode == cli.EXIT_CONFIG
+        assert result.returncode == ExitCode.NOTHING_DONE
         assert "--resume refused" in result.stderr
         assert add_updates(sandbox) == requests  # the refused resume sent nothing
     assert read_summary(tmp_path / "out")["status"] == "aborted"  # left as it was
@@ -774,17 +776,17 @@ def test_the_api_key_is_in_no_output_stdout_stderr_or_log(tmp_path: Path) -> Non
         job = job_file(tmp_path, lines, sandbox.base_url, max_attempts=2)
         for log_format in ("text", "json"):
             result = run_command("run", str(job), "--restart", "--log-format", log_format, env=env)
-            assert result.returncode == cli.EXIT_REJECTS, result.stderr
+            assert result.returncode == ExitCode.REJECTS, result.stderr
             captured += [result.stdout, result.stderr]
         sandbox.revoke_key()
         aborted = run_command("run", str(job), "--out", str(tmp_path / "revoked"), env=env)
-        assert aborted.returncode == cli.EXIT_ABORTED
+        assert aborted.returncode == ExitCode.STOPPED
         captured += [aborted.stdout, aborted.stderr]
     refused = run_command(
         "run", str(job), "--out", str(tmp_path / "refused"), "--base-url", "http://api.example",
         env=env,
     )  # fmt: skip
-    assert refused.returncode == cli.EXIT_CONFIG
+    assert refused.returncode == ExitCode.NOTHING_DONE
     captured += [refused.stdout, refused.stderr]
 
     files = [p for p in tmp_path.rglob("*") if p.is_file()]
@@ -916,7 +918,7 @@ def test_a_second_ctrl_c_while_the_run_winds_down_does_not_cut_it_short(tmp_path
         finally:
             if process.poll() is None:
                 process.kill()
-    assert process.returncode == cli.EXIT_ABORTED, stdout + stderr
+    assert process.returncode == ExitCode.STOPPED, stdout + stderr
     assert "Traceback" not in stderr
     assert "the run is already finishing" in stderr
     summary = read_summary(tmp_path / "out")

@@ -10,19 +10,13 @@ from email.utils import format_datetime
 import httpx
 import pytest
 
-from customer_import.api_client import make_client
+from customer_import.contracts import SendItem, SendOutcome
 from customer_import.errors import FatalApiError, InputError, RunAborted
-from customer_import.flow import CircuitBreaker, Pacer
-from customer_import.sender import (
-    Disposition,
-    LatencyHistogram,
-    RetryPolicy,
-    Sender,
-    SendItem,
-    SendOutcome,
-    classify,
-    parse_retry_after,
-)
+from customer_import.send.answers import Disposition, classify, parse_retry_after
+from customer_import.send.client import make_client
+from customer_import.send.flow import CircuitBreaker, Pacer
+from customer_import.send.sender import RetryPolicy, Sender
+from customer_import.send.stats import LatencyHistogram
 
 STORED = {
     "externalId": "A",

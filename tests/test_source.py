@@ -14,16 +14,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from customer_import.config import SourceConfig
+from customer_import.contracts import ROW, Batch, ParseFailure
 from customer_import.errors import ConfigError, InputError
-from customer_import.source import (
-    ROW,
-    Batch,
-    ParseFailure,
-    Source,
-    file_digest,
-    open_source,
-    unique_names,
-)
+from customer_import.source import Source, file_digest, open_source, unique_names
 
 # --- helpers -------------------------------------------------------------------------------
 

@@ -21,10 +21,12 @@ import pytest
 
 from customer_import import cli
 from customer_import.config import SourceConfig, is_url
+from customer_import.contracts import Batch, ExitCode, RunReport
 from customer_import.errors import ConfigError, InputError
-from customer_import.pipeline import RunOptions, RunReport, run_job
+from customer_import.run.options import RunOptions
+from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
-from customer_import.source import Batch, file_digest, open_source, remote
+from customer_import.source import file_digest, open_source, remote
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
@@ -577,7 +579,7 @@ def test_workers_read_one_copy_of_an_object_made_for_them_all(
 
     code = cli.main(["run", str(job), "--input", url, "--workers", "2", "--no-progress"])
 
-    assert code == cli.EXIT_REJECTS  # completed; C-3's email is rejected
+    assert code == ExitCode.REJECTS  # completed; C-3's email is rejected
     assert store.opened == 1  # this process's copy: the workers, other processes, read it
     assert read_summary(tmp_path / "out")["input"] == {
         "path": url,
@@ -626,7 +628,7 @@ def test_sigterm_while_an_object_is_copied_exits_143_and_leaves_no_copy(
     finally:
         signal.signal(signal.SIGTERM, before)
 
-    assert stopped.value.code == cli.EXIT_SIGTERM
+    assert stopped.value.code == ExitCode.SIGTERM
     assert list(temp_dir.iterdir()) == []
 
 
@@ -649,4 +651,4 @@ def test_the_command_line_takes_a_url_as_input(tmp_path: Path) -> None:
     write_csv(path, *LINES)
     job = write_job(tmp_path, tmp_path / "unused.csv")
     code = cli.main(["run", str(job), "--input", path.as_uri(), "--dry-run", "--no-progress"])
-    assert code == cli.EXIT_REJECTS  # C-3's email: read, validated, nothing sent
+    assert code == ExitCode.REJECTS  # C-3's email: read, validated, nothing sent

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from customer_import.state import Journal, RejectRow, ResultRow, open_journal
+from customer_import.contracts import RejectRow, ResultRow
+from customer_import.record.journal import Journal, open_journal
 
 
 @contextmanager

@@ -8,11 +8,11 @@ import polars as pl
 import pytest
 
 from customer_import.config import MappingConfig
-from customer_import.fieldstats import EXAMPLES, FieldStats
-from customer_import.mapping import map_batch, plan_mapping
-from customer_import.normalise import likely_domain, misspelt_domain
-from customer_import.source import ROW
-from customer_import.validation import Validator
+from customer_import.contracts import ROW
+from customer_import.transform.fieldstats import EXAMPLES, FieldStats
+from customer_import.transform.mapping import map_batch, plan_mapping
+from customer_import.transform.normalise import likely_domain, misspelt_domain
+from customer_import.transform.validation import Validator
 
 BASE = {"externalId": "id", "firstName": "first"}
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from customer_import.version import __version__ as __version__
+
 if TYPE_CHECKING:
     from customer_import.config import JobConfig, load_job
+    from customer_import.contracts import RunReport
     from customer_import.errors import (
         ConfigError,
         FatalApiError,
@@ -18,7 +21,8 @@ if TYPE_CHECKING:
         InputError,
         RunAborted,
     )
-    from customer_import.pipeline import RunOptions, RunReport, run_job
+    from customer_import.run.options import RunOptions
+    from customer_import.runner import run_job
 
 __all__ = [
     "ConfigError",
@@ -32,7 +36,6 @@ __all__ = [
     "load_job",
     "run_job",
 ]
-__version__ = "0.1.0"
 
 _HOMES = {
     "JobConfig": "config",
@@ -42,9 +45,9 @@ _HOMES = {
     "ImportJobError": "errors",
     "InputError": "errors",
     "RunAborted": "errors",
-    "RunOptions": "pipeline",
-    "RunReport": "pipeline",
-    "run_job": "pipeline",
+    "RunOptions": "run.options",
+    "RunReport": "contracts",
+    "run_job": "runner",
 }
 
 

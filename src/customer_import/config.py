@@ -22,6 +22,13 @@ from customer_import.schema import BOOLEAN_FIELDS, NAME_FIELDS, TARGET_FIELDS
 DEFAULT_NULL_VALUES = ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
 DEFAULT_DROP_COLUMNS = ["Password"]
 
+BASE_URL_ENV: Final = "CUSTOMER_IMPORT_BASE_URL"
+"""Overrides api.base_url (a --base-url flag overrides it)."""
+
+RunMode = Literal["full", "incremental"]
+DuplicatesMode = Literal["last", "first", "reject"]
+OnMissing = Literal["ignore", "deactivate"]
+
 _URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: not "C:\"
 
 
@@ -180,11 +187,11 @@ class JobConfig(_Strict):
 
     name: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9._-]+$")]
     """Names the job in logs and state; letters, digits, . _ - only."""
-    mode: Literal["full", "incremental"] = "full"
+    mode: RunMode = "full"
     """"incremental": send only records new or changed since the last successful upsert."""
-    on_missing: Literal["ignore", "deactivate"] = "ignore"
+    on_missing: OnMissing = "ignore"
     """Incremental: customers gone from the export since the last run are listed, or deactivated."""
-    duplicates: Literal["last", "first", "reject"] = "last"
+    duplicates: DuplicatesMode = "last"
     """Which record of a repeated externalId is sent; "reject" rejects them all."""
     max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
     """Stop before sending when more than this share of the first 1000 records is rejected."""

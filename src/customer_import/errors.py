@@ -1,21 +1,30 @@
 """One exception tree for the whole package; library errors are translated where they arise.
 
     ImportJobError                 anything this package raises on purpose
-    ├── ConfigError                job file, flags, environment, mapping vs file (exit 2)
-    ├── InputError                 the input cannot be read at all (exit 2)
-    └── RunAborted                 the run must stop; what is done is kept, resumable (exit 3)
+    ├── ConfigError                job file, flags, environment, mapping vs file      exit 2
+    ├── InputError                 the input cannot be read at all                    exit 2
+    └── RunAborted                 the run must stop; what is done is kept, resumable exit 3
         ├── FatalApiError          401/403/404: every further request would fail too
         ├── ApiUnavailable         every request failed for longer than api.max_outage_s
-        └── Interrupted            SIGINT/SIGTERM (exit 130/143)
+        ├── RateLimited            nothing but 429 for longer than api.max_rate_limited_s
+        ├── InvalidInputGuard      most of the first records are invalid: nothing was sent
+        └── Interrupted            SIGINT/SIGTERM                                 exit 130/143
 
-Bad rows are not exceptions: they are rejects (data), see ``validation.Reject``.
+Each error's ``exit_code`` comes from the one table, ``contracts.ExitCode``; anything else
+that escapes a run is a bug (exit 70). Bad rows are not exceptions: they are rejects (data).
 """
 
 from __future__ import annotations
 
+import signal
+
+from customer_import.contracts import ExitCode, RunStatus
+
 
 class ImportJobError(Exception):
     """Base of every error this package raises on purpose."""
+
+    exit_code: ExitCode = ExitCode.NOTHING_DONE
 
 
 class ConfigError(ImportJobError):
@@ -28,6 +37,9 @@ class InputError(ImportJobError):
 
 class RunAborted(ImportJobError):
     """The run stopped part-way; records without an outcome are pending for a resume."""
+
+    exit_code = ExitCode.STOPPED
+    run_status = RunStatus.ABORTED
 
 
 class FatalApiError(RunAborted):
@@ -42,9 +54,21 @@ class ApiUnavailable(RunAborted):
     """The API failed every request (5xx, no connection) for longer than the outage limit."""
 
 
+class RateLimited(RunAborted):
+    """The API answered nothing but 429 for longer than ``api.max_rate_limited_s``."""
+
+
+class InvalidInputGuard(RunAborted):
+    """More than ``max_invalid_ratio`` of the first records were rejected; nothing was sent,
+    so the next run starts afresh."""
+
+
 class Interrupted(RunAborted):
     """SIGINT/SIGTERM: in-flight requests were let finish; the rest is pending for a resume."""
+
+    run_status = RunStatus.INTERRUPTED
 
     def __init__(self, signum: int, detail: str = "") -> None:
         super().__init__(f"interrupted by signal {signum}" + (f" {detail}" if detail else ""))
         self.signum = signum
+        self.exit_code = ExitCode.SIGTERM if signum == signal.SIGTERM else ExitCode.SIGINT

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import ipaddress
 import os
 import signal
 import sqlite3
@@ -21,6 +20,7 @@ from typing import Final
 
 from aiohttp import web
 
+from customer_import.hosts import is_loopback
 from customer_import.sandbox.app import Credentials, create_app
 from customer_import.sandbox.faults import DEFAULT_HANG_MS, Faults, FaultSettings
 from customer_import.sandbox.storage import CustomerStore
@@ -112,7 +112,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit code."""
-    if not args.allow_remote and not _is_loopback(args.host):
+    if not args.allow_remote and not is_loopback(args.host):
         print(
             f"sandbox: refusing to listen on {args.host!r}, which is not a loopback address; "
             "pass --allow-remote to expose the sandbox to other machines",
@@ -220,15 +220,6 @@ def _loop_factory(no_uvloop: bool) -> Callable[[], asyncio.AbstractEventLoop] | 
     except ImportError:
         return None
     return uvloop.new_event_loop
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def _port(text: str) -> int:

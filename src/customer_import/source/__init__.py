@@ -14,7 +14,7 @@ The modules, in the order a file meets them:
     csv_file.py      delimiter, header, then numbered batches of a CSV / TSV (gzipped too)
     csv_records.py   the record parser: exact numbering, broken lines with their raw text
     parquet_file.py  Parquet batches, every typed column turned into text
-    table.py         ``Source``, ``Batch``, ``ParseFailure``: what every backend yields
+    table.py         ``Source``: an opened export, whatever its backend
 """
 
 from __future__ import annotations
@@ -28,12 +28,9 @@ from customer_import.source import files, remote
 from customer_import.source.csv_file import open_csv
 from customer_import.source.files import check_readable, format_of
 from customer_import.source.parquet_file import open_parquet
-from customer_import.source.table import ROW, Batch, ParseFailure, Source, unique_names
+from customer_import.source.table import Source, unique_names
 
 __all__ = [
-    "ROW",
-    "Batch",
-    "ParseFailure",
     "Source",
     "file_digest",
     "open_source",

@@ -17,11 +17,12 @@ from typing import IO, Final, cast
 import polars as pl
 
 from customer_import.config import SourceConfig
+from customer_import.contracts import ROW, Batch, ParseFailure
 from customer_import.errors import InputError
 from customer_import.source.csv_records import Broken, Record, RecordParser
 from customer_import.source.encoding import resolve_encoding
 from customer_import.source.files import READ_ERRORS, open_text
-from customer_import.source.table import ROW, Batch, ParseFailure, Source
+from customer_import.source.table import Source
 
 _DELIMITERS: Final = (",", ";", "\t", "|")  # also the tie-break order
 

@@ -20,8 +20,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from customer_import.config import SourceConfig
+from customer_import.contracts import ROW, Batch
 from customer_import.errors import InputError
-from customer_import.source.table import ROW, Batch, Source
+from customer_import.source.table import Source
 
 
 def open_parquet(config: SourceConfig, path: Path, name: str) -> Source:

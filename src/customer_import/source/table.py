@@ -5,46 +5,13 @@ from __future__ import annotations
 import contextlib
 import weakref
 from collections.abc import Callable, Generator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Protocol
+from typing import Protocol
 
-import polars as pl
-
+from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError
 from customer_import.source.files import file_digest
-
-#: The record number column of every batch: a name no export uses (a column called so is renamed).
-ROW: Final = "__row__"
-
-
-@dataclass(frozen=True, slots=True)
-class ParseFailure:
-    """A record that could not be split into the header's columns."""
-
-    row: int
-    """The record number this broken record would have had (1-based)."""
-    raw: str
-    """Its original text: one physical line, without the line break ("" when withheld because
-    the file has a ``drop_columns`` column)."""
-    reason: str
-    """Why, e.g. "line has 7 fields, the header has 5"."""
-
-
-@dataclass(frozen=True, slots=True)
-class Batch:
-    """Records numbered in one range of ``batch_size`` numbers."""
-
-    frame: pl.DataFrame
-    """``_row`` (Int64) first, then one String column per selected column, in file order."""
-    failures: list[ParseFailure]
-    """Broken records whose numbers fall in this batch's range."""
-
-    @property
-    def records(self) -> int:
-        """Records in the batch, broken ones included."""
-        return self.frame.height + len(self.failures)
 
 
 class Backend(Protocol):

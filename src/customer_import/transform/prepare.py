@@ -9,55 +9,63 @@ adds up across batches is added by ``tally``, in file order.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
 from functools import partial
+from typing import NamedTuple
 
 import polars as pl
 
-from customer_import.duplicates import HeldRecord, RepeatedIdFinder, id_hashes
-from customer_import.fieldstats import FieldStats
-from customer_import.mapping import MappingPlan, map_batch
-from customer_import.normalise import EXCEL_NUMBER
-from customer_import.parallel import OrderedMap
-from customer_import.quality import SuspectText, find_double_encoded, merge_counts
+from customer_import.contracts import (
+    EXTERNAL_ID,
+    ROW,
+    Batch,
+    HeldRecord,
+    ParseFailure,
+    PreparedBatch,
+    RejectRow,
+    RejectStage,
+)
 from customer_import.schema import STRING_FIELDS
-from customer_import.sender import SendItem
-from customer_import.source import ROW, Batch, ParseFailure
-from customer_import.state import RejectRow
-from customer_import.validation import BODY, ID, Validated, Validator
+from customer_import.transform.duplicates import RepeatedIdFinder, id_hashes
+from customer_import.transform.fieldstats import FieldStats
+from customer_import.transform.mapping import MappingPlan, map_batch
+from customer_import.transform.normalise import EXCEL_NUMBER
+from customer_import.transform.parallel import OrderedMap
+from customer_import.transform.quality import (
+    SuspectText,
+    double_encoding_warning,
+    find_double_encoded,
+    merge_counts,
+)
+from customer_import.transform.validation import Validated, Validator
 
-#: Incremental sync: (ids, bodies) -> True where the API already holds exactly that body.
-UnchangedMask = Callable[[pl.Series, pl.Series], pl.Series]
-
-
-@dataclass(slots=True)
-class PreparedBatch:
-    records: int  # records in the batch, broken ones included
-    ids: pl.Series  # every usable externalId read (incremental sync: what the export holds)
-    sends: pl.DataFrame  # _row, externalId, _body of the records to send
-    unchanged: list[tuple[int, str]] = field(default_factory=list)  # (row, externalId)
-    rejects: list[RejectRow] = field(default_factory=list)
-    held: list[HeldRecord] = field(default_factory=list)
-    suspect: dict[str, SuspectText] = field(default_factory=dict)  # double-encoded values
-    stats: FieldStats | None = None  # per-field counts, for `customer-import check`
+#: Incremental sync: records to send -> those the API does not hold as they are, and the
+#: (row, externalId) of those it does.
+UnchangedSplit = Callable[[pl.DataFrame], tuple[pl.DataFrame, list[tuple[int, str]]]]
 
 
-def send_items(sends: pl.DataFrame) -> list[SendItem]:
-    """What the sender takes from a frame of (record number, externalId, body text)."""
-    row, external_id, body = sends.columns
-    bodies = sends[body].cast(pl.Binary).to_list()  # UTF-8 bytes, encoded by Polars
-    return list(map(SendItem, sends[row].to_list(), sends[external_id].to_list(), bodies))
+class BatchQuality(NamedTuple):
+    """What a batch adds to the run's data-quality tallies (folded in file order by ``tally``)."""
+
+    suspect: dict[str, SuspectText]
+    """Double-encoded values, per field."""
+    stats: FieldStats | None
+    """Per-field counts, for ``customer-import check``."""
+
+
+class Prepared(NamedTuple):
+    batch: PreparedBatch
+    quality: BatchQuality
 
 
 def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
     """The cleaned externalId of each record, null where it cannot be a real id."""
-    ids = map_batch(frame, plan, only=(ID,))[ID]
+    ids = map_batch(frame, plan, only=(EXTERNAL_ID,))[EXTERNAL_ID]
     return ids.set(ids.str.contains(EXCEL_NUMBER.pattern).fill_null(False), None)
 
 
 def id_columns(plan: MappingPlan) -> list[str]:
     """The source column(s) the pre-pass needs: the one feeding externalId."""
-    id_field = plan.field(ID)
+    id_field = plan.field(EXTERNAL_ID)
     return [id_field.column] if id_field and id_field.column else []
 
 
@@ -95,10 +103,10 @@ class BatchPreparer:
         kept_columns: list[str],
         repeated: pl.Series,
         done_rows: pl.Series,
-        unchanged_mask: UnchangedMask | None = None,
+        split_unchanged: UnchangedSplit | None = None,
         stats: FieldStats | None = None,
     ) -> None:
-        self._unchanged_mask = unchanged_mask
+        self._split_unchanged = split_unchanged
         self._plan = plan
         self._text_fields = [t for t in plan.targets if t in STRING_FIELDS]
         self.suspect_text: dict[str, SuspectText] = {}  # double-encoded values, per field
@@ -108,47 +116,44 @@ class BatchPreparer:
         self._repeated = repeated
         self._done = done_rows
 
-    def tally(self, prepared: PreparedBatch) -> None:
-        """Adds a prepared batch's counts to the run's; called in file order, by one thread."""
-        self.suspect_text = merge_counts(self.suspect_text, prepared.suspect)
-        if self.stats is not None and prepared.stats is not None:
-            self.stats.merge(prepared.stats)
+    def tally(self, quality: BatchQuality) -> None:
+        """Adds a batch's counts to the run's; called in file order, by one thread."""
+        self.suspect_text = merge_counts(self.suspect_text, quality.suspect)
+        if self.stats is not None and quality.stats is not None:
+            self.stats.merge(quality.stats)
 
-    def prepare(self, batch: Batch) -> PreparedBatch:
+    def warnings(self) -> list[str]:
+        """Data problems that reject nothing but that a person should hear about."""
+        return [double_encoding_warning(s) for s in self.suspect_text.values() if s.frequent]
+
+    def prepare(self, batch: Batch) -> Prepared:
         """Safe to call from several threads at once."""
         frame = batch.frame
         ids = id_only(frame, self._plan)
         held_mask = id_hashes(ids).is_in(self._repeated.implode()).fill_null(False)
         held_rows = frame[ROW].filter(held_mask)
         mapped = map_batch(frame, self._plan)
-        found = find_double_encoded(mapped, self._text_fields)
         validated = self._validator.validate(mapped)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
-        out = PreparedBatch(
-            records=batch.records,
-            ids=ids.drop_nulls(),
-            sends=validated.valid.filter(is_new),
-            suspect=found,
-            stats=validated.stats,
-        )
-        out.rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
-        out.held = self._held(validated, held_rows, sources)
-        self._split_unchanged(out)
-        out.rejects += [
-            RejectRow(
-                row=row, external_id=eid, stage="validation", reason=reason, source=sources[row]
-            )
+        sends, unchanged = validated.valid.filter(is_new), list[tuple[int, str]]()
+        if self._split_unchanged is not None:
+            sends, unchanged = self._split_unchanged(sends)
+        rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
+        rejects += [
+            RejectRow(row, eid, RejectStage.VALIDATION, reason, sources[row])
             for row, eid, reason in validated.rejects.filter(is_new).iter_rows()
         ]
-        return out
-
-    def _split_unchanged(self, out: PreparedBatch) -> None:
-        if self._unchanged_mask is None or out.sends.is_empty():
-            return
-        mask = self._unchanged_mask(out.sends[ID], out.sends[BODY])
-        out.unchanged = list(out.sends.filter(mask).select(ROW, ID).iter_rows())
-        out.sends = out.sends.filter(~mask)
+        prepared = PreparedBatch(
+            records=batch.records,
+            ids=ids.drop_nulls(),
+            sends=sends,
+            unchanged=unchanged,
+            rejects=rejects,
+            held=self._held(validated, held_rows, sources),
+        )
+        found = find_double_encoded(mapped, self._text_fields)
+        return Prepared(prepared, BatchQuality(found, validated.stats))
 
     def _source_values(
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
@@ -178,11 +183,4 @@ class BatchPreparer:
 
 
 def _parse_reject(failure: ParseFailure) -> RejectRow:
-    return RejectRow(
-        row=failure.row,
-        external_id=None,
-        stage="parse",
-        reason=failure.reason,
-        source=(),
-        raw=failure.raw,
-    )
+    return RejectRow(failure.row, None, RejectStage.PARSE, failure.reason, (), raw=failure.raw)

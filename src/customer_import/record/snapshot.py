@@ -19,9 +19,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,12 +28,11 @@ from typing import Any, Final
 import polars as pl
 
 from customer_import.config import JobConfig
-from customer_import.errors import ConfigError
-from customer_import.settings import BASE_URL_ENV
+from customer_import.contracts import EXTERNAL_ID
 
 log = logging.getLogger("customer_import")
 
-ID: Final = "externalId"
+ID: Final = EXTERNAL_ID
 BODY: Final = "body"
 SEEN: Final = "in_last_export"
 SNAPSHOT_NAME: Final = "snapshot.parquet"
@@ -230,54 +227,6 @@ def missing_since_last_run(snapshot: Snapshot, work: Path) -> pl.DataFrame:
     return last.filter(~pl.col(ID).is_in(seen.implode())).select(ID, BODY).sort(ID).collect()
 
 
-def deactivation_body(body: str) -> bytes:
-    """The last body sent for a customer, with active = false (firstName is required)."""
-    value = json.loads(body)
-    value["active"] = False
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
-
-
-class IncrementalSync:
-    """One run's use of the state: diff while reading, record what is sent, merge at the end.
-
-    ``diff``: compare with the snapshot (False for --full, which still refreshes it).
-    ``persist``: write the snapshot at the end (False for a dry run).
-    """
-
-    def __init__(
-        self, location: StateLocation, fingerprint: str, *, diff: bool, persist: bool, work: Path
-    ) -> None:
-        self.location, self.fingerprint, self.persist = location, fingerprint, persist
-        self.snapshot = Snapshot(location, fingerprint) if diff else None
-        self.work = work if not persist else location.work
-        self._parts = PartWriter(self.work)
-
-    def unchanged_mask(self, ids: pl.Series, bodies: pl.Series) -> pl.Series:
-        if self.snapshot is None:
-            return pl.Series(values=[False] * len(ids), dtype=pl.Boolean)
-        return self.snapshot.unchanged_mask(ids, bodies)
-
-    def record_read(self, ids: pl.Series) -> None:
-        self._parts.seen(ids)
-
-    def record_sends(self, sends: pl.DataFrame) -> None:
-        """``sends``: _row, externalId, _body, written before they are sent."""
-        if not sends.is_empty():
-            self._parts.sent(sends[:, 0], sends[:, 1], sends[:, 2])
-
-    def missing(self) -> pl.DataFrame:
-        if self.snapshot is None:
-            return pl.DataFrame(schema={ID: pl.String, BODY: pl.String})
-        return missing_since_last_run(self.snapshot, self.work)
-
-    def finish(self, succeeded_rows: pl.Series, *, completed: bool) -> None:
-        if self.persist:
-            size = merge(self.location, self.fingerprint, succeeded_rows, export_complete=completed)
-            log.info("incremental: snapshot %s now holds %d customers", self.location.key, size)
-        else:
-            shutil.rmtree(self.work, ignore_errors=True)
-
-
 def job_states(root: Path, job_name: str) -> list[StateLocation]:
     """Every state kept for a job (one per base URL and merchant id it ran against)."""
     if not root.is_dir():
@@ -304,50 +253,3 @@ def describe(location: StateLocation, fingerprint: str) -> dict[str, Any]:
 
 def reset(location: StateLocation) -> None:
     shutil.rmtree(location.folder, ignore_errors=True)
-
-
-def incremental_sync(
-    job: JobConfig,
-    base_url: str,
-    environ: Mapping[str, str],
-    *,
-    diff: bool,
-    dry_run_work: Path | None,
-) -> IncrementalSync | None:
-    """State for an incremental job; --full (diff False) still refreshes it. A dry run
-    (``dry_run_work``: its scratch folder) compares but never writes the state."""
-    if job.mode != "incremental":
-        return None
-    merchant_id = environ.get(job.api.merchant_id_env, "").strip()
-    if not merchant_id:  # a dry run without credentials: no state to compare with
-        log.info(
-            "incremental: %s is not set: every record counts as changed", job.api.merchant_id_env
-        )
-        return None
-    assert job.output.state_dir is not None  # load_job always resolves it
-    location = StateLocation(job.output.state_dir, state_key(job.name, base_url, merchant_id))
-    return IncrementalSync(
-        location,
-        mapping_fingerprint(job),
-        diff=diff,
-        persist=dry_run_work is None,
-        work=dry_run_work or location.work,
-    )
-
-
-def state_locations(
-    job: JobConfig, base_url: str | None, *, everything: bool
-) -> list[StateLocation]:
-    """The incremental state(s) of a job: this API and merchant's, or all of them."""
-    assert job.output.state_dir is not None
-    if everything:
-        return job_states(job.output.state_dir, job.name)
-    url = (base_url or os.environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
-    merchant_id = os.environ.get(job.api.merchant_id_env, "").strip()
-    if not merchant_id:
-        raise ConfigError(
-            f"set {job.api.merchant_id_env} to name the merchant whose state this is, "
-            "or pass --all for every state of the job"
-        )
-    location = StateLocation(job.output.state_dir, state_key(job.name, url, merchant_id))
-    return [location] if location.folder.is_dir() else []

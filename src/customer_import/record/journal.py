@@ -14,11 +14,12 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
+from enum import StrEnum
 from pathlib import Path
-from typing import Any, Final, NamedTuple, TypeVar
+from typing import Any, Final, TypeVar
 
+from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow
 from customer_import.errors import ConfigError
 
 log = logging.getLogger("customer_import")
@@ -27,11 +28,15 @@ T = TypeVar("T")
 JOURNAL_NAME: Final = "journal.sqlite"
 _ROWS_A_STATEMENT: Final = 256  # at most 2,304 parameters: SQLite 3.32+ allows 32,766
 
-RUNNING: Final = "running"
-#: Statuses of records the API now holds as sent.
-SENT_OK: Final = ("created", "updated")
-COMPLETED: Final = "completed"
-GUARDED: Final = "guarded"  # stopped by max_invalid_ratio before sending: nothing to resume
+
+class JournalState(StrEnum):
+    """The journal's run, as its ``state`` meta value says."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    GUARDED = "guarded"
+    """Stopped by max_invalid_ratio before sending: nothing to resume."""
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -50,31 +55,6 @@ CREATE TABLE IF NOT EXISTS outcomes (
     raw TEXT                       -- parse rejects: the line as read
 );
 """
-
-
-class ResultRow(NamedTuple):
-    """One record's result, in the order of the journal's insert (added to it as it is)."""
-
-    row: int
-    external_id: str | None
-    status: str
-    http_status: int | None = None
-    attempts: int = 0
-    created_at: str | None = None
-    updated_at: str | None = None
-    detail: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RejectRow:
-    row: int
-    external_id: str | None
-    stage: str
-    reason: str
-    source: Sequence[str] | None  # None: not known yet (API rejects), filled in at the end
-    raw: str | None = None
-    http_status: int | None = None
-    attempts: int = 0
 
 
 class Journal:
@@ -198,7 +178,7 @@ class Journal:
         """Input records (rows from 1) that have an outcome."""
         return int(self._rows("SELECT count(*) FROM outcomes WHERE row > 0")[0][0])
 
-    def forget_rejects(self, stage: str) -> int:
+    def forget_rejects(self, stage: RejectStage) -> int:
         """Turn rejects of one stage back into pending records; returns how many."""
         self.flush()
         with self._lock, self._db:
@@ -216,7 +196,7 @@ class Journal:
         with self._lock, self._db:
             self._db.executemany("UPDATE outcomes SET source = ? WHERE row = ?", rows)
 
-    def rows_with_status(self, statuses: Sequence[str]) -> list[int]:
+    def rows_with_status(self, statuses: Sequence[RecordStatus]) -> list[int]:
         marks = ", ".join("?" * len(statuses))
         query = f"SELECT row FROM outcomes WHERE status IN ({marks})"
         return self._column(query, tuple(statuses))
@@ -304,7 +284,7 @@ def open_run_journal(
     """
     journal = open_journal(out_dir)
     state = journal.get_meta("state")
-    if state == RUNNING and not restart:
+    if state == JournalState.RUNNING and not restart:
         if not resume:
             journal.close()
             raise ConfigError(
@@ -317,7 +297,9 @@ def open_run_journal(
     if state is not None:
         journal.close()
         journal = _fresh_journal(out_dir)
-    journal.set_meta(state=RUNNING, input=input_digest, job=fingerprint, started_at=_now())
+    journal.set_meta(
+        state=JournalState.RUNNING, input=input_digest, job=fingerprint, started_at=_now()
+    )
     return journal
 
 

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import polars as pl
 
 from customer_import.config import FieldMapping, MappingConfig
+from customer_import.contracts import ROW
 from customer_import.errors import ConfigError
-from customer_import.source import ROW
 
 # Excel keeps a leading apostrophe that was typed to stop it reading a value as a number.
 _EXCEL_TEXT_PREFIX_FIELDS = frozenset({"externalId", "phoneNumber"})

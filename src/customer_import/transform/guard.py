@@ -7,16 +7,12 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Final
 
-from customer_import.errors import RunAborted
-from customer_import.records import PreparedBatch
+from customer_import.contracts import PreparedBatch
+from customer_import.errors import InvalidInputGuard
 
 SAMPLE: Final = 1000
 _QUOTED = re.compile(r"'[^']*'")
 _FIELD_REASONS = re.compile(r"; (?=[A-Za-z.]+: )")  # "email: ...; phoneNumber: ..." per field
-
-
-class InvalidInputGuard(RunAborted):
-    """More than max_invalid_ratio of the first records were rejected; nothing was sent."""
 
 
 class InvalidRatioGuard:

@@ -14,22 +14,18 @@ from typing import Final
 import polars as pl
 
 from customer_import.config import FieldMapping
-from customer_import.fastpath import fast_emails, fast_phones
-from customer_import.fieldstats import FieldStats
-from customer_import.mapping import FieldPlan, MappingPlan
-from customer_import.normalise import (
+from customer_import.contracts import BODY, EXTERNAL_ID, REASON, ROW
+from customer_import.schema import BOOLEAN_FIELDS, REQUIRED_FIELDS, TARGET_FIELDS
+from customer_import.transform.fastpath import fast_emails, fast_phones
+from customer_import.transform.fieldstats import FieldStats
+from customer_import.transform.mapping import FieldPlan, MappingPlan
+from customer_import.transform.normalise import (
     EXCEL_HINT,
     EXCEL_NUMBER,
     CachedJudge,
     judge_email,
     judge_phone,
 )
-from customer_import.schema import BOOLEAN_FIELDS, REQUIRED_FIELDS, TARGET_FIELDS
-from customer_import.source import ROW
-
-BODY = "_body"
-REASON = "_reason"
-ID = "externalId"
 
 TRUE_WORDS: Final = ("true", "t", "yes", "y", "1")
 FALSE_WORDS: Final = ("false", "f", "no", "n", "0")
@@ -38,7 +34,7 @@ _LOOKS_LIKE_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 @dataclass(frozen=True, slots=True)
 class Validated:
-    """``valid``: _row, externalId, _body (JSON text). ``rejects``: _row, externalId, _reason."""
+    """``valid``: ROW, EXTERNAL_ID, BODY (JSON text). ``rejects``: ROW, EXTERNAL_ID, REASON."""
 
     valid: pl.DataFrame
     rejects: pl.DataFrame
@@ -77,9 +73,9 @@ class Validator:
         bad = pl.col(REASON) != ""
         return Validated(
             valid=checked.filter(~bad).select(
-                ROW, pl.col(f"{ID}{_OK}").alias(ID), _body_expr(self._plan)
+                ROW, pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID), _body_expr(self._plan)
             ),
-            rejects=checked.filter(bad).select(ROW, ID, REASON),
+            rejects=checked.filter(bad).select(ROW, EXTERNAL_ID, REASON),
             stats=stats,
         )
 
@@ -118,7 +114,7 @@ def _field_checks(field: FieldPlan) -> list[pl.Expr]:
 
 def _text_reason(target: str) -> pl.Expr:
     value = pl.col(target)
-    if target == ID:
+    if target == EXTERNAL_ID:
         return pl.when(value.str.contains(EXCEL_NUMBER.pattern)).then(
             pl.lit("'") + value + pl.lit(f"' {EXCEL_HINT}")
         )

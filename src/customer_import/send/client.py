@@ -23,7 +23,7 @@ from typing import Final, Literal
 import httpx
 from httpx_aiohttp import AiohttpTransport
 
-from customer_import import __version__
+from customer_import.version import __version__
 
 USER_AGENT: Final = f"customer-import/{__version__}"
 

@@ -1,4 +1,4 @@
-"""results.csv, rejects.csv and summary.json, rendered from the journal.
+"""results.csv, rejects.csv, missing.csv and summary.json, rendered from the journal.
 
 Each file is written to a temporary name and renamed into place, so a reader (or a crash)
 never sees half a file. Files that hold customer data are created readable by the owner only.
@@ -12,18 +12,20 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Final
+from typing import IO, Final
 
-from customer_import.state import Journal
+from customer_import.contracts import RecordStatus, RunSummary
+from customer_import.outputs.summary import summary_json
+from customer_import.record.journal import Journal
 
 RESULTS_NAME: Final = "results.csv"
 REJECTS_NAME: Final = "rejects.csv"
 SUMMARY_NAME: Final = "summary.json"
 MISSING_NAME: Final = "missing.csv"
 _MISSING_LABELS: Final[dict[object, str]] = {
-    "created": "deactivated",
-    "updated": "deactivated",
-    "rejected": "failed",
+    RecordStatus.CREATED: "deactivated",
+    RecordStatus.UPDATED: "deactivated",
+    RecordStatus.REJECTED: "failed",
 }
 MISSING_HEADER: Final = ("externalId", "status", "http_status", "attempts", "updated_at", "reason")
 
@@ -85,9 +87,9 @@ def write_missing(ids: list[str], journal: Journal, out_dir: Path) -> None:
             )
 
 
-def write_summary(summary: dict[str, Any], out_dir: Path) -> None:
+def write_summary(summary: RunSummary, out_dir: Path) -> None:
     with atomic_text(out_dir / SUMMARY_NAME) as handle:
-        json.dump(summary, handle, indent=2, ensure_ascii=False)
+        json.dump(summary_json(summary), handle, indent=2, ensure_ascii=False)
         handle.write("\n")
 
 

@@ -11,8 +11,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from customer_import.sender import SendOutcome
-from customer_import.state import Journal, RejectRow, ResultRow
+from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow, SendOutcome
+from customer_import.record.journal import Journal
 
 FLUSH_EVERY: Final = 10_000
 
@@ -20,9 +20,9 @@ FLUSH_EVERY: Final = 10_000
 @dataclass(slots=True)
 class Counters:
     done: int = 0
-    by_status: dict[str, int] = field(default_factory=dict)
+    by_status: dict[RecordStatus, int] = field(default_factory=dict)
 
-    def add(self, status: str, count: int = 1) -> None:
+    def add(self, status: RecordStatus, count: int = 1) -> None:
         self.done += count
         self.by_status[status] = self.by_status.get(status, 0) + count
 
@@ -41,7 +41,7 @@ class Recorder:
         returns how many. This attempt's then no longer count among its outcomes."""
         self.this_run -= self._transport_rejects
         self._transport_rejects = 0
-        return self.journal.forget_rejects("transport")
+        return self.journal.forget_rejects(RejectStage.TRANSPORT)
 
     def result(self, row: ResultRow) -> None:
         self.journal.add_result(row)
@@ -49,13 +49,13 @@ class Recorder:
 
     def reject(self, row: RejectRow) -> None:
         self.journal.add_reject(row)
-        if row.row > 0 and row.stage == "transport":
+        if row.row > 0 and row.stage is RejectStage.TRANSPORT:
             self._transport_rejects += 1
-        self._counted("rejected", this_run=row.row > 0)
+        self._counted(RecordStatus.REJECTED, this_run=row.row > 0)
 
     def valid(self, records: Iterable[tuple[int, str]]) -> None:
         """A dry run's valid records, (row, externalId) each."""
-        self._counted("valid", self.journal.add_valid(records))
+        self._counted(RecordStatus.VALID, self.journal.add_valid(records))
 
     def outcome(self, outcome: SendOutcome) -> None:
         """What the sender settled for one record: a result, or an API or transport reject."""
@@ -76,7 +76,7 @@ class Recorder:
         reject = RejectRow(
             item.row,
             item.external_id,
-            outcome.stage or "api",
+            outcome.stage or RejectStage.API,
             outcome.reason or "",
             source=None,  # filled in from the file at the end of the run
             http_status=outcome.http_status,
@@ -84,7 +84,7 @@ class Recorder:
         )
         self.reject(reject)
 
-    def _counted(self, status: str, count: int = 1, *, this_run: bool = True) -> None:
+    def _counted(self, status: RecordStatus, count: int = 1, *, this_run: bool = True) -> None:
         """``this_run``: an input record's outcome (a deactivation is not one: rows below 1)."""
         self.counters.add(status, count)
         if this_run:

@@ -41,7 +41,7 @@ import polars as pl
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from phonenumbers import PhoneMetadata, PhoneNumberDesc
 
-from customer_import.normalise import misspelt_domain
+from customer_import.transform.normalise import misspelt_domain
 
 #: phonenumbers' order; mobile is added unless its pattern is the fixed-line one, as there.
 _TYPES: Final = (

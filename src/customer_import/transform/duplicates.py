@@ -21,6 +21,16 @@ from typing import Final
 
 import polars as pl
 
+from customer_import.config import DuplicatesMode
+from customer_import.contracts import (
+    HeldRecord,
+    RecordStatus,
+    RejectRow,
+    RejectStage,
+    ResultRow,
+)
+from customer_import.transform.frames import sends_frame
+
 
 def id_hashes(ids: pl.Series) -> pl.Series:
     """Null for a null id. Stable within one process, which is all the two passes need."""
@@ -86,26 +96,40 @@ class RepeatedIdFinder:
         return repeated_hashes([pl.read_ipc(f)["h"] for f in files])
 
 
-@dataclass(frozen=True, slots=True)
-class HeldRecord:
-    """A record whose id occurs more than once; ``done``: a resumed run has its outcome."""
-
-    row: int
-    external_id: str
-    body: bytes | None = None
-    reason: str | None = None
-    source: tuple[str, ...] = ()
-    done: bool = False
-
-
 @dataclass(slots=True)
 class Decision:
     send: list[HeldRecord] = field(default_factory=list)
-    reject: list[tuple[HeldRecord, str, str]] = field(default_factory=list)  # record, stage, reason
+    reject: list[tuple[HeldRecord, RejectStage, str]] = field(default_factory=list)
     duplicate: list[tuple[HeldRecord, int]] = field(default_factory=list)  # record, chosen row
 
+    def results(self) -> list[ResultRow]:
+        """The records another record of their id superseded."""
+        return [
+            ResultRow(
+                r.row,
+                r.external_id,
+                RecordStatus.DUPLICATE,
+                detail=f"superseded by record {chosen}",
+            )
+            for r, chosen in self.duplicate
+        ]
 
-def decide(held: Iterable[HeldRecord], mode: str) -> Decision:
+    def rejects(self) -> list[RejectRow]:
+        return [
+            RejectRow(r.row, r.external_id, stage, reason, r.source)
+            for r, stage, reason in self.reject
+        ]
+
+    def sends(self) -> pl.DataFrame:
+        """``ROW``, ``EXTERNAL_ID``, ``BODY`` of the chosen records."""
+        return sends_frame(
+            [r.row for r in self.send],
+            [r.external_id for r in self.send],
+            [(r.body or b"").decode() for r in self.send],
+        )
+
+
+def decide(held: Iterable[HeldRecord], mode: DuplicatesMode) -> Decision:
     """One decision per exact id; records already done are only used to find the chosen row."""
     groups: dict[str, list[HeldRecord]] = defaultdict(list)
     for record in held:
@@ -116,7 +140,7 @@ def decide(held: Iterable[HeldRecord], mode: str) -> Decision:
     return decision
 
 
-def _decide_group(records: list[HeldRecord], mode: str, decision: Decision) -> None:
+def _decide_group(records: list[HeldRecord], mode: DuplicatesMode, decision: Decision) -> None:
     if len(records) == 1:  # a hash collision, or the only one left: an ordinary record
         _send_or_reject(records[0], decision)
         return
@@ -126,7 +150,7 @@ def _decide_group(records: list[HeldRecord], mode: str, decision: Decision) -> N
             f"externalId {records[0].external_id!r} appears in records {rows}"
             ' (duplicates = "reject")'
         )
-        decision.reject += [(r, "duplicate", reason) for r in records if not r.done]
+        decision.reject += [(r, RejectStage.DUPLICATE, reason) for r in records if not r.done]
         return
     chosen = records[-1] if mode == "last" else records[0]
     for record in records:
@@ -144,4 +168,4 @@ def _send_or_reject(record: HeldRecord, decision: Decision) -> None:
     if record.body is not None:
         decision.send.append(record)
     else:
-        decision.reject.append((record, "validation", record.reason or "invalid"))
+        decision.reject.append((record, RejectStage.VALIDATION, record.reason or "invalid"))

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError
-from customer_import.mapping import MappingPlan
-from customer_import.records import id_only
-from customer_import.source import ROW, Batch
+from customer_import.transform.mapping import MappingPlan
+from customer_import.transform.prepare import id_only
 
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
 

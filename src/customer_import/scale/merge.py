@@ -6,15 +6,17 @@ record number reported by two shards.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 import polars as pl
 
+from customer_import.contracts import Latency, RecordStatus, RunStatus, RunSummary, ShardStatus
 from customer_import.errors import ConfigError
-from customer_import.outputs import (
+from customer_import.outputs.files import (
     MISSING_NAME,
     REJECTS_NAME,
     RESULTS_NAME,
@@ -22,22 +24,12 @@ from customer_import.outputs import (
     atomic_text,
     write_summary,
 )
-from customer_import.summary import COUNTED_STATUSES, per_s
+from customer_import.outputs.summary import per_s, summary_from_json
 
-_SUMMED: Final = (
-    *COUNTED_STATUSES,
-    "rows",
-    "pending",
-    "records_this_run",
-    "requests",
-    "retries",
-    "rate_limited",
-    "max_in_flight",  # the shards' maxima added up: an upper bound of the run's
-)
-_STATUS_ORDER: Final = ("completed", "interrupted", "aborted")
+_STATUS_ORDER: Final = (RunStatus.COMPLETED, RunStatus.INTERRUPTED, RunStatus.ABORTED)
 
 
-def merge_outputs(shard_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
+def merge_outputs(shard_dirs: list[Path], out_dir: Path) -> RunSummary:
     """Write the merged files into ``out_dir``; returns the merged summary."""
     summaries = [_read_summary(d) for d in shard_dirs]
     _check_same_input(summaries, shard_dirs)
@@ -48,26 +40,27 @@ def merge_outputs(shard_dirs: list[Path], out_dir: Path) -> dict[str, Any]:
         _merge_csv(
             [d for d in shard_dirs if (d / MISSING_NAME).exists()], MISSING_NAME, None, out_dir
         )
-    summary = merged_summary(summaries)
+    summary = dataclasses.replace(merged_summary(summaries), out_dir=str(out_dir))
     write_summary(summary, out_dir)
     return summary
 
 
-def _read_summary(folder: Path) -> dict[str, Any]:
+def _read_summary(folder: Path) -> RunSummary:
     try:
         value = json.loads((folder / SUMMARY_NAME).read_text(encoding="utf-8"))
     except FileNotFoundError as exc:
         raise ConfigError(
             f"{folder} holds no {SUMMARY_NAME}: is it a run's output folder?"
         ) from exc
-    if not isinstance(value, dict):
-        raise ConfigError(f"{folder / SUMMARY_NAME} is not a summary")
-    return value
+    try:
+        return summary_from_json(value)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        raise ConfigError(f"{folder / SUMMARY_NAME} is not a summary") from exc
 
 
-def _check_same_input(summaries: list[dict[str, Any]], folders: list[Path]) -> None:
-    hashes = {(s.get("input") or {}).get("hash") for s in summaries}
-    jobs = {s.get("job") for s in summaries}
+def _check_same_input(summaries: list[RunSummary], folders: list[Path]) -> None:
+    hashes = {s.input.hash if s.input else None for s in summaries}
+    jobs = {s.job for s in summaries}
     if len(hashes) > 1 or len(jobs) > 1:
         listed = ", ".join(str(f) for f in folders)
         raise ConfigError(f"the shards in {listed} come from different inputs or jobs")
@@ -93,52 +86,50 @@ def _merge_csv(folders: list[Path], name: str, row_column: str | None, out_dir: 
         merged.write_csv(handle)
 
 
-def merged_summary(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+def merged_summary(summaries: list[RunSummary]) -> RunSummary:
     first = summaries[0]
-    merged: dict[str, Any] = {
-        "status": max((s["status"] for s in summaries), key=_STATUS_ORDER.index),
-        "job": first.get("job"),
-        "dry_run": first.get("dry_run"),
-        **{key: sum(int(s.get(key) or 0) for s in summaries) for key in _SUMMED},
-    }
     stages: Counter[str] = Counter()
     for s in summaries:
-        stages.update(s.get("rejected_by_stage") or {})
-    duration = max(float(s.get("duration_s") or 0) for s in summaries)
-    merged.update(
+        stages.update(s.rejected_by_stage)
+    duration = max(s.duration_s for s in summaries)
+    records = sum(s.records_this_run for s in summaries)
+    return RunSummary(
+        status=max((s.status for s in summaries), key=_STATUS_ORDER.index),
+        message="; ".join(f"shard {s.shard}: {s.message}" for s in summaries if s.message) or None,
+        job=first.job,
+        dry_run=first.dry_run,
+        rows=sum(s.rows for s in summaries),
+        counts={status: sum(s.count(status) for s in summaries) for status in RecordStatus},
+        pending=sum(s.pending for s in summaries),
         rejected_by_stage=dict(stages),
+        requests=sum(s.requests for s in summaries),
+        retries=sum(s.retries for s in summaries),
+        rate_limited=sum(s.rate_limited for s in summaries),
+        # the shards' maxima added up: an upper bound of the run's
+        max_in_flight=sum(s.max_in_flight for s in summaries),
         duration_s=duration,
-        rows_per_s=_pace(summaries, merged["records_this_run"], duration),
+        records_this_run=records,
+        rows_per_s=per_s(records, duration),
         latency_ms=_worst_latency(summaries),
-        input=first.get("input"),
-        encoding=first.get("encoding"),
-        delimiter=first.get("delimiter"),
-        warnings=[w for s in summaries for w in s.get("warnings") or []],
-        shards=[
-            {"shard": s.get("shard"), "status": s["status"], "message": s.get("message")}
-            for s in summaries
-        ],
-        message="; ".join(
-            f"shard {s.get('shard')}: {s['message']}" for s in summaries if s.get("message")
-        )
-        or None,
+        input=first.input,
+        encoding=first.encoding,
+        delimiter=first.delimiter,
+        base_url=first.base_url,
+        finished_at=max((s.finished_at or "" for s in summaries), default="") or None,
+        warnings=[w for s in summaries for w in s.warnings],
+        shards=[ShardStatus(s.shard, s.status, s.message) for s in summaries],
     )
-    return merged
 
 
-def _worst_latency(summaries: list[dict[str, Any]]) -> dict[str, float | None]:
+def _worst_latency(summaries: list[RunSummary]) -> Latency:
     """Percentiles cannot be merged exactly: the worst shard's, an upper bound."""
-    worst: dict[str, float | None] = {}
-    for q in ("p50", "p95", "p99"):
-        values = [
-            s["latency_ms"][q] for s in summaries if (s.get("latency_ms") or {}).get(q) is not None
-        ]
-        worst[q] = max(values) if values else None
-    return worst
 
+    def worst(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
 
-def _pace(summaries: list[dict[str, Any]], records: int, duration: float) -> float | None:
-    """Unknown when a shard's summary predates ``records_this_run``."""
-    if any("records_this_run" not in s for s in summaries):
-        return None
-    return per_s(records, duration)
+    return Latency(
+        worst([s.latency_ms.p50 for s in summaries]),
+        worst([s.latency_ms.p95 for s in summaries]),
+        worst([s.latency_ms.p99 for s in summaries]),
+    )

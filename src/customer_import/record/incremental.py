@@ -1,0 +1,176 @@
+"""One incremental run's use of the state: diff while reading, deactivations of the customers
+gone from the export, and the snapshot merged at the end (``snapshot.py`` keeps the state)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from collections.abc import Mapping
+from pathlib import Path
+
+import polars as pl
+
+from customer_import.config import BASE_URL_ENV, JobConfig, OnMissing
+from customer_import.contracts import BODY, EXTERNAL_ID, ROW, IncrementalFacts
+from customer_import.errors import ConfigError
+from customer_import.record.snapshot import (
+    BODY as SNAPSHOT_BODY,
+)
+from customer_import.record.snapshot import (
+    ID as SNAPSHOT_ID,
+)
+from customer_import.record.snapshot import (
+    PartWriter,
+    Snapshot,
+    StateLocation,
+    job_states,
+    mapping_fingerprint,
+    merge,
+    missing_since_last_run,
+    state_key,
+)
+from customer_import.transform.frames import sends_frame
+
+log = logging.getLogger("customer_import")
+MISSING_LISTED = 1_000
+"""Ids listed in summary.json; missing.csv has them all."""
+
+
+def deactivation_body(body: str) -> bytes:
+    """The last body sent for a customer, with active = false (firstName is required)."""
+    value = json.loads(body)
+    value["active"] = False
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class IncrementalSync:
+    """One run's use of the state: diff while reading, record what is sent, merge at the end.
+
+    ``diff``: compare with the snapshot (False for --full, which still refreshes it).
+    ``persist``: write the snapshot at the end (False for a dry run).
+    """
+
+    def __init__(
+        self,
+        location: StateLocation,
+        fingerprint: str,
+        *,
+        diff: bool,
+        persist: bool,
+        work: Path,
+        on_missing: OnMissing = "ignore",
+    ) -> None:
+        self.location, self.fingerprint, self.persist = location, fingerprint, persist
+        self.snapshot = Snapshot(location, fingerprint) if diff else None
+        self.work = work if not persist else location.work
+        self.on_missing = on_missing
+        self.missing_ids: list[str] = []
+        """Customers of the last export that this one lacks (known once it is all read)."""
+        self._parts = PartWriter(self.work)
+
+    def split_unchanged(self, sends: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+        """``sends`` (``ROW``, ``EXTERNAL_ID``, ``BODY``) less the records whose body the API
+        already holds, and those records' (row, externalId)."""
+        if self.snapshot is None or sends.is_empty():
+            return sends, []
+        mask = self.snapshot.unchanged_mask(sends[EXTERNAL_ID], sends[BODY])
+        unchanged = list(sends.filter(mask).select(ROW, EXTERNAL_ID).iter_rows())
+        return sends.filter(~mask), unchanged
+
+    def record_read(self, ids: pl.Series) -> None:
+        self._parts.seen(ids)
+
+    def record_sends(self, sends: pl.DataFrame) -> None:
+        """``sends`` (``ROW``, ``EXTERNAL_ID``, ``BODY``): written before they are sent."""
+        if not sends.is_empty():
+            self._parts.sent(sends[ROW], sends[EXTERNAL_ID], sends[BODY])
+
+    def deactivations(self, already_sent: list[int], *, send: bool) -> pl.DataFrame:
+        """Customers gone from the export since the last run, once it is all read: listed in
+        ``missing_ids``, and with ``on_missing = "deactivate"`` (and ``send``) the requests that
+        set them ``active = false``, numbered -1, -2... (they are not input records), less those
+        ``already_sent`` by an earlier attempt."""
+        missing = self._missing()
+        self.missing_ids = missing[SNAPSHOT_ID].to_list()
+        if missing.is_empty() or self.on_missing != "deactivate" or not send:
+            return sends_frame([], [], [])
+        frame = sends_frame(
+            range(-1, -missing.height - 1, -1),
+            missing[SNAPSHOT_ID],
+            [deactivation_body(b).decode() for b in missing[SNAPSHOT_BODY]],
+        ).filter(~pl.col(ROW).is_in(already_sent))
+        self.record_sends(frame)
+        return frame
+
+    def facts(self, deactivated: int) -> IncrementalFacts:
+        """This sync's part of summary.json."""
+        return IncrementalFacts(
+            compared_with_snapshot=self.snapshot is not None and self.snapshot.usable,
+            state=self.location.key,
+            on_missing=self.on_missing,
+            missing_since_last_run=len(self.missing_ids),
+            missing_ids=self.missing_ids[:MISSING_LISTED],
+            deactivated=deactivated,
+        )
+
+    def _missing(self) -> pl.DataFrame:
+        if self.snapshot is None:
+            return pl.DataFrame(schema={SNAPSHOT_ID: pl.String, SNAPSHOT_BODY: pl.String})
+        return missing_since_last_run(self.snapshot, self.work)
+
+    def finish(self, succeeded_rows: pl.Series, *, completed: bool) -> None:
+        if self.persist:
+            size = merge(self.location, self.fingerprint, succeeded_rows, export_complete=completed)
+            log.info("incremental: snapshot %s now holds %d customers", self.location.key, size)
+        else:
+            shutil.rmtree(self.work, ignore_errors=True)
+
+
+def incremental_sync(
+    job: JobConfig,
+    base_url: str,
+    environ: Mapping[str, str],
+    *,
+    diff: bool,
+    dry_run_work: Path | None,
+) -> IncrementalSync | None:
+    """State for an incremental job; --full (diff False) still refreshes it. A dry run
+    (``dry_run_work``: its scratch folder) compares but never writes the state."""
+    if job.mode != "incremental":
+        return None
+    merchant_id = environ.get(job.api.merchant_id_env, "").strip()
+    if not merchant_id:  # a dry run without credentials: no state to compare with
+        log.info(
+            "incremental: %s is not set: every record counts as changed", job.api.merchant_id_env
+        )
+        return None
+    assert job.output.state_dir is not None  # load_job always resolves it
+    location = StateLocation(job.output.state_dir, state_key(job.name, base_url, merchant_id))
+    return IncrementalSync(
+        location,
+        mapping_fingerprint(job),
+        diff=diff,
+        persist=dry_run_work is None,
+        work=dry_run_work or location.work,
+        on_missing=job.on_missing,
+    )
+
+
+def state_locations(
+    job: JobConfig, base_url: str | None, *, everything: bool
+) -> list[StateLocation]:
+    """The incremental state(s) of a job: this API and merchant's, or all of them."""
+    assert job.output.state_dir is not None
+    if everything:
+        return job_states(job.output.state_dir, job.name)
+    url = (base_url or os.environ.get(BASE_URL_ENV) or job.api.base_url).rstrip("/")
+    merchant_id = os.environ.get(job.api.merchant_id_env, "").strip()
+    if not merchant_id:
+        raise ConfigError(
+            f"set {job.api.merchant_id_env} to name the merchant whose state this is, "
+            "or pass --all for every state of the job"
+        )
+    location = StateLocation(job.output.state_dir, state_key(job.name, url, merchant_id))
+    return [location] if location.folder.is_dir() else []

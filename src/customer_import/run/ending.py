@@ -1,0 +1,68 @@
+"""How a run ended: its status, and a message that says what happened and what to do next."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from customer_import.config import ApiConfig
+from customer_import.contracts import RunStatus
+from customer_import.errors import (
+    ApiUnavailable,
+    FatalApiError,
+    Interrupted,
+    InvalidInputGuard,
+    RunAborted,
+)
+from customer_import.record.journal import Journal
+from customer_import.record.recorder import Recorder
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    status: RunStatus
+    message: str | None = None
+    signum: int | None = None
+
+
+def ending_of(failure: BaseException | None, api: ApiConfig, recorder: Recorder) -> Ending:
+    """The run's status from what stopped it (None: nothing did)."""
+    if failure is None:
+        return Ending(RunStatus.COMPLETED)
+    if isinstance(failure, Interrupted):
+        return Ending(RunStatus.INTERRUPTED, str(failure), failure.signum)
+    if isinstance(failure, RunAborted):
+        return Ending(RunStatus.ABORTED, _explain(failure, api, recorder))
+    return Ending(
+        RunStatus.ABORTED,
+        f"an unexpected error stopped the run ({type(failure).__name__}: {failure}; a fault of "
+        "customer-import: please report it); run again with --resume to finish",
+    )
+
+
+def _explain(exc: RunAborted, api: ApiConfig, recorder: Recorder) -> str:
+    if isinstance(exc, ApiUnavailable):
+        # Records that ran out of attempts as the outage began failed for the same reason:
+        # pending, not rejected, so a resume once the API is back sends them too.
+        forgotten = recorder.forget_transport_rejects()
+        return f"{exc}; {forgotten} records that failed as it began are pending again"
+    if isinstance(exc, InvalidInputGuard):
+        return str(exc)  # nothing was sent: the next run starts afresh
+    if isinstance(exc, FatalApiError) and exc.status_code == 401:
+        return f"{exc} ({api.api_key_env}, {api.merchant_id_env}); then run again with --resume"
+    return f"{exc}; fix it, then run again with --resume"
+
+
+def whole_file_check(ending: Ending, total: int, journal: Journal) -> Ending:
+    """A run that read the whole file calls itself complete only if every record has an
+    outcome. Cannot fail by design; if it ever does, the run says so and can be resumed rather
+    than exit 0 with records left behind."""
+    if ending.status is not RunStatus.COMPLETED:
+        return ending
+    lost = total - journal.count_done()
+    if lost <= 0:
+        return ending
+    return Ending(
+        RunStatus.ABORTED,
+        f"{lost} of {total} records have no outcome although the whole file was read (a fault "
+        "of customer-import: please report it); run again with --resume to finish them",
+    )

@@ -1,0 +1,55 @@
+"""The run's sender, built from the job's ``[api]`` table: client, retry policy, pacer, breaker."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+
+from customer_import.config import ApiConfig, Credentials
+from customer_import.contracts import SendOutcome
+from customer_import.send.client import make_client
+from customer_import.send.flow import CircuitBreaker, Pacer
+from customer_import.send.sender import RetryPolicy, Sender
+
+
+@asynccontextmanager
+async def open_sender(
+    api: ApiConfig,
+    credentials: Credentials,
+    *,
+    base_url: str,
+    concurrency: int,
+    rate_limit: float | None,
+    on_outcome: Callable[[SendOutcome], None],
+    transport: httpx.AsyncBaseTransport | None = None,
+) -> AsyncIterator[Sender]:
+    """A sender over a client whose pool holds ``concurrency`` connections, closed on exit.
+
+    ``transport`` replaces the one ``api.transport`` names (tests inject one)."""
+    headers = {"x-api-key": credentials.api_key, "x-merchant-id": credentials.merchant_id}
+    client = make_client(
+        base_url,
+        headers,
+        concurrency=concurrency,
+        timeout=api.timeout,
+        transport_name=api.transport,
+        transport=transport,
+    )
+    async with client:
+        yield Sender(
+            client,
+            concurrency=concurrency,
+            policy=RetryPolicy(
+                api.max_attempts,
+                api.backoff_base,
+                api.backoff_max,
+                max_rate_limited_s=api.max_rate_limited_s,
+            ),
+            on_outcome=on_outcome,
+            pacer=Pacer(ceiling=rate_limit),
+            breaker=CircuitBreaker(
+                api.breaker_failures, api.breaker_probe_s, max_outage_s=api.max_outage_s
+            ),
+        )
