@@ -180,6 +180,17 @@ class PreparedBatch:
     held: list[HeldRecord] = field(default_factory=list)
 
 
+# run -> send
+class SendLimits(NamedTuple):
+    """Where to send, and how hard: this shard's share of the job's limits."""
+
+    base_url: str
+    concurrency: int
+    """Most requests in flight at once."""
+    rate_limit: float | None
+    """Most requests a second (None: as fast as the API answers without 429)."""
+
+
 # send -> record
 class SendItem(NamedTuple):
     """One request to make. Items and outcomes are named tuples: one of each a request, and a
@@ -213,6 +224,15 @@ class Progress:
     done: int
     counts: Mapping[RecordStatus, int]
     requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class Ending:
+    """How a run ended: its status, what a person should read, the signal that stopped it."""
+
+    status: RunStatus
+    message: str | None = None
+    signum: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from customer_import.contracts import ROW, RunSummary
+from customer_import.contracts import ROW, RunReport
 from customer_import.errors import InputError
 from customer_import.outputs.files import (
     rejects_columns,
@@ -23,7 +23,7 @@ from customer_import.outputs.files import (
     write_results,
     write_summary,
 )
-from customer_import.outputs.summary import RunFacts, build_summary
+from customer_import.outputs.summary import RunFacts, RunIdentity, build_summary
 from customer_import.record.journal import Journal
 from customer_import.source import Source
 
@@ -33,23 +33,26 @@ log = logging.getLogger("customer_import")
 class RunOutputs:
     """Where a run's files go, and which source columns its rejects file carries."""
 
-    def __init__(self, out_dir: Path, journal: Journal, source: Source, drop: list[str]) -> None:
-        self.out_dir, self._journal, self._source = out_dir, journal, source
+    def __init__(
+        self, out_dir: Path, journal: Journal, source: Source, drop: list[str], run: RunIdentity
+    ) -> None:
+        self.out_dir, self._journal, self._source, self._run = out_dir, journal, source, run
         self.kept_columns, self.kept_header = rejects_columns(source.columns, source.header, drop)
 
-    def finish(self, facts: RunFacts, missing_ids: list[str]) -> RunSummary:
-        """Write results.csv, rejects.csv, missing.csv and summary.json; returns the summary."""
+    def finish(self, facts: RunFacts, missing_ids: list[str]) -> RunReport:
+        """Write results.csv, rejects.csv, missing.csv and summary.json; returns the report."""
         unread = self._fill_reject_sources()
         if unread is not None:
             facts = dataclasses.replace(facts, warnings=[*facts.warnings, unread])
-        summary = build_summary(facts, self._journal)
+        summary = build_summary(self._run, facts, self._journal)
         self._journal.flush()
         write_results(self._journal, self.out_dir)
         write_rejects(self._journal, self.out_dir, self.kept_header)
         if missing_ids:
             write_missing(missing_ids, self._journal, self.out_dir)
         write_summary(summary, self.out_dir)
-        return summary
+        ending = facts.ending
+        return RunReport(ending.status, summary, self.out_dir, ending.message, ending.signum)
 
     def _fill_reject_sources(self) -> str | None:
         """Source values of API and transport rejects, from one more read of the file; a

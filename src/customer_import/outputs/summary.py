@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from customer_import.contracts import (
+    Ending,
     IncrementalFacts,
     InputFacts,
     Latency,
@@ -22,36 +23,41 @@ from customer_import.record.journal import Journal
 
 
 @dataclass(frozen=True, slots=True)
-class RunFacts:
-    """What the run knows that the journal does not."""
+class RunIdentity:
+    """What a run is: known before it starts."""
 
     job: str
-    status: RunStatus
-    message: str | None
     dry_run: bool
-    total: int
-    records_this_run: int
-    """Outcomes this attempt gave, not those of earlier ones (a resume)."""
-    duration_s: float
     input: InputFacts
     encoding: str
     delimiter: str | None
     base_url: str
     out_dir: str
-    sent: SendFacts
     shard: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunFacts:
+    """What the run knows at its end that the journal does not."""
+
+    ending: Ending
+    total: int
+    records_this_run: int
+    """Outcomes this attempt gave, not those of earlier ones (a resume)."""
+    duration_s: float
+    sent: SendFacts
     warnings: list[str] = field(default_factory=list)
     incremental: IncrementalFacts | None = None
 
 
-def build_summary(facts: RunFacts, journal: Journal) -> RunSummary:
+def build_summary(run: RunIdentity, facts: RunFacts, journal: Journal) -> RunSummary:
     by_status = journal.count_by_status()
     sent = facts.sent
     return RunSummary(
-        status=facts.status,
-        message=facts.message,
-        job=facts.job,
-        dry_run=facts.dry_run,
+        status=facts.ending.status,
+        message=facts.ending.message,
+        job=run.job,
+        dry_run=run.dry_run,
         rows=facts.total,
         counts={s: by_status.get(s, 0) for s in RecordStatus},
         pending=max(0, facts.total - sum(by_status.values())),
@@ -64,13 +70,13 @@ def build_summary(facts: RunFacts, journal: Journal) -> RunSummary:
         records_this_run=facts.records_this_run,
         rows_per_s=per_s(facts.records_this_run, facts.duration_s),
         latency_ms=sent.latency,
-        input=facts.input,
-        encoding=facts.encoding,
-        delimiter=facts.delimiter,
-        base_url=facts.base_url,
-        out_dir=facts.out_dir,
+        input=run.input,
+        encoding=run.encoding,
+        delimiter=run.delimiter,
+        base_url=run.base_url,
+        out_dir=run.out_dir,
         finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
-        shard=facts.shard,
+        shard=run.shard,
         warnings=facts.warnings,
         incremental=facts.incremental,
     )

@@ -7,14 +7,22 @@ import json
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import polars as pl
 
 from customer_import.config import BASE_URL_ENV, JobConfig, OnMissing
-from customer_import.contracts import BODY, EXTERNAL_ID, ROW, IncrementalFacts
+from customer_import.contracts import (
+    BODY,
+    EXTERNAL_ID,
+    ROW,
+    SENT_OK,
+    IncrementalFacts,
+    PreparedBatch,
+)
 from customer_import.errors import ConfigError
+from customer_import.record.journal import Journal
 from customer_import.record.snapshot import (
     BODY as SNAPSHOT_BODY,
 )
@@ -79,8 +87,13 @@ class IncrementalSync:
         unchanged = list(sends.filter(mask).select(ROW, EXTERNAL_ID).iter_rows())
         return sends.filter(~mask), unchanged
 
-    def record_read(self, ids: pl.Series) -> None:
-        self._parts.seen(ids)
+    def recorded(self, batches: Iterable[PreparedBatch]) -> Iterator[PreparedBatch]:
+        """The batches, each one's ids (what the export holds) and sends (what is about to be
+        sent) written to the work folder first."""
+        for batch in batches:
+            self._parts.seen(batch.ids)
+            self.record_sends(batch.sends)
+            yield batch
 
     def record_sends(self, sends: pl.DataFrame) -> None:
         """``sends`` (``ROW``, ``EXTERNAL_ID``, ``BODY``): written before they are sent."""
@@ -120,9 +133,11 @@ class IncrementalSync:
             return pl.DataFrame(schema={SNAPSHOT_ID: pl.String, SNAPSHOT_BODY: pl.String})
         return missing_since_last_run(self.snapshot, self.work)
 
-    def finish(self, succeeded_rows: pl.Series, *, completed: bool) -> None:
+    def finish(self, journal: Journal, *, completed: bool) -> None:
+        """The snapshot merged with the bodies whose upsert the journal records as done."""
         if self.persist:
-            size = merge(self.location, self.fingerprint, succeeded_rows, export_complete=completed)
+            succeeded = pl.Series(ROW, journal.rows_with_status(SENT_OK), dtype=pl.Int64)
+            size = merge(self.location, self.fingerprint, succeeded, export_complete=completed)
             log.info("incremental: snapshot %s now holds %d customers", self.location.key, size)
         else:
             shutil.rmtree(self.work, ignore_errors=True)
@@ -132,7 +147,6 @@ def incremental_sync(
     job: JobConfig,
     base_url: str,
     environ: Mapping[str, str],
-    *,
     diff: bool,
     dry_run_work: Path | None,
 ) -> IncrementalSync | None:

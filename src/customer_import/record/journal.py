@@ -9,6 +9,7 @@ upsert is idempotent).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import sqlite3
@@ -19,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+from customer_import.config import JobConfig
 from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow
 from customer_import.errors import ConfigError
 
@@ -168,6 +170,14 @@ class Journal:
                 "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", list(values.items())
             )
 
+    def end(self, *, completed: bool, guarded: bool) -> None:
+        """A completed run is replaced by the next one; so is a guarded one (stopped before
+        sending anything: nothing to resume); any other stays ``running``, to resume."""
+        if completed:
+            self.set_meta(state=JournalState.COMPLETED)
+        elif guarded:
+            self.set_meta(state=JournalState.GUARDED)
+
     def done_rows(self, below: int | None = None) -> list[int]:
         """Rows that have an outcome (only those below ``below`` when given)."""
         if below is None:
@@ -260,6 +270,12 @@ def _take(pending: list[T]) -> list[T]:
     taken = pending[:]
     del pending[: len(taken)]
     return taken
+
+
+def run_fingerprint(job: JobConfig, *, dry_run: bool, shard: object) -> str:
+    """What must not change between a run and its resume (not the URL: a 404 is fixed there)."""
+    relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates", "mode"})
+    return hashlib.sha256(f"{relevant}|dry_run={dry_run}|shard={shard}".encode()).hexdigest()
 
 
 def open_journal(out_dir: Path) -> Journal:

@@ -11,8 +11,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow, SendOutcome
+from customer_import.contracts import (
+    PreparedBatch,
+    Progress,
+    RecordStatus,
+    RejectRow,
+    RejectStage,
+    ResultRow,
+    SendOutcome,
+)
 from customer_import.record.journal import Journal
+from customer_import.transform.duplicates import Decision
 
 FLUSH_EVERY: Final = 10_000
 
@@ -52,6 +61,30 @@ class Recorder:
         if row.row > 0 and row.stage is RejectStage.TRANSPORT:
             self._transport_rejects += 1
         self._counted(RecordStatus.REJECTED, this_run=row.row > 0)
+
+    def prepared(self, batch: PreparedBatch) -> None:
+        """A prepared batch's outcomes known before sending: rejects and unchanged records."""
+        for reject in batch.rejects:
+            self.reject(reject)
+        self.unchanged(batch.unchanged)
+
+    def unchanged(self, records: Iterable[tuple[int, str]]) -> None:
+        """Incremental sync: (row, externalId) of records the API already holds as they are."""
+        for row, external_id in records:
+            self.result(ResultRow(row, external_id, RecordStatus.UNCHANGED))
+
+    def decided(self, decision: Decision) -> None:
+        """Repeated ids, decided: the superseded records and the rejected ones, made durable
+        before any chosen record is sent (a resume relies on it)."""
+        for result in decision.results():
+            self.result(result)
+        for reject in decision.rejects():
+            self.reject(reject)
+        self.journal.flush()
+
+    def progress(self, total: int, requests: int) -> Progress:
+        """The run's progress, given its record count and the requests made."""
+        return Progress(total, self.counters.done, dict(self.counters.by_status), requests)
 
     def valid(self, records: Iterable[tuple[int, str]]) -> None:
         """A dry run's valid records, (row, externalId) each."""

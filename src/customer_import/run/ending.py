@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from customer_import.config import ApiConfig
-from customer_import.contracts import RunStatus
+from customer_import.contracts import Ending, RunStatus
 from customer_import.errors import (
     ApiUnavailable,
     FatalApiError,
@@ -15,13 +13,6 @@ from customer_import.errors import (
 )
 from customer_import.record.journal import Journal
 from customer_import.record.recorder import Recorder
-
-
-@dataclass(frozen=True, slots=True)
-class Ending:
-    status: RunStatus
-    message: str | None = None
-    signum: int | None = None
 
 
 def ending_of(failure: BaseException | None, api: ApiConfig, recorder: Recorder) -> Ending:

@@ -18,6 +18,8 @@ from contextlib import contextmanager
 from types import FrameType
 from typing import Any, Final
 
+from customer_import.errors import Interrupted
+
 log = logging.getLogger("customer_import")
 
 Handler = Callable[[int, FrameType | None], Any]
@@ -37,6 +39,35 @@ def handlers_set(handler: Handler | None, signums: Iterable[int] = STOPS) -> Ite
     finally:
         for signum, before in previous.items():
             signal.signal(signum, before)
+
+
+class Stopping:
+    """A run's stop request (SIGINT/SIGTERM): no new records are taken, requests in flight
+    finish, the rest stays pending for a resume. Call it with the signal's number."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._listeners: list[Callable[[BaseException], None]] = []
+
+    def __call__(self, signum: int) -> None:
+        self.signum = signum
+        for stop in self._listeners:
+            stop(Interrupted(signum))
+
+    def requested(self) -> bool:
+        return self.signum is not None
+
+    def listen(self, stop: Callable[[BaseException], None]) -> None:
+        """``stop`` is called with the ``Interrupted`` error when a stop is requested (at once
+        if it already was)."""
+        self._listeners.append(stop)
+        if self.signum is not None:
+            stop(Interrupted(self.signum))
+
+    def check(self, detail: str = "") -> None:
+        """Raises ``Interrupted`` once a stop has been requested."""
+        if self.signum is not None:
+            raise Interrupted(self.signum, detail)
 
 
 @contextmanager

@@ -8,9 +8,12 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from customer_import.config import BASE_URL_ENV, JobConfig
+from customer_import.contracts import InputFacts, SendLimits
 from customer_import.errors import ConfigError
 from customer_import.hosts import is_loopback
+from customer_import.outputs.summary import RunIdentity
 from customer_import.run.options import RunOptions
+from customer_import.source import Source
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,6 +27,10 @@ class Settings:
     """Requests in flight: this shard's share of the job's, when the run is one shard of N."""
     rate_limit: float | None
     """Requests a second: the job's divided between the shards."""
+
+    @property
+    def limits(self) -> SendLimits:
+        return SendLimits(self.base_url, self.concurrency, self.rate_limit)
 
 
 def resolve_settings(job: JobConfig, options: RunOptions, environ: Mapping[str, str]) -> Settings:
@@ -64,3 +71,19 @@ def check_base_url(url: str, allow_insecure_http: bool) -> None:
             f"api.base_url {url!r} is plain http to another machine: the API key would travel "
             "unencrypted; use https, or set api.allow_insecure_http = true"
         )
+
+
+def run_identity(
+    job: JobConfig, settings: Settings, options: RunOptions, source: Source
+) -> RunIdentity:
+    """What the summary says the run is."""
+    return RunIdentity(
+        job=job.name,
+        dry_run=options.dry_run,
+        input=InputFacts(str(settings.input), source.size, source.digest),
+        encoding=source.encoding,
+        delimiter=source.delimiter,
+        base_url=settings.base_url,
+        out_dir=str(settings.out_dir),
+        shard=str(options.shard) if options.shard else None,
+    )

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import httpx
 
 from customer_import.config import ApiConfig, Credentials
-from customer_import.contracts import SendOutcome
+from customer_import.contracts import SendLimits, SendOutcome
 from customer_import.send.client import make_client
 from customer_import.send.flow import CircuitBreaker, Pacer
 from customer_import.send.sender import RetryPolicy, Sender
@@ -18,16 +18,13 @@ from customer_import.send.sender import RetryPolicy, Sender
 async def open_sender(
     api: ApiConfig,
     credentials: Credentials,
-    *,
-    base_url: str,
-    concurrency: int,
-    rate_limit: float | None,
+    limits: SendLimits,
     on_outcome: Callable[[SendOutcome], None],
     transport: httpx.AsyncBaseTransport | None = None,
 ) -> AsyncIterator[Sender]:
-    """A sender over a client whose pool holds ``concurrency`` connections, closed on exit.
-
-    ``transport`` replaces the one ``api.transport`` names (tests inject one)."""
+    """A sender over a client whose pool holds ``limits.concurrency`` connections, closed on
+    exit. ``transport`` replaces the one ``api.transport`` names (tests inject one)."""
+    base_url, concurrency, rate_limit = limits
     headers = {"x-api-key": credentials.api_key, "x-merchant-id": credentials.merchant_id}
     client = make_client(
         base_url,

@@ -8,16 +8,18 @@ rose by about a third (README, "Performance").
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from types import TracebackType
 from typing import Final, Generic, NamedTuple, TypeVar
 
 A = TypeVar("A")
 B = TypeVar("B")
+T = TypeVar("T")
 
 #: Threads that run ``fn``: two cores' worth, as on the machines the job is tuned for.
 WORKERS: Final = min(2, os.cpu_count() or 1)
@@ -104,3 +106,12 @@ class OrderedMap(Generic[A, B]):
 
 class _Ended(NamedTuple):
     failure: BaseException | None
+
+
+async def prefetch(batches: Iterator[T]) -> AsyncIterator[T]:
+    """Prepare the next batch in a thread while the current one is being sent."""
+    loop = asyncio.get_running_loop()
+    upcoming = loop.run_in_executor(None, next, batches, None)
+    while (current := await upcoming) is not None:
+        upcoming = loop.run_in_executor(None, next, batches, None)
+        yield current

@@ -8,9 +8,12 @@ adds up across batches is added by ``tally``, in file order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import logging
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
-from typing import NamedTuple
+from pathlib import Path
+from typing import Final, NamedTuple
 
 import polars as pl
 
@@ -37,6 +40,12 @@ from customer_import.transform.quality import (
     merge_counts,
 )
 from customer_import.transform.validation import Validated, Validator
+
+log = logging.getLogger("customer_import")
+
+#: The first batch is this small so that sending starts in a fraction of a second; the next
+#: batches, [source] batch_size each, are prepared while it is being sent.
+FIRST_BATCH: Final = 1_000
 
 #: Incremental sync: records to send -> those the API does not hold as they are, and the
 #: (row, externalId) of those it does.
@@ -90,6 +99,17 @@ def scan_ids(
     return total
 
 
+def count_and_find_repeated(
+    batches: Iterable[Batch], plan: MappingPlan, spill_in: Path, stopping: Callable[[], bool]
+) -> tuple[int, pl.Series]:
+    """The pre-pass: how many records, and the hashes of the ids that occur more than once
+    (spilled to a temporary folder in ``spill_in`` beyond a few million records)."""
+    with tempfile.TemporaryDirectory(dir=spill_in, prefix=".ids-") as spill:
+        finder = RepeatedIdFinder(Path(spill))
+        total = scan_ids(batches, plan, finder, stopping)
+        return total, finder.repeated()
+
+
 def _hashed_ids(batch: Batch, plan: MappingPlan) -> tuple[pl.Series, int]:
     return id_hashes(id_only(batch.frame, plan)), batch.records
 
@@ -116,15 +136,21 @@ class BatchPreparer:
         self._repeated = repeated
         self._done = done_rows
 
-    def tally(self, quality: BatchQuality) -> None:
-        """Adds a batch's counts to the run's; called in file order, by one thread."""
-        self.suspect_text = merge_counts(self.suspect_text, quality.suspect)
-        if self.stats is not None and quality.stats is not None:
-            self.stats.merge(quality.stats)
+    def tallied(self, prepared: Iterable[Prepared]) -> Iterator[PreparedBatch]:
+        """The batches, each one's counts added to the run's in file order (by the one thread
+        that hands them on)."""
+        for batch, quality in prepared:
+            self.suspect_text = merge_counts(self.suspect_text, quality.suspect)
+            if self.stats is not None and quality.stats is not None:
+                self.stats.merge(quality.stats)
+            yield batch
 
     def warnings(self) -> list[str]:
-        """Data problems that reject nothing but that a person should hear about."""
-        return [double_encoding_warning(s) for s in self.suspect_text.values() if s.frequent]
+        """Data problems that reject nothing but that a person should hear about (logged)."""
+        found = [double_encoding_warning(s) for s in self.suspect_text.values() if s.frequent]
+        for warning in found:
+            log.warning("%s", warning)
+        return found
 
     def prepare(self, batch: Batch) -> Prepared:
         """Safe to call from several threads at once."""
