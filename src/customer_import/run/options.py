@@ -5,13 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from customer_import.config import RunMode
 from customer_import.contracts import Progress
-from customer_import.transform.fieldstats import FieldStats
-from customer_import.transform.sharding import Shard
+
+if TYPE_CHECKING:  # held, not used: options load none of the stages
+    import httpx
+
+    from customer_import.transform.fieldstats import FieldStats
+    from customer_import.transform.sharding import Shard
 
 
 @dataclass(frozen=True, slots=True)

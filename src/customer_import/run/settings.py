@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from customer_import.config import BASE_URL_ENV, JobConfig
@@ -13,7 +14,9 @@ from customer_import.errors import ConfigError
 from customer_import.hosts import is_loopback
 from customer_import.outputs.summary import RunIdentity
 from customer_import.run.options import RunOptions
-from customer_import.source import Source
+
+if TYPE_CHECKING:
+    from customer_import.source import Source
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,10 +26,10 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from customer_import import logs
 from customer_import.config import JobConfig
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport
 from customer_import.errors import ConfigError, ImportJobError, RunAborted
+from customer_import.logs import configure as configure_logs
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.run.process import handlers_set
@@ -117,7 +117,7 @@ def _run_all(
 
 def _worker(job: JobConfig, options: RunOptions, progress: Connection, log_format: str) -> None:
     """One shard, in its own process: exits with the run's exit code."""
-    logs.configure(log_format)
+    configure_logs(log_format)
     options = dataclasses.replace(options, progress=progress.send)
     try:
         report = run_job(job, options)
