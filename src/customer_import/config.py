@@ -29,6 +29,7 @@ RunMode = Literal["full", "incremental"]
 DuplicatesMode = Literal["last", "first", "reject"]
 OnMissing = Literal["ignore", "deactivate"]
 
+_HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a key or id can be
 _URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: not "C:\"
 
 
@@ -256,11 +257,20 @@ class Credentials(BaseModel):
 
 
 def read_credentials(api: ApiConfig, environ: Mapping[str, str] | None = None) -> Credentials:
+    """The key and merchant id from the environment; ConfigError names every variable that is
+    missing or holds what cannot go in an HTTP header (never the value itself)."""
     env = os.environ if environ is None else environ
-    values = {}
-    for name in (api.api_key_env, api.merchant_id_env):
-        value = env.get(name, "").strip()
-        if not value:
-            raise ConfigError(f"set the environment variable {name} (needed for a real run)")
-        values[name] = value
+    names = (api.api_key_env, api.merchant_id_env)
+    values = {name: env.get(name, "").strip() for name in names}
+    missing = [name for name in names if not values[name]]
+    if missing:
+        listed = " and ".join(missing)
+        raise ConfigError(f"set the environment variable{'s' * (len(missing) > 1)} {listed}")
+    for name in names:
+        if not _HEADER_SAFE.fullmatch(values[name]):
+            raise ConfigError(
+                f"the environment variable {name} holds a character that cannot go in an HTTP "
+                "header (a line break, a space, a control or non-ASCII character): check how it "
+                "was set (a file with a Windows line ending, a copied quote)"
+            )
     return Credentials(api_key=values[api.api_key_env], merchant_id=values[api.merchant_id_env])

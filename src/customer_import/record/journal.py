@@ -279,10 +279,20 @@ def run_fingerprint(job: JobConfig, *, dry_run: bool, shard: object) -> str:
 
 
 def open_journal(out_dir: Path) -> Journal:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / JOURNAL_NAME
-    path.touch(mode=0o600, exist_ok=True)
-    return Journal(path)
+    """The output folder's journal; ConfigError when the folder cannot be written to."""
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        path = out_dir / JOURNAL_NAME
+        path.touch(mode=0o600, exist_ok=True)
+        journal = Journal(path)
+        journal.set_meta(opened_at=_now())  # a folder that lets no file be written fails here
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ConfigError(
+            f"cannot write to the output folder {out_dir}: {reason} (give --out, or [output] "
+            "dir, a folder this user can write to)"
+        ) from exc
+    return journal
 
 
 def remove_journal(out_dir: Path) -> None:

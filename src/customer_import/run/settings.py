@@ -64,7 +64,13 @@ def check_base_url(url: str, allow_insecure_http: bool) -> None:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - a port that is not a number raises here
     except ValueError as exc:
-        raise ConfigError(f"api.base_url {url!r} is not a URL: {exc}") from exc
+        raise ConfigError(f"api.base_url is not a URL: {exc}") from exc
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(  # the URL is not shown: it holds a secret
+            "api.base_url holds a user name or password: remove them from the URL; the API "
+            "key and merchant id come from the environment (CUSTOMERS_API_KEY, "
+            "CUSTOMERS_MERCHANT_ID), never from the URL"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(
             f"api.base_url {url!r} must start with https:// (or http:// for localhost)"
