@@ -86,7 +86,8 @@ def test_second_run_sends_exactly_the_changed_and_added_records(
 def test_deactivate_sends_missing_customers_with_active_false_once(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
-    extra = INCREMENTAL + '\non_missing = "deactivate"'
+    # one of five missing is 20 %: above the default max_missing_ratio, which would stop the run
+    extra = INCREMENTAL + '\non_missing = "deactivate"\nmax_missing_ratio = 0.25'
     job = job_for(tmp_path, [line(i) for i in range(5)], extra=extra)
     run(job, sandbox)
 

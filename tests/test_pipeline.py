@@ -20,7 +20,7 @@ from customer_import.sandbox.testing import SandboxServer
 from customer_import.source.csv_records import Record, RecordParser
 from customer_import.transform.duplicates import RepeatedIdFinder
 from customer_import.transform.mapping import plan_mapping
-from customer_import.transform.prepare import scan_ids
+from customer_import.transform.prepare import pre_pass
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
@@ -380,7 +380,7 @@ def test_mostly_invalid_first_records_stop_the_run_before_sending(
 
 
 def test_repeated_ids_are_found_when_the_id_hashes_spill_to_disk(tmp_path: Path) -> None:
-    from customer_import.transform.duplicates import RepeatedIdFinder, id_hashes
+    from customer_import.transform.duplicates import id_hashes
 
     finder = RepeatedIdFinder(tmp_path / "spill", budget=5)
     for chunk in (["a", "b", "c"], ["d", "a", None], ["e", "f", "g", "d"], ["h"]):
@@ -440,4 +440,4 @@ def test_the_pre_pass_stops_at_the_next_batch_once_the_run_is_being_stopped(
         asked.append(True)
         return len(asked) > 3
 
-    assert scan_ids(batches, plan, RepeatedIdFinder(tmp_path), stopping) == 3
+    assert pre_pass(batches, plan, tmp_path, stopping=stopping).records == 3

@@ -66,6 +66,11 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
         "--rate-limit", type=float, help="requests per second, all workers together"
     )
     parser.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    parser.add_argument(
+        "--allow-missing",
+        action="store_true",
+        help="incremental: deactivate the missing customers however many they are (this run)",
+    )
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument(
         "--incremental",
@@ -146,6 +151,7 @@ def _run(args: argparse.Namespace) -> int:
             mode=args.mode,
             shard=args.shard,
             dry_run=args.dry_run,
+            allow_missing=args.allow_missing,
             resume=args.resume,
             restart=args.restart,
             progress=on_progress,

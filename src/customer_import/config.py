@@ -194,6 +194,11 @@ class JobConfig(_Strict):
     """Incremental: customers gone from the export since the last run are listed, or deactivated."""
     duplicates: DuplicatesMode = "last"
     """Which record of a repeated externalId is sent; "reject" rejects them all."""
+    allow_empty: bool = False
+    """Accept an export with no record; by default it stops the run (exit 3), nothing sent."""
+    max_missing_ratio: float = Field(default=0.1, ge=0, le=1)
+    """Incremental: when more than this share of the last export's customers are missing from
+    this one, a run with on_missing = "deactivate" stops before sending anything."""
     max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
     """Stop before sending when more than this share of the first 1000 records is rejected."""
     source: SourceConfig = Field(default_factory=SourceConfig)

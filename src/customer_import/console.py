@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from customer_import.contracts import Progress, RecordStatus, RunReport
 from customer_import.logs import mask_value
-from customer_import.outputs.files import REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
+from customer_import.outputs.files import MISSING_NAME, REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
 from customer_import.transform.fieldstats import FieldStats
 
 log = logging.getLogger("customer_import")
@@ -69,6 +69,12 @@ def print_report(report: RunReport) -> None:
         f"{report.status}: {s.rows} records; this run {s.duration_s} s at {s.rows_per_s} records/s",
         f"  {counted}",
     ]
+    if s.incremental is not None and s.incremental.missing_since_last_run:
+        inc = s.incremental
+        lines.append(
+            f"  missing since the last run {inc.missing_since_last_run}, deactivated "
+            f"{inc.deactivated} (on_missing = {inc.on_missing}): {report.out_dir / MISSING_NAME}"
+        )
     if s.pending:
         lines.append(f"  pending {s.pending} (not sent yet: run again with --resume)")
     if s.rejected_by_stage:

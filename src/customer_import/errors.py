@@ -7,7 +7,10 @@
         ├── FatalApiError          401/403/404: every further request would fail too
         ├── ApiUnavailable         every request failed for longer than api.max_outage_s
         ├── RateLimited            nothing but 429 for longer than api.max_rate_limited_s
-        ├── InvalidInputGuard      most of the first records are invalid: nothing was sent
+        ├── Guard                  the export as a whole looks wrong: nothing was sent
+        │   ├── InvalidInputGuard      most of the first records are invalid
+        │   ├── EmptyExportGuard       no record at all
+        │   └── MissingCustomersGuard  many customers would be deactivated
         └── Interrupted            SIGINT/SIGTERM                                 exit 130/143
 
 Each error's ``exit_code`` comes from the one table, ``contracts.ExitCode``; anything else
@@ -58,9 +61,21 @@ class RateLimited(RunAborted):
     """The API answered nothing but 429 for longer than ``api.max_rate_limited_s``."""
 
 
-class InvalidInputGuard(RunAborted):
-    """More than ``max_invalid_ratio`` of the first records were rejected; nothing was sent,
-    so the next run starts afresh."""
+class Guard(RunAborted):
+    """The export as a whole looks wrong; nothing was sent, so the next run starts afresh."""
+
+
+class InvalidInputGuard(Guard):
+    """More than ``max_invalid_ratio`` of the first records were rejected."""
+
+
+class EmptyExportGuard(Guard):
+    """The export holds no record (and ``allow_empty`` is not set)."""
+
+
+class MissingCustomersGuard(Guard):
+    """More than ``max_missing_ratio`` of the last export's customers are missing from this
+    one, and they would be deactivated."""
 
 
 class Interrupted(RunAborted):

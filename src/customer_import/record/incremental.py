@@ -21,7 +21,7 @@ from customer_import.contracts import (
     IncrementalFacts,
     PreparedBatch,
 )
-from customer_import.errors import ConfigError
+from customer_import.errors import ConfigError, MissingCustomersGuard
 from customer_import.record.journal import Journal
 from customer_import.record.snapshot import (
     BODY as SNAPSHOT_BODY,
@@ -69,14 +69,41 @@ class IncrementalSync:
         persist: bool,
         work: Path,
         on_missing: OnMissing = "ignore",
+        max_missing_ratio: float = 0.1,
     ) -> None:
         self.location, self.fingerprint, self.persist = location, fingerprint, persist
         self.snapshot = Snapshot(location, fingerprint) if diff else None
         self.work = work if not persist else location.work
-        self.on_missing = on_missing
+        self.on_missing, self.max_missing_ratio = on_missing, max_missing_ratio
+        self.warnings: list[str] = []
         self.missing_ids: list[str] = []
         """Customers of the last export that this one lacks (known once it is all read)."""
         self._parts = PartWriter(self.work)
+
+    def last_export_ids(self) -> pl.Series | None:
+        """The ids of the last export (None when there is no usable snapshot to diff with)."""
+        last = self.snapshot.last_export() if self.snapshot is not None else None
+        return None if last is None else last.select(SNAPSHOT_ID).collect()[SNAPSHOT_ID]
+
+    def guard_missing(self, absent: int, *, allow: bool) -> None:
+        """Many customers of the last export missing from this one: a truncated export, most
+        likely. With on_missing = "deactivate" the run stops before sending anything (unless
+        ``allow``); otherwise a warning."""
+        known = self.snapshot.last_export_size() if self.snapshot is not None else 0
+        if not known or absent / known <= self.max_missing_ratio:
+            return
+        found = (
+            f"{absent} of the {known} customers of the last export ({absent / known:.0%}) are "
+            f"missing from this one, more than max_missing_ratio = {self.max_missing_ratio:g}"
+        )
+        if self.on_missing == "deactivate" and not allow:
+            raise MissingCustomersGuard(
+                f"{found}: nothing was sent and nobody was deactivated. If the export is "
+                "incomplete, fix it; if they really are gone, run again with --allow-missing "
+                "(this run only) or raise max_missing_ratio"
+            )
+        log.warning("%s", found)
+        self.warnings.append(found)
 
     def split_unchanged(self, sends: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
         """``sends`` (``ROW``, ``EXTERNAL_ID``, ``BODY``) less the records whose body the API
@@ -109,6 +136,11 @@ class IncrementalSync:
         self.missing_ids = missing[SNAPSHOT_ID].to_list()
         if missing.is_empty() or self.on_missing != "deactivate" or not send:
             return sends_frame([], [], [])
+        log.info(
+            "%d customers of the last export are missing from this one: deactivating them "
+            '(on_missing = "deactivate"; missing.csv lists them)',
+            missing.height,
+        )
         frame = sends_frame(
             range(-1, -missing.height - 1, -1),
             missing[SNAPSHOT_ID],
@@ -169,6 +201,7 @@ def incremental_sync(
         persist=dry_run_work is None,
         work=dry_run_work or location.work,
         on_missing=job.on_missing,
+        max_missing_ratio=job.max_missing_ratio,
     )
 
 

@@ -96,6 +96,10 @@ class Snapshot:
         )
         return (frame[BODY] == frame["_known"]).fill_null(False)
 
+    def last_export_size(self) -> int:
+        last = self.last_export()
+        return 0 if last is None else int(last.select(pl.len()).collect().item())
+
     def last_export(self) -> pl.LazyFrame | None:
         if not self.usable:
             return None

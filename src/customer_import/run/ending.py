@@ -7,8 +7,8 @@ from customer_import.contracts import Ending, RunStatus
 from customer_import.errors import (
     ApiUnavailable,
     FatalApiError,
+    Guard,
     Interrupted,
-    InvalidInputGuard,
     RunAborted,
 )
 from customer_import.record.journal import Journal
@@ -36,7 +36,7 @@ def _explain(exc: RunAborted, api: ApiConfig, recorder: Recorder) -> str:
         # pending, not rejected, so a resume once the API is back sends them too.
         forgotten = recorder.forget_transport_rejects()
         return f"{exc}; {forgotten} records that failed as it began are pending again"
-    if isinstance(exc, InvalidInputGuard):
+    if isinstance(exc, Guard):
         return str(exc)  # nothing was sent: the next run starts afresh
     if isinstance(exc, FatalApiError) and exc.status_code == 401:
         return f"{exc} ({api.api_key_env}, {api.merchant_id_env}); then run again with --resume"

@@ -32,6 +32,8 @@ class RunOptions:
     mode: RunMode | None = None
     """Overrides the job file's ``mode`` (``--full`` / ``--incremental``)."""
     dry_run: bool = False
+    allow_missing: bool = False
+    """Deactivate the customers missing from the export however many they are (this run)."""
     resume: bool = False
     restart: bool = False
     progress: Callable[[Progress], None] | None = None

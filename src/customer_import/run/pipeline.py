@@ -33,7 +33,7 @@ from customer_import.contracts import (
     RunStatus,
     SendItem,
 )
-from customer_import.errors import InvalidInputGuard, RunAborted
+from customer_import.errors import Guard, RunAborted
 from customer_import.outputs.finish import RunOutputs
 from customer_import.outputs.summary import RunFacts
 from customer_import.record.incremental import IncrementalSync, incremental_sync
@@ -55,15 +55,15 @@ from customer_import.send.stats import SendStats
 from customer_import.source import Source, open_source
 from customer_import.transform.duplicates import decide
 from customer_import.transform.frames import send_items
-from customer_import.transform.guard import InvalidRatioGuard
+from customer_import.transform.guard import InvalidRatioGuard, guard_empty
 from customer_import.transform.mapping import MappingPlan, plan_mapping
 from customer_import.transform.parallel import OrderedMap, prefetch
 from customer_import.transform.prepare import (
     FIRST_BATCH,
     BatchPreparer,
     Prepared,
-    count_and_find_repeated,
     id_columns,
+    pre_pass,
 )
 from customer_import.transform.sharding import sharded
 
@@ -144,7 +144,7 @@ class _Run:
         self.journal.flush()
         ending = whole_file_check(ending, self.total, self.journal)
         completed = ending.status is RunStatus.COMPLETED
-        guarded = isinstance(failure, InvalidInputGuard)  # nothing was sent: nothing to resume
+        guarded = isinstance(failure, Guard)  # nothing was sent: nothing to resume
         if self.sync is not None and not guarded:
             self.sync.finish(self.journal, completed=completed)
         self.journal.end(completed=completed, guarded=guarded)
@@ -154,7 +154,8 @@ class _Run:
             self.recorder.this_run,
             time.monotonic() - started,
             self.stats.facts(),
-            self.preparer.warnings() if self.preparer is not None else [],
+            (self.preparer.warnings() if self.preparer else [])
+            + (self.sync.warnings if self.sync else []),
             self.sync.facts(self.journal.count_deactivated()) if self.sync is not None else None,
         )
         return self.outputs.finish(facts, self.sync.missing_ids if self.sync else [])
@@ -162,7 +163,8 @@ class _Run:
     async def _stages(self) -> None:
         with loop_signals(self.stopping, self.options.handle_signals):
             preparer = self._preparer(await self._pre_pass())
-            self.prepared = OrderedMap(preparer.prepare, self._batches(first=FIRST_BATCH))
+            read = sharded(self.source.batches(first=FIRST_BATCH), self.plan, self.options.shard)
+            self.prepared = OrderedMap(preparer.prepare, read)
             batches = preparer.tallied(self.prepared)
             items = self._items(self.sync.recorded(batches) if self.sync else batches)
             try:
@@ -172,13 +174,20 @@ class _Run:
                 self.prepared.stop()  # a stopped run reads and prepares no further batch
 
     async def _pre_pass(self) -> pl.Series:
-        """Counts the records; returns the hashes of the ids that occur more than once."""
-        ids, stopping = self._batches(id_columns(self.plan)), self.stopping.requested
-        scan = partial(count_and_find_repeated, ids, self.plan, self.settings.out_dir, stopping)
-        self.total, repeated = await asyncio.to_thread(scan)
+        """Counts the records and checks the export as a whole before anything is sent;
+        returns the hashes of the ids that occur more than once."""
+        ids = self.source.batches(columns=id_columns(self.plan))
+        known = self.sync.last_export_ids() if self.sync is not None else None
+        shard, stopping = self.options.shard, self.stopping.requested
+        scan = partial(pre_pass, ids, self.plan, self.settings.out_dir, shard=shard, known=known)
+        found = await asyncio.to_thread(scan, stopping=stopping)
         self.stopping.check("while the records were being counted")
-        log.info("%d records; %d ids occur more than once", self.total, len(repeated))
-        return repeated
+        self.total = found.records
+        log.info("%d records; %d ids occur more than once", self.total, len(found.repeated))
+        guard_empty(found.file_records, self.job.allow_empty)
+        if self.sync is not None:
+            self.sync.guard_missing(found.absent, allow=self.options.allow_missing)
+        return found.repeated
 
     def _preparer(self, repeated: pl.Series) -> BatchPreparer:
         done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
@@ -188,13 +197,6 @@ class _Run:
             self.plan, self.outputs.kept_columns, repeated, done, split, self.options.field_stats
         )
         return self.preparer
-
-    def _batches(
-        self, columns: list[str] | None = None, first: int | None = None
-    ) -> Iterator[Batch]:
-        """The source's batches, only this shard's records when the run is one shard of N."""
-        batches = self.source.batches(columns=columns, first=first)
-        return sharded(batches, self.plan, self.options.shard)
 
     async def _items(self, batches: Iterator[PreparedBatch]) -> AsyncIterator[list[SendItem]]:
         """Items to send, a batch at a time, in file order; repeated ids last, once decided."""

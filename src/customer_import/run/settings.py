@@ -14,6 +14,7 @@ from customer_import.errors import ConfigError
 from customer_import.hosts import is_loopback
 from customer_import.outputs.summary import RunIdentity
 from customer_import.run.options import RunOptions
+from customer_import.transform.sharding import check_shardable
 
 if TYPE_CHECKING:
     from customer_import.source import Source
@@ -47,6 +48,8 @@ def resolve_settings(job: JobConfig, options: RunOptions, environ: Mapping[str, 
     concurrency = options.concurrency or job.api.concurrency
     rate_limit = options.rate_limit or job.api.rate_limit
     shard = options.shard
+    if shard is not None:
+        check_shardable(job)
     if shard is not None and not options.dry_run:  # a dry run sends nothing: nothing to share
         concurrency, rate_limit = shard.concurrency(concurrency), shard.rate_limit(rate_limit)
     return Settings(

@@ -35,7 +35,7 @@ from customer_import.run.pipeline import run_job
 from customer_import.run.process import handlers_set
 from customer_import.scale.merge import merge_outputs
 from customer_import.source import shared_copy
-from customer_import.transform.sharding import Shard, concurrency_shares
+from customer_import.transform.sharding import Shard, check_shardable, concurrency_shares
 
 log = logging.getLogger("customer_import")
 
@@ -80,6 +80,7 @@ def _check(job: JobConfig, options: RunOptions, workers: int) -> None:
         raise ConfigError("--workers must be at least 1")
     if options.shard is not None:
         raise ConfigError("--workers and --shard do not go together: a shard runs in one process")
+    check_shardable(job)
     if not options.dry_run:  # refused here once, rather than by every worker
         concurrency_shares(options.concurrency or job.api.concurrency, workers)
 

@@ -77,6 +77,19 @@ class RepeatedIdFinder:
         found = [self._repeated_in(bucket) for bucket in range(self.BUCKETS)]
         return pl.concat(found)
 
+    def count_absent(self, hashes: pl.Series) -> int:
+        """How many of ``hashes`` were never added (a hash collision counts as present)."""
+        hashes = hashes.drop_nulls()
+        if not self._spills:
+            added = pl.concat(self._buffer or [pl.Series([], dtype=pl.UInt64)])
+            return int((~hashes.is_in(added.implode())).sum())
+        self._spill()
+        buckets = hashes // (1 << 60)
+        return sum(
+            int((~hashes.filter(buckets == b).is_in(self._bucket(b).implode())).sum())
+            for b in range(self.BUCKETS)
+        )
+
     def _spill(self) -> None:
         if not self._buffered:
             return
@@ -90,10 +103,13 @@ class RepeatedIdFinder:
         self._buffer, self._buffered = [], 0
 
     def _repeated_in(self, bucket: int) -> pl.Series:
+        return repeated_hashes([self._bucket(bucket)])
+
+    def _bucket(self, bucket: int) -> pl.Series:
+        """Every hash spilled into one bucket."""
         files = sorted(self._folder.glob(f"{bucket:02d}-*.arrow"))
-        if not files:
-            return pl.Series("h", [], dtype=pl.UInt64)
-        return repeated_hashes([pl.read_ipc(f)["h"] for f in files])
+        parts = [pl.read_ipc(f)["h"] for f in files] or [pl.Series("h", [], dtype=pl.UInt64)]
+        return pl.concat(parts)
 
 
 @dataclass(slots=True)

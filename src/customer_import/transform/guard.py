@@ -1,4 +1,5 @@
-"""Stop before sending when the first records are mostly invalid: a wrong file or mapping."""
+"""Stop before sending when the export as a whole looks wrong: empty, or its first records
+mostly invalid (a wrong file or mapping)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import Final
 
 from customer_import.contracts import PreparedBatch
-from customer_import.errors import InvalidInputGuard
+from customer_import.errors import EmptyExportGuard, InvalidInputGuard
 
 SAMPLE: Final = 1000
 _QUOTED = re.compile(r"'[^']*'")
@@ -61,3 +62,13 @@ def _message(rejected: int, judged: int, max_ratio: float, reasons: list[str]) -
 def _reason_kind(reason: str) -> str:
     """'email: 'x@' is not valid (...)' -> 'email: … is not valid': values left out."""
     return _QUOTED.sub("…", reason.split(" (", 1)[0])
+
+
+def guard_empty(records: int, allow_empty: bool) -> None:
+    """An export with no record is a failed export until the job says it can happen."""
+    if records == 0 and not allow_empty:
+        raise EmptyExportGuard(
+            "the export holds no record (a header line at most): nothing was sent. An empty "
+            "export usually means the export that wrote it failed; set allow_empty = true in "
+            "the job file if an empty file is expected"
+        )

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 import polars as pl
 
 from customer_import.config import FieldMapping, MappingConfig
-from customer_import.contracts import ROW
+from customer_import.contracts import EXTERNAL_ID, ROW
 from customer_import.errors import ConfigError
+from customer_import.transform.normalise import EXCEL_NUMBER
 
 # Excel keeps a leading apostrophe that was typed to stop it reading a value as a number.
 _EXCEL_TEXT_PREFIX_FIELDS = frozenset({"externalId", "phoneNumber"})
@@ -154,3 +155,9 @@ def _name_part(expr: pl.Expr, part: str) -> pl.Expr:
     if part == "first":
         return pl.when(has_space).then(normalised.str.replace(r" [^ ]*$", "")).otherwise(normalised)
     return pl.when(has_space).then(normalised.str.extract(r" ([^ ]*)$", 1)).otherwise(None)
+
+
+def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
+    """The cleaned externalId of each record, null where it cannot be a real id."""
+    ids = map_batch(frame, plan, only=(EXTERNAL_ID,))[EXTERNAL_ID]
+    return ids.set(ids.str.contains(EXCEL_NUMBER.pattern).fill_null(False), None)

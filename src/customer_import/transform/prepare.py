@@ -30,8 +30,7 @@ from customer_import.contracts import (
 from customer_import.schema import STRING_FIELDS
 from customer_import.transform.duplicates import RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
-from customer_import.transform.mapping import MappingPlan, map_batch
-from customer_import.transform.normalise import EXCEL_NUMBER
+from customer_import.transform.mapping import MappingPlan, id_only, map_batch
 from customer_import.transform.parallel import OrderedMap
 from customer_import.transform.quality import (
     SuspectText,
@@ -39,6 +38,7 @@ from customer_import.transform.quality import (
     find_double_encoded,
     merge_counts,
 )
+from customer_import.transform.sharding import Shard
 from customer_import.transform.validation import Validated, Validator
 
 log = logging.getLogger("customer_import")
@@ -66,52 +66,60 @@ class Prepared(NamedTuple):
     quality: BatchQuality
 
 
-def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
-    """The cleaned externalId of each record, null where it cannot be a real id."""
-    ids = map_batch(frame, plan, only=(EXTERNAL_ID,))[EXTERNAL_ID]
-    return ids.set(ids.str.contains(EXCEL_NUMBER.pattern).fill_null(False), None)
-
-
 def id_columns(plan: MappingPlan) -> list[str]:
     """The source column(s) the pre-pass needs: the one feeding externalId."""
     id_field = plan.field(EXTERNAL_ID)
     return [id_field.column] if id_field and id_field.column else []
 
 
-def scan_ids(
+class PrePass(NamedTuple):
+    """What one read of the id column tells before anything is sent."""
+
+    records: int
+    """This shard's records (every record without a shard), broken ones included."""
+    file_records: int
+    """The whole file's records."""
+    repeated: pl.Series
+    """Hashes of the ids that occur more than once."""
+    absent: int
+    """Of the ``known`` ids asked about, how many the export lacks."""
+
+
+def pre_pass(
     batches: Iterable[Batch],
     plan: MappingPlan,
-    finder: RepeatedIdFinder,
+    spill_in: Path,
+    *,
+    shard: Shard | None = None,
+    known: pl.Series | None = None,
     stopping: Callable[[], bool] = lambda: False,
-) -> int:
-    """Pre-pass: counts the records and hands the hashes of their ids to ``finder``.
-
-    Ids are hashed in a thread of their own while the next batch is read. Returns early,
-    with a partial count, once ``stopping()`` says the run is being stopped.
-    """
-    total = 0
-    with OrderedMap(partial(_hashed_ids, plan=plan), iter(batches), workers=1) as hashed:
-        for hashes, records in hashed:
-            if stopping():
-                break
-            finder.add(hashes)
-            total += records
-    return total
-
-
-def count_and_find_repeated(
-    batches: Iterable[Batch], plan: MappingPlan, spill_in: Path, stopping: Callable[[], bool]
-) -> tuple[int, pl.Series]:
-    """The pre-pass: how many records, and the hashes of the ids that occur more than once
-    (spilled to a temporary folder in ``spill_in`` beyond a few million records)."""
+) -> PrePass:
+    """Counts the records, finds the repeated ids and how many of ``known`` (ids from the last
+    export) are absent. Hashes spill into a temporary folder in ``spill_in`` beyond a few
+    million records; ids are hashed in a thread of their own while the next batch is read.
+    Returns early, with partial counts, once ``stopping()`` says the run is being stopped."""
+    records = file_records = 0
     with tempfile.TemporaryDirectory(dir=spill_in, prefix=".ids-") as spill:
         finder = RepeatedIdFinder(Path(spill))
-        total = scan_ids(batches, plan, finder, stopping)
-        return total, finder.repeated()
+        hashing = partial(_hashed_ids, plan=plan, shard=shard)
+        with OrderedMap(hashing, iter(batches), workers=1) as hashed:
+            for hashes, mine, read in hashed:
+                if stopping():
+                    break
+                finder.add(hashes)
+                records, file_records = records + mine, file_records + read
+        absent = finder.count_absent(id_hashes(known)) if known is not None else 0
+        return PrePass(records, file_records, finder.repeated(), absent)
 
 
-def _hashed_ids(batch: Batch, plan: MappingPlan) -> tuple[pl.Series, int]:
-    return id_hashes(id_only(batch.frame, plan)), batch.records
+def _hashed_ids(batch: Batch, plan: MappingPlan, shard: Shard | None) -> tuple[pl.Series, int, int]:
+    """The hashes of this shard's ids, its records, and the batch's records."""
+    ids = id_only(batch.frame, plan)
+    if shard is None:
+        return id_hashes(ids), batch.records, batch.records
+    mine = shard.owns(ids, batch.frame[ROW])
+    failures = sum(shard.owns_row(f.row) for f in batch.failures)
+    return id_hashes(ids.filter(mine)), int(mine.sum()) + failures, batch.records
 
 
 class BatchPreparer:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 
 import polars as pl
 
+from customer_import.config import JobConfig
 from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError
-from customer_import.transform.mapping import MappingPlan
-from customer_import.transform.prepare import id_only
+from customer_import.transform.mapping import MappingPlan, id_only
 
 _SPEC = re.compile(r"^(\d+)/(\d+)$")
 
@@ -49,11 +49,25 @@ class Shard:
     def rate_limit(self, total: float | None) -> float | None:
         return None if total is None else total / self.count
 
+    def owns_row(self, row: int) -> bool:
+        """A record without a usable id (a broken line) belongs to a shard by its number."""
+        return (row - 1) % self.count + 1 == self.index
+
     def owns(self, ids: pl.Series, rows: pl.Series) -> pl.Series:
         by_id = [None if i is None else shard_of(i, self.count) for i in ids.to_list()]
         by_row = (rows - 1) % self.count + 1
         owner = pl.Series(by_id, dtype=pl.Int64).fill_null(by_row)
         return owner == self.index
+
+
+def check_shardable(job: JobConfig) -> None:
+    """An incremental sync keeps one state per job: shards would each take the others'
+    customers for missing ones, and write the one snapshot at once."""
+    if job.mode == "incremental":
+        raise ConfigError(
+            "an incremental job runs in one process: drop --workers/--shard (shards suit full "
+            "runs: a migration, a backfill)"
+        )
 
 
 def concurrency_shares(total: int, count: int) -> list[int]:
@@ -79,5 +93,5 @@ def sharded(batches: Iterator[Batch], plan: MappingPlan, shard: Shard | None) ->
             yield batch
             continue
         mask = shard.owns(id_only(batch.frame, plan), batch.frame[ROW])
-        failures = [f for f in batch.failures if (f.row - 1) % shard.count + 1 == shard.index]
+        failures = [f for f in batch.failures if shard.owns_row(f.row)]
         yield Batch(frame=batch.frame.filter(mask), failures=failures)
