@@ -125,3 +125,15 @@ def test_the_pre_pass_counts_the_known_ids_the_export_lacks(tmp_path: Path, budg
     known = id_hashes(pl.Series(["a", "x", "f", "y", None, "z"], dtype=pl.String))
 
     assert finder.count_absent(known) == 3
+
+
+def test_the_incremental_flag_diffs_a_full_job_against_its_state(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = _job(tmp_path, [line(i) for i in range(4)])  # mode = "full"
+    _run(job, sandbox, mode="incremental")
+    sandbox.reset_stats()
+
+    assert _run(job, sandbox, mode="incremental")[0] is RunStatus.COMPLETED
+
+    assert sandbox.stats()["requests_total"] == 0  # every record unchanged since the last run

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import polars as pl
 
-from customer_import.config import BASE_URL_ENV, JobConfig, OnMissing
+from customer_import.config import BASE_URL_ENV, JobConfig, OnMissing, RunMode
 from customer_import.contracts import (
     BODY,
     EXTERNAL_ID,
@@ -23,6 +23,7 @@ from customer_import.contracts import (
 )
 from customer_import.errors import ConfigError, MissingCustomersGuard
 from customer_import.record.journal import Journal
+from customer_import.record.locks import FolderLock
 from customer_import.record.snapshot import (
     BODY as SNAPSHOT_BODY,
 )
@@ -79,6 +80,17 @@ class IncrementalSync:
         self.missing_ids: list[str] = []
         """Customers of the last export that this one lacks (known once it is all read)."""
         self._parts = PartWriter(self.work)
+        self._lock = FolderLock(location.folder, "the incremental state") if persist else None
+
+    def __enter__(self) -> IncrementalSync:
+        """The state is this run's until ``__exit__``: a second run of the job is refused."""
+        if self._lock is not None:
+            self._lock.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
 
     def last_export_ids(self) -> pl.Series | None:
         """The ids of the last export (None when there is no usable snapshot to diff with)."""
@@ -179,12 +191,12 @@ def incremental_sync(
     job: JobConfig,
     base_url: str,
     environ: Mapping[str, str],
-    diff: bool,
+    mode: RunMode,
     dry_run_work: Path | None,
 ) -> IncrementalSync | None:
     """State for an incremental job; --full (diff False) still refreshes it. A dry run
     (``dry_run_work``: its scratch folder) compares but never writes the state."""
-    if job.mode != "incremental":
+    if "incremental" not in (job.mode, mode):
         return None
     merchant_id = environ.get(job.api.merchant_id_env, "").strip()
     if not merchant_id:  # a dry run without credentials: no state to compare with
@@ -197,7 +209,7 @@ def incremental_sync(
     return IncrementalSync(
         location,
         mapping_fingerprint(job),
-        diff=diff,
+        diff=mode == "incremental",
         persist=dry_run_work is None,
         work=dry_run_work or location.work,
         on_missing=job.on_missing,

@@ -23,6 +23,7 @@ from typing import Any, Final, TypeVar
 from customer_import.config import JobConfig
 from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow
 from customer_import.errors import ConfigError
+from customer_import.record.locks import FolderLock
 
 log = logging.getLogger("customer_import")
 T = TypeVar("T")
@@ -74,6 +75,8 @@ class Journal:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        self.lock: FolderLock | None = None
+        """The output folder's lock, held until ``close``."""
         self._results: list[ResultRow] = []
         self._valid: list[tuple[int, str]] = []  # a dry run's: two values bind faster than eight
         self._rejects: list[tuple[object, ...]] = []
@@ -253,10 +256,20 @@ class Journal:
         for row, source, stage, reason, raw in self._db.execute(query):
             yield row, json.loads(source) if source else [], stage, reason, raw
 
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     def close(self) -> None:
-        self.flush()
-        with self._lock:
-            self._db.close()
+        try:
+            self.flush()
+            with self._lock:
+                self._db.close()
+        finally:
+            if self.lock is not None:
+                self.lock.release()
 
 
 def _take(pending: list[T]) -> list[T]:
@@ -279,20 +292,38 @@ def run_fingerprint(job: JobConfig, *, dry_run: bool, shard: object) -> str:
 
 
 def open_journal(out_dir: Path) -> Journal:
-    """The output folder's journal; ConfigError when the folder cannot be written to."""
+    """The output folder's journal, locked for this run; ConfigError when the folder cannot be
+    written to, or another run holds it."""
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        lock = FolderLock(out_dir, "the output folder").acquire()
+    except OSError as exc:
+        raise _unwritable(out_dir, exc) from exc
+    try:
+        journal = _journal_in(out_dir)
+    except BaseException:
+        lock.release()
+        raise
+    journal.lock = lock
+    return journal
+
+
+def _journal_in(out_dir: Path) -> Journal:
+    try:
         path = out_dir / JOURNAL_NAME
         path.touch(mode=0o600, exist_ok=True)
         journal = Journal(path)
         journal.set_meta(opened_at=_now())  # a folder that lets no file be written fails here
     except (OSError, sqlite3.Error) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        raise ConfigError(
-            f"cannot write to the output folder {out_dir}: {reason} (give --out, or [output] "
-            "dir, a folder this user can write to)"
-        ) from exc
+        raise _unwritable(out_dir, exc) from exc
     return journal
+
+
+def _unwritable(out_dir: Path, exc: OSError | sqlite3.Error) -> ConfigError:
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return ConfigError(
+        f"cannot write to the output folder {out_dir}: {reason} (give --out, or [output] dir, "
+        "a folder this user can write to)"
+    )
 
 
 def remove_journal(out_dir: Path) -> None:
@@ -303,16 +334,27 @@ def remove_journal(out_dir: Path) -> None:
 def open_run_journal(
     out_dir: Path, input_digest: str, fingerprint: str, *, resume: bool, restart: bool
 ) -> Journal:
-    """The run's journal: a new one, the unfinished one to resume, or a refusal.
+    """The run's journal, the folder locked: a new one, the unfinished one to resume, or a
+    refusal.
 
     A folder holding an unfinished run is never taken over silently: without --resume or
     --restart that is a ConfigError. A completed (or guarded) run is replaced.
     """
     journal = open_journal(out_dir)
+    try:
+        return _for_this_run(journal, input_digest, fingerprint, resume=resume, restart=restart)
+    except BaseException:
+        journal.close()
+        raise
+
+
+def _for_this_run(
+    journal: Journal, input_digest: str, fingerprint: str, *, resume: bool, restart: bool
+) -> Journal:
+    out_dir = journal.path.parent
     state = journal.get_meta("state")
     if state == JournalState.RUNNING and not restart:
         if not resume:
-            journal.close()
             raise ConfigError(
                 f"{out_dir} holds an unfinished run: pass --resume to continue it "
                 "or --restart to start over"
@@ -320,18 +362,21 @@ def open_run_journal(
         _check_resumable(journal, input_digest, fingerprint)
         log.info("resuming: %d records already have an outcome", journal.count_done())
         return journal
-    if state is not None:
+    if state is not None:  # replaced, the folder locked all along
+        lock, journal.lock = journal.lock, None
         journal.close()
-        journal = _fresh_journal(out_dir)
+        remove_journal(out_dir)
+        try:
+            journal = _journal_in(out_dir)
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
+        journal.lock = lock
     journal.set_meta(
         state=JournalState.RUNNING, input=input_digest, job=fingerprint, started_at=_now()
     )
     return journal
-
-
-def _fresh_journal(out_dir: Path) -> Journal:
-    remove_journal(out_dir)
-    return open_journal(out_dir)
 
 
 def _check_resumable(journal: Journal, input_digest: str, fingerprint: str) -> None:

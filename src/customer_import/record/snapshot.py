@@ -29,6 +29,7 @@ import polars as pl
 
 from customer_import.config import JobConfig
 from customer_import.contracts import EXTERNAL_ID
+from customer_import.record.locks import LOCK_NAME, FolderLock
 
 log = logging.getLogger("customer_import")
 
@@ -256,4 +257,10 @@ def describe(location: StateLocation, fingerprint: str) -> dict[str, Any]:
 
 
 def reset(location: StateLocation) -> None:
-    shutil.rmtree(location.folder, ignore_errors=True)
+    """Forget the state: the next run sends every record. Refused while a run holds it."""
+    with FolderLock(location.folder, "the incremental state"):
+        for entry in location.folder.iterdir():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+            elif entry.name != LOCK_NAME:
+                entry.unlink()

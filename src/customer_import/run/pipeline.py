@@ -16,7 +16,7 @@ import logging
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import nullcontext
+from contextlib import ExitStack, nullcontext
 from functools import partial
 
 import polars as pl
@@ -77,25 +77,27 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     environ = os.environ if options.environ is None else options.environ
     settings = resolve_settings(job, options, environ)
     credentials = None if options.dry_run else read_credentials(job.api, environ)
-    with open_source(job.source, settings.input, options.input_copy) as source:
+    source = open_source(job.source, settings.input, options.input_copy)
+    with source, ExitStack() as held:  # the locks of the output folder and the state, too
         plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
-        journal = open_run_journal(
-            settings.out_dir,
-            source.digest,  # a remote object's is computed as it is copied
-            run_fingerprint(job, dry_run=options.dry_run, shard=options.shard),
-            resume=options.resume,
-            restart=options.restart,
+        journal = held.enter_context(
+            open_run_journal(
+                settings.out_dir,
+                source.digest,  # a remote object's is computed as it is copied
+                run_fingerprint(job, dry_run=options.dry_run, shard=options.shard),
+                resume=options.resume,
+                restart=options.restart,
+            )
         )
-        try:
-            dry_run_work = settings.out_dir / ".incremental-dry-run" if options.dry_run else None
-            diff = (options.mode or job.mode) == "incremental"
-            sync = incremental_sync(job, settings.base_url, environ, diff, dry_run_work)
-            run = _Run(job, settings, options, source, plan, journal, sync, credentials)
-            # Once the run has ended, the handlers from before it are put back.
-            with lean_gc(), handlers_set(None) if options.handle_signals else nullcontext():
-                return run.execute()
-        finally:
-            journal.close()
+        dry_run_work = settings.out_dir / ".incremental-dry-run" if options.dry_run else None
+        mode = options.mode or job.mode
+        sync = incremental_sync(job, settings.base_url, environ, mode, dry_run_work)
+        if sync is not None:
+            held.enter_context(sync)
+        run = _Run(job, settings, options, source, plan, journal, sync, credentials)
+        # Once the run has ended, the handlers from before it are put back.
+        with lean_gc(), handlers_set(None) if options.handle_signals else nullcontext():
+            return run.execute()
 
 
 class _Run:

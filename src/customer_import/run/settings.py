@@ -49,7 +49,7 @@ def resolve_settings(job: JobConfig, options: RunOptions, environ: Mapping[str, 
     rate_limit = options.rate_limit or job.api.rate_limit
     shard = options.shard
     if shard is not None:
-        check_shardable(job)
+        check_shardable(job, options.mode)
     if shard is not None and not options.dry_run:  # a dry run sends nothing: nothing to share
         concurrency, rate_limit = shard.concurrency(concurrency), shard.rate_limit(rate_limit)
     return Settings(

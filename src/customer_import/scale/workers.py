@@ -30,6 +30,7 @@ from customer_import.config import JobConfig
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport
 from customer_import.errors import ConfigError, ImportJobError, RunAborted
 from customer_import.logs import configure as configure_logs
+from customer_import.record.locks import FolderLock
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.run.process import handlers_set
@@ -55,8 +56,12 @@ def run_in_workers(
     out_dir = options.out_dir or job.output.dir
     assert out_dir is not None  # load_job always resolves it
     folders = shard_dirs(out_dir, workers)
-    # An object on S3 or GCS is copied once for all the workers, rather than once each.
-    with shared_copy(options.input or job.source.path) as copy:
+    # The merged folder is this run's (each worker locks its shard's); an object on S3 or GCS
+    # is copied once for all the workers, rather than once each.
+    with (
+        FolderLock(out_dir, "the output folder"),
+        shared_copy(options.input or job.source.path) as copy,
+    ):
         shared = dataclasses.replace(
             options, input_copy=copy, progress=None, transport=None, handle_signals=True
         )
@@ -80,7 +85,7 @@ def _check(job: JobConfig, options: RunOptions, workers: int) -> None:
         raise ConfigError("--workers must be at least 1")
     if options.shard is not None:
         raise ConfigError("--workers and --shard do not go together: a shard runs in one process")
-    check_shardable(job)
+    check_shardable(job, options.mode)
     if not options.dry_run:  # refused here once, rather than by every worker
         concurrency_shares(options.concurrency or job.api.concurrency, workers)
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from customer_import.config import JobConfig
+from customer_import.config import JobConfig, RunMode
 from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError
 from customer_import.transform.mapping import MappingPlan, id_only
@@ -60,10 +60,11 @@ class Shard:
         return owner == self.index
 
 
-def check_shardable(job: JobConfig) -> None:
+def check_shardable(job: JobConfig, mode: RunMode | None) -> None:
     """An incremental sync keeps one state per job: shards would each take the others'
-    customers for missing ones, and write the one snapshot at once."""
-    if job.mode == "incremental":
+    customers for missing ones, and write the one snapshot at once. (``--full`` on an
+    incremental job still refreshes its state.)"""
+    if "incremental" in (job.mode, mode):
         raise ConfigError(
             "an incremental job runs in one process: drop --workers/--shard (shards suit full "
             "runs: a migration, a backfill)"
