@@ -7,6 +7,7 @@
         ├── FatalApiError          401/403/404: every further request would fail too
         ├── ApiUnavailable         every request failed for longer than api.max_outage_s
         ├── RateLimited            nothing but 429 for longer than api.max_rate_limited_s
+        ├── InputChanged           the input file changed while the run read it
         ├── Guard                  the export as a whole looks wrong: nothing was sent
         │   ├── InvalidInputGuard      most of the first records are invalid
         │   ├── EmptyExportGuard       no record at all
@@ -76,6 +77,18 @@ class EmptyExportGuard(Guard):
 class MissingCustomersGuard(Guard):
     """More than ``max_missing_ratio`` of the last export's customers are missing from this
     one, and they would be deactivated."""
+
+
+class InputChanged(RunAborted):
+    """The input file changed (rewritten, truncated, replaced) while the run read it."""
+
+    def __init__(self, name: str, how: str) -> None:
+        super().__init__(
+            f"{name}: the export changed while it was being read ({how}); the run stopped, and "
+            "the output files account for every record read before the change. Run again once "
+            "the export is written whole (with --restart: this run's records belong to the "
+            "earlier file)"
+        )
 
 
 class Interrupted(RunAborted):

@@ -15,7 +15,7 @@ from pathlib import Path
 import polars as pl
 
 from customer_import.contracts import ROW, RunReport
-from customer_import.errors import InputError
+from customer_import.errors import InputChanged, InputError
 from customer_import.outputs.files import (
     rejects_columns,
     write_missing,
@@ -66,7 +66,7 @@ class RunOutputs:
                 found = batch.frame.filter(pl.col(ROW).is_in(wanted))
                 rows = zip(found[ROW].to_list(), found.drop(ROW).rows(), strict=True)
                 self._journal.set_sources(rows)
-        except (InputError, OSError) as exc:
+        except (InputError, InputChanged, OSError) as exc:
             warning = (
                 f"the source values of {len(missing)} API or transport rejects could not be read "
                 f"back from the input ({exc}): rejects.csv lists them with their record numbers "

@@ -192,10 +192,10 @@ def incremental_sync(
     base_url: str,
     environ: Mapping[str, str],
     mode: RunMode,
-    dry_run_work: Path | None,
+    dry_run_in: Path | None,
 ) -> IncrementalSync | None:
     """State for an incremental job; --full (diff False) still refreshes it. A dry run
-    (``dry_run_work``: its scratch folder) compares but never writes the state."""
+    (``dry_run_in``: the folder of its scratch files) compares but never writes the state."""
     if "incremental" not in (job.mode, mode):
         return None
     merchant_id = environ.get(job.api.merchant_id_env, "").strip()
@@ -210,8 +210,8 @@ def incremental_sync(
         location,
         mapping_fingerprint(job),
         diff=mode == "incremental",
-        persist=dry_run_work is None,
-        work=dry_run_work or location.work,
+        persist=dry_run_in is None,
+        work=location.work if dry_run_in is None else dry_run_in / ".incremental-dry-run",
         on_missing=job.on_missing,
         max_missing_ratio=job.max_missing_ratio,
     )

@@ -332,7 +332,7 @@ def remove_journal(out_dir: Path) -> None:
 
 
 def open_run_journal(
-    out_dir: Path, input_digest: str, fingerprint: str, *, resume: bool, restart: bool
+    out_dir: Path, input_digest: str, fingerprint: str, resume: bool, restart: bool
 ) -> Journal:
     """The run's journal, the folder locked: a new one, the unfinished one to resume, or a
     refusal.

@@ -80,18 +80,14 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     source = open_source(job.source, settings.input, options.input_copy)
     with source, ExitStack() as held:  # the locks of the output folder and the state, too
         plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
-        journal = held.enter_context(
+        job_id = run_fingerprint(job, dry_run=options.dry_run, shard=options.shard)
+        journal = held.enter_context(  # a remote object's digest is taken as it is copied
             open_run_journal(
-                settings.out_dir,
-                source.digest,  # a remote object's is computed as it is copied
-                run_fingerprint(job, dry_run=options.dry_run, shard=options.shard),
-                resume=options.resume,
-                restart=options.restart,
+                settings.out_dir, source.digest, job_id, options.resume, options.restart
             )
         )
-        dry_run_work = settings.out_dir / ".incremental-dry-run" if options.dry_run else None
-        mode = options.mode or job.mode
-        sync = incremental_sync(job, settings.base_url, environ, mode, dry_run_work)
+        scratch = settings.out_dir if options.dry_run else None  # a dry run writes no state
+        sync = incremental_sync(job, settings.base_url, environ, options.mode or job.mode, scratch)
         if sync is not None:
             held.enter_context(sync)
         run = _Run(job, settings, options, source, plan, journal, sync, credentials)
@@ -142,6 +138,7 @@ class _Run:
         """The outputs stage, on every exit path."""
         if self.prepared is not None:  # a read may be under way: it ends before the file closes
             self.prepared.close()
+        failure = failure or self.source.changed()  # what was sent came from one file
         ending = ending_of(failure, self.job.api, self.recorder)
         self.journal.flush()
         ending = whole_file_check(ending, self.total, self.journal)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import weakref
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
@@ -10,7 +11,7 @@ from types import TracebackType
 from typing import Protocol
 
 from customer_import.contracts import ROW, Batch
-from customer_import.errors import ConfigError
+from customer_import.errors import ConfigError, InputChanged, InputError
 from customer_import.source.files import file_digest
 
 
@@ -43,7 +44,9 @@ class Source:
         self.columns = unique_names(header)
         self.encoding = encoding
         self.delimiter = delimiter
-        self.size = path.stat().st_size
+        stat = path.stat()
+        self.size = stat.st_size
+        self._identity: tuple[int, ...] | None = _identity(stat)
         self._backend = backend
         self._digest: str | None = None
         self._on_close: list[Callable[[], None]] = []
@@ -58,9 +61,38 @@ class Source:
         return self._digest
 
     def own_copy(self, digest: str, discard: Callable[[], None]) -> None:
-        """The file read is this source's own copy: its digest is known; close() deletes it."""
+        """The file read is this source's own copy: its digest is known, nobody else writes
+        it (so it is never checked for changes); close() deletes it."""
         self._digest = digest
+        self._identity = None
         self._on_close.append(discard)
+
+    def check_unchanged(self) -> None:
+        """InputChanged when the file at the input's path is no longer the one opened (its
+        size, modification time or inode). A path moved away is not a change: the file being
+        read is still the one opened."""
+        if self._identity is None:
+            return
+        try:
+            now = _identity(self.path.stat())
+        except FileNotFoundError:
+            return
+        if now != self._identity:
+            raise InputChanged(self.name, "its size, modification time or inode changed")
+
+    def changed(self) -> InputChanged | None:
+        """At the end of a run: the check above, then the bytes' digest against the one taken
+        when the run began (a change that kept the size and the modification time)."""
+        try:
+            self.check_unchanged()
+            rehashed = self._identity is not None and self.path.exists()
+            if rehashed and file_digest(self.path, self.name) != self.digest:
+                raise InputChanged(self.name, "its content changed")
+        except InputChanged as exc:
+            return exc
+        except InputError:
+            return None  # gone, or unreadable now: what was read was checked as it was read
+        return None
 
     def batches(
         self, columns: list[str] | None = None, *, first: int | None = None
@@ -73,9 +105,21 @@ class Source:
         select = [self._index(name) for name in names]
         if len(set(names)) != len(names):
             raise ConfigError(f"column selection repeats a name: {names}")
-        reader = self._backend.batches(select, names, first)
+        reader = self._checked(self._backend.batches(select, names, first))
         self._live.add(reader)
         return reader
+
+    def _checked(self, reader: Iterator[Batch]) -> Iterator[Batch]:
+        """Each batch handed on only once the file is found unchanged after reading it: no
+        batch of a run ever comes from another version of the file."""
+        try:
+            for batch in reader:
+                self.check_unchanged()
+                yield batch
+        finally:
+            close = getattr(reader, "close", None)
+            if close is not None:
+                close()
 
     def _index(self, name: str) -> int:
         try:
@@ -105,6 +149,10 @@ class Source:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _identity(stat: os.stat_result) -> tuple[int, ...]:
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
 
 
 def unique_names(header: list[str]) -> list[str]:
