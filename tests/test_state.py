@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from customer_import.contracts import RejectRow, ResultRow
-from customer_import.record.journal import Journal, open_journal
+from customer_import.errors import StorageFault
+from customer_import.record.journal import Journal
+from customer_import.record.opening import open_journal
 
 
 @contextmanager
@@ -55,7 +57,7 @@ def test_a_failed_flush_keeps_its_outcomes_for_the_next(
         raise OSError("disk full")
 
     monkeypatch.setattr(Journal, "_write", disk_full)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(StorageFault, match="disk full"):
         journal.flush()
     journal.add_result(ResultRow(2, "id-2", "updated", 200, 1))
     monkeypatch.setattr(Journal, "_write", write)

@@ -8,6 +8,7 @@
         ├── ApiUnavailable         every request failed for longer than api.max_outage_s
         ├── RateLimited            nothing but 429 for longer than api.max_rate_limited_s
         ├── InputChanged           the input file changed while the run read it
+        ├── StorageFault           the journal or an output file could not be written
         ├── Guard                  the export as a whole looks wrong: nothing was sent
         │   ├── InvalidInputGuard      most of the first records are invalid
         │   ├── EmptyExportGuard       no record at all
@@ -77,6 +78,18 @@ class EmptyExportGuard(Guard):
 class MissingCustomersGuard(Guard):
     """More than ``max_missing_ratio`` of the last export's customers are missing from this
     one, and they would be deactivated."""
+
+
+class StorageFault(RunAborted):
+    """A write to the journal or an output file failed (disk full, file too large, I/O error,
+    read-only file system); the journal keeps every outcome committed before it."""
+
+    def __init__(self, path: object, error: BaseException) -> None:
+        reason = getattr(error, "strerror", None) or str(error) or type(error).__name__
+        super().__init__(
+            f"cannot write {path}: {reason}. Sending stopped; the journal keeps every outcome "
+            "written before this. Make room (or fix the disk), then run again with --resume"
+        )
 
 
 class InputChanged(RunAborted):

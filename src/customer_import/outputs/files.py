@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from customer_import.contracts import RecordStatus, RunSummary
+from customer_import.errors import StorageFault
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
 
@@ -44,15 +45,18 @@ REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
 
 @contextmanager
 def atomic_text(path: Path) -> Iterator[IO[str]]:
-    """Write ``path`` via a temporary file in the same folder, then rename; mode 0600."""
+    """Write ``path`` via a temporary file in the same folder, then rename; mode 0600.
+    StorageFault when it cannot be written (a full disk): the file before it stays as it was."""
     tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
+    except OSError as exc:
+        raise StorageFault(path, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
 

@@ -9,7 +9,7 @@ upsert is idempotent).
 
 from __future__ import annotations
 
-import hashlib
+import contextlib
 import json
 import logging
 import sqlite3
@@ -20,9 +20,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from customer_import.config import JobConfig
 from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow
-from customer_import.errors import ConfigError
+from customer_import.errors import StorageFault
 from customer_import.record.locks import FolderLock
 
 log = logging.getLogger("customer_import")
@@ -101,16 +100,20 @@ class Journal:
         )
 
     def flush(self) -> None:
+        """Commit what was added since the last flush; StorageFault when it cannot be written
+        (what was not written is kept, for a later flush to try again)."""
         with self._lock:
             results, valid, rejects = _take(self._results), _take(self._valid), _take(self._rejects)
             if not (results or valid or rejects):
                 return
             try:
                 self._write(results, valid, rejects)
-            except BaseException:
+            except BaseException as exc:
                 self._results[:0] = results  # kept for the next flush
                 self._valid[:0] = valid
                 self._rejects[:0] = rejects
+                if isinstance(exc, sqlite3.Error | OSError):
+                    raise StorageFault(self.path, exc) from exc
                 raise
 
     def _write(
@@ -133,7 +136,8 @@ class Journal:
                 rejects,
             )
         except BaseException:
-            self._db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # a full disk can fail the rollback too
+                self._db.execute("ROLLBACK")
             raise
         self._db.execute("COMMIT")
 
@@ -285,111 +289,5 @@ def _take(pending: list[T]) -> list[T]:
     return taken
 
 
-def run_fingerprint(job: JobConfig, *, dry_run: bool, shard: object) -> str:
-    """What must not change between a run and its resume (not the URL: a 404 is fixed there)."""
-    relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates", "mode"})
-    return hashlib.sha256(f"{relevant}|dry_run={dry_run}|shard={shard}".encode()).hexdigest()
-
-
-def open_journal(out_dir: Path) -> Journal:
-    """The output folder's journal, locked for this run; ConfigError when the folder cannot be
-    written to, or another run holds it."""
-    try:
-        lock = FolderLock(out_dir, "the output folder").acquire()
-    except OSError as exc:
-        raise _unwritable(out_dir, exc) from exc
-    try:
-        journal = _journal_in(out_dir)
-    except BaseException:
-        lock.release()
-        raise
-    journal.lock = lock
-    return journal
-
-
-def _journal_in(out_dir: Path) -> Journal:
-    try:
-        path = out_dir / JOURNAL_NAME
-        path.touch(mode=0o600, exist_ok=True)
-        journal = Journal(path)
-        journal.set_meta(opened_at=_now())  # a folder that lets no file be written fails here
-    except (OSError, sqlite3.Error) as exc:
-        raise _unwritable(out_dir, exc) from exc
-    return journal
-
-
-def _unwritable(out_dir: Path, exc: OSError | sqlite3.Error) -> ConfigError:
-    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    return ConfigError(
-        f"cannot write to the output folder {out_dir}: {reason} (give --out, or [output] dir, "
-        "a folder this user can write to)"
-    )
-
-
-def remove_journal(out_dir: Path) -> None:
-    for suffix in ("", "-wal", "-shm"):
-        (out_dir / f"{JOURNAL_NAME}{suffix}").unlink(missing_ok=True)
-
-
-def open_run_journal(
-    out_dir: Path, input_digest: str, fingerprint: str, resume: bool, restart: bool
-) -> Journal:
-    """The run's journal, the folder locked: a new one, the unfinished one to resume, or a
-    refusal.
-
-    A folder holding an unfinished run is never taken over silently: without --resume or
-    --restart that is a ConfigError. A completed (or guarded) run is replaced.
-    """
-    journal = open_journal(out_dir)
-    try:
-        return _for_this_run(journal, input_digest, fingerprint, resume=resume, restart=restart)
-    except BaseException:
-        journal.close()
-        raise
-
-
-def _for_this_run(
-    journal: Journal, input_digest: str, fingerprint: str, *, resume: bool, restart: bool
-) -> Journal:
-    out_dir = journal.path.parent
-    state = journal.get_meta("state")
-    if state == JournalState.RUNNING and not restart:
-        if not resume:
-            raise ConfigError(
-                f"{out_dir} holds an unfinished run: pass --resume to continue it "
-                "or --restart to start over"
-            )
-        _check_resumable(journal, input_digest, fingerprint)
-        log.info("resuming: %d records already have an outcome", journal.count_done())
-        return journal
-    if state is not None:  # replaced, the folder locked all along
-        lock, journal.lock = journal.lock, None
-        journal.close()
-        remove_journal(out_dir)
-        try:
-            journal = _journal_in(out_dir)
-        except BaseException:
-            if lock is not None:
-                lock.release()
-            raise
-        journal.lock = lock
-    journal.set_meta(
-        state=JournalState.RUNNING, input=input_digest, job=fingerprint, started_at=_now()
-    )
-    return journal
-
-
-def _check_resumable(journal: Journal, input_digest: str, fingerprint: str) -> None:
-    if journal.get_meta("input") != input_digest:
-        raise ConfigError(
-            "--resume refused: the input file changed since the run started; use --restart"
-        )
-    if journal.get_meta("job") != fingerprint:
-        raise ConfigError(
-            "--resume refused: the job file (source, mapping or duplicates) changed since the "
-            "run started; use --restart"
-        )
-
-
-def _now() -> str:
+def now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")

@@ -1,9 +1,5 @@
-"""Every record's outcome, as the run learns it: into the journal, and counted for progress.
-
-The journal is flushed every ``FLUSH_EVERY`` outcomes (and by the pipeline's ticker every half
-second), so a ``kill -9`` loses at most that many outcomes: those records are sent again on
-resume, and the upsert is idempotent.
-"""
+"""Every record's outcome, as the run learns it: into the journal, committed in groups
+(``commits.py``), and counted for progress."""
 
 from __future__ import annotations
 
@@ -20,10 +16,14 @@ from customer_import.contracts import (
     ResultRow,
     SendOutcome,
 )
+from customer_import.record.commits import GroupCommit
 from customer_import.record.journal import Journal
 from customer_import.transform.duplicates import Decision
 
-FLUSH_EVERY: Final = 10_000
+#: Outcomes committed together when no group size is given. A run gives its concurrency: a
+#: crash then loses about as many outcomes as there are requests in flight. A dry run's valid
+#: records come a batch at a time, and so are committed a batch at a time.
+GROUP: Final = 10_000
 
 
 @dataclass(slots=True)
@@ -39,8 +39,10 @@ class Counters:
 class Recorder:
     """Outcomes into the journal, counted by status, and those of this attempt on their own."""
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, group: int = GROUP) -> None:
         self.journal = journal
+        self.commits = GroupCommit(journal, group)
+        """Enter it while outcomes arrive: they are committed in groups of ``group``."""
         self.counters = Counters()
         self.this_run = 0  # input records this attempt gave an outcome: not earlier attempts'
         self._transport_rejects = 0  # of this attempt, input records'
@@ -122,5 +124,4 @@ class Recorder:
         self.counters.add(status, count)
         if this_run:
             self.this_run += count
-        if self.journal.pending_writes >= FLUSH_EVERY:
-            self.journal.flush()
+        self.commits.nudge()

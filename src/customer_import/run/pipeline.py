@@ -37,7 +37,8 @@ from customer_import.errors import Guard, RunAborted
 from customer_import.outputs.finish import RunOutputs
 from customer_import.outputs.summary import RunFacts
 from customer_import.record.incremental import IncrementalSync, incremental_sync
-from customer_import.record.journal import Journal, open_run_journal, run_fingerprint
+from customer_import.record.journal import Journal
+from customer_import.record.opening import open_run_journal, run_fingerprint
 from customer_import.record.recorder import Recorder
 from customer_import.run.ending import ending_of, whole_file_check
 from customer_import.run.options import RunOptions
@@ -115,7 +116,7 @@ class _Run:
         self.credentials = credentials
         run = run_identity(job, settings, options, source)
         self.outputs = RunOutputs(settings.out_dir, journal, source, job.source.drop_columns, run)
-        self.recorder = Recorder(journal)
+        self.recorder = Recorder(journal, group=settings.concurrency)
         self.progress = ProgressReporter(options.progress)
         self.stats = SendStats()
         self.preparer: BatchPreparer | None = None
@@ -167,7 +168,7 @@ class _Run:
             batches = preparer.tallied(self.prepared)
             items = self._items(self.sync.recorded(batches) if self.sync else batches)
             try:
-                async with self.progress.ticking(self.journal.flush, self._progress):
+                with self.recorder.commits, self.progress.ticking(self._progress):
                     await (self._drain(items) if self.options.dry_run else self._send(items))
             finally:
                 self.prepared.stop()  # a stopped run reads and prepares no further batch

@@ -150,13 +150,12 @@ class Sender:
         try:
             while not self._stopping and (item := await self._next()) is not None:
                 try:
-                    outcome = await self._send(item, task)
+                    self._on_outcome(await self._send(item, task))
                 except _Abandoned:
                     return
-                except RunAborted as exc:
+                except RunAborted as exc:  # a fatal answer, or the outcome not recorded
                     self.stop(exc)
                     return
-                self._on_outcome(outcome)
         except asyncio.CancelledError:
             if not self._stopping:
                 raise
