@@ -5,18 +5,23 @@ from __future__ import annotations
 import datetime as dt
 import gzip
 import hashlib
+import random
+import struct
+import sys
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 from customer_import.config import SourceConfig
 from customer_import.contracts import ROW, Batch, ParseFailure
 from customer_import.errors import ConfigError, InputError
-from customer_import.source import Source, file_digest, open_source, unique_names
+from customer_import.source import Source, file_digest, open_source, parquet_file, unique_names
 
 # --- helpers -------------------------------------------------------------------------------
 
@@ -507,6 +512,193 @@ def test_parquet_first_batch_is_cut_from_pyarrows_first(tmp_path: Path) -> None:
 def test_not_a_parquet_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="Parquet"):
         open_source(SourceConfig(), write(tmp_path, "id,name\n", "export.parquet"))
+
+
+def test_parquet_column_types_become_the_text_pyarrow_gave(tmp_path: Path) -> None:
+    """Each Arrow type as pyarrow's reader turned it into text, before Polars read Parquet."""
+    utc, nothing = dt.UTC, None
+    table = pa.table(
+        {
+            "int8": pa.array([1, -2, nothing], pa.int8()),
+            "uint64": pa.array([2**64 - 1, 0, nothing], pa.uint64()),
+            "float64": pa.array([1e-7, 123456789012345.6, 0.000015], pa.float64()),
+            "float64_whole": pa.array([1e22, 1.7976931348623157e308, -0.0], pa.float64()),
+            "float32": pa.array([1 / 3, 16777217.0, 3.4e38], pa.float32()),
+            "float16": pa.array([0.1, nothing, 2.0], pa.float64()).cast(pa.float16()),
+            "timestamp_ns": pa.array(
+                [1710928800000000000, 1710928800000000001, nothing], pa.timestamp("ns")
+            ),
+            "timestamp_tz": pa.array(
+                [
+                    dt.datetime(2024, 3, 20, 9, tzinfo=utc),
+                    dt.datetime(2024, 3, 20, 9, 0, 0, 123000, tzinfo=utc),
+                    nothing,
+                ],
+                pa.timestamp("ms", "America/New_York"),
+            ),
+            "timestamp_offset": pa.array(
+                [dt.datetime(2024, 3, 20, 9, tzinfo=utc)] * 3, pa.timestamp("us", "+01:00")
+            ),
+            "year_10000": pa.array([253402387200, nothing, -62167219200], pa.timestamp("s")),
+            "decimal": pa.array(
+                [Decimal("1.50"), nothing, Decimal("-123.45")], pa.decimal128(10, 2)
+            ),
+            "large_string": pa.array(["a", "é", nothing], pa.large_string()),
+            "binary": pa.array([b"abc", b"\xff\xfe", nothing]),
+            "fixed_binary": pa.array([b"ab", "é".encode(), nothing], pa.binary(2)),
+            "dictionary": pa.array(["x", "y", nothing]).dictionary_encode(),
+            "list": pa.array([[1, 2], [], nothing], pa.list_(pa.int64())),
+            "list_float32": pa.array([[0.1], [float("nan")], nothing], pa.list_(pa.float32())),
+            "struct": pa.array(
+                [
+                    {"d": dt.date(2024, 1, 2), "t": dt.datetime(2024, 1, 2, 3), "s": "é"},
+                    {"d": nothing, "t": nothing, "s": nothing},
+                    nothing,
+                ]
+            ),
+            "map": pa.array([[("k", 1)], [], nothing], pa.map_(pa.string(), pa.int64())),
+            "null": pa.array([nothing] * 3, pa.null()),
+        }
+    )
+
+    rows = read(write_parquet(tmp_path, table), batch_size=2)
+
+    assert pl.concat(b.frame for b in rows).drop(ROW).to_dict(as_series=False) == {
+        "int8": ["1", "-2", ""],
+        "uint64": ["18446744073709551615", "0", ""],
+        "float64": ["1e-7", "1.234567890123456e+14", "0.000015"],
+        "float64_whole": ["10000000000000000000000", "17976931348623157" + "0" * 292, "0"],
+        "float32": ["0.33333334", "16777216", "340000000000000000000000000000000000000"],
+        "float16": ["0.0999755859375", "", "2"],  # the half float's exact value
+        "timestamp_ns": ["2024-03-20T10:00:00", "2024-03-20T10:00:00.000000001", ""],
+        "timestamp_tz": ["2024-03-20T09:00:00Z", "2024-03-20T09:00:00.123Z", ""],
+        "timestamp_offset": ["2024-03-20T09:00:00Z"] * 3,
+        "year_10000": ["10000-01-02T00:00:00", "", "0000-01-01T00:00:00"],
+        "decimal": ["1.50", "", "-123.45"],
+        "large_string": ["a", "é", ""],
+        "binary": ["abc", "\\xff\\xfe", ""],
+        "fixed_binary": ["ab", "é", ""],
+        "dictionary": ["x", "y", ""],
+        "list": ["[1, 2]", "[]", ""],
+        "list_float32": ["[0.10000000149011612]", "[NaN]", ""],
+        "struct": [
+            '{"d": "2024-01-02", "t": "2024-01-02 03:00:00", "s": "é"}',
+            '{"d": null, "t": null, "s": null}',
+            "",
+        ],
+        "map": ['[["k", 1]]', "[]", ""],
+        "null": ["", "", ""],
+    }
+
+
+def test_parquet_times_of_day_and_durations_as_polars_reads_them(tmp_path: Path) -> None:
+    """Polars reads every time of day in nanoseconds and second durations in milliseconds, so the
+    text cannot follow the column's unit as pyarrow's did ("10:00:00.000", "3600")."""
+    table = pa.table(
+        {
+            "time_ms": pa.array([dt.time(10), dt.time(23, 59, 59, 500000), None], pa.time32("ms")),
+            "time_us": pa.array([dt.time(10), dt.time(0, 0, 0, 5), None], pa.time64("us")),
+            "duration_s": pa.array([3600, -5, None], pa.duration("s")),
+            "duration_us": pa.array([3600, 1500000, None], pa.duration("us")),
+        }
+    )
+    assert read_rows(write_parquet(tmp_path, table)) == [
+        (1, "10:00:00", "10:00:00", "3600000", "3600"),
+        (2, "23:59:59.500", "00:00:00.000005", "-5000", "1500000"),
+        (3, "", "", "", ""),
+    ]
+
+
+def arrow_float_text(value: float | None, text: str | None) -> str:
+    """What the pyarrow reader wrote for a float, from Arrow's own text of it."""
+    if value is None or value != value:
+        return ""
+    if value in (float("inf"), float("-inf")) or not value.is_integer():
+        return str(text)
+    return str(int(Decimal(str(text))))
+
+
+@pytest.mark.parametrize("width", ["float32", "float64"])
+def test_parquet_floats_are_written_as_arrows_formatter_wrote_them(
+    tmp_path: Path, width: str
+) -> None:
+    """Random bit patterns and decimal-looking values of every magnitude, against Arrow's own
+    shortest text (integral values written out in full, as the pyarrow reader did)."""
+    rng = random.Random(16)
+    bits, pack = (32, "<f") if width == "float32" else (64, "<d")
+    values: list[float | None] = [None, 0.0, -0.0, 1e-4, 1e9, 2.0**24, 2.0**53, 5e-324]
+    for _ in range(20_000):
+        values.append(struct.unpack(pack, rng.getrandbits(bits).to_bytes(bits // 8, "little"))[0])
+        values.append(round(rng.uniform(-1, 1) * 10.0 ** rng.randint(-12, 24), rng.randint(0, 9)))
+    array = pa.array(values, pa.float64()).cast(getattr(pa, width)(), safe=False)
+    arrow = [
+        arrow_float_text(v, t)
+        for v, t in zip(array.to_pylist(), pc.cast(array, pa.string()).to_pylist(), strict=True)
+    ]
+    path = write_parquet(tmp_path, pa.table({"x": array}))
+    assert [text for (_, text) in read_rows(path, batch_size=7_000)] == arrow
+
+
+def test_parquet_is_read_a_window_at_a_time_with_exact_numbers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Windows of whole batches (9 rows here): batches and numbers run on across them."""
+    monkeypatch.setattr(parquet_file, "_READ_CELLS", 10)
+    path = write_parquet(tmp_path, pa.table({"id": list(range(1, 21))}))
+    with open_source(SourceConfig(batch_size=3), path) as source:
+        batches = list(source.batches(first=2))
+        numbers_only = list(source.batches([]))
+    assert [b.frame.height for b in batches] == [2, 1, 3, 3, 3, 3, 3, 2]
+    assert rows_of(batches) == [(n, str(n)) for n in range(1, 21)]
+    assert rows_of(numbers_only) == [(n,) for n in range(1, 21)]
+    assert_conserved(batches, 20)
+
+
+def test_parquet_damaged_after_its_first_batches_is_an_input_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(parquet_file, "_READ_CELLS", 10_000)  # a window is one batch
+    table = pa.table({"id": [f"C-{n:06d}" for n in range(20_000)]})
+    path = tmp_path / "export.parquet"
+    pq.write_table(table, path, row_group_size=10_000, use_dictionary=False)
+    chunk = pq.ParquetFile(path).metadata.row_group(1).column(0)
+    data = bytearray(path.read_bytes())
+    middle = chunk.data_page_offset + chunk.total_compressed_size // 2
+    data[middle : middle + 200] = bytes(range(200))  # the second row group's pages
+    path.write_bytes(bytes(data))
+    with open_source(SourceConfig(batch_size=10_000), path) as source:
+        reader = source.batches()
+        assert next(reader).frame.height == 10_000
+        with pytest.raises(InputError, match=r"export.parquet: cannot read the Parquet file: "):
+            next(reader)
+
+
+def test_parquet_path_is_a_file_name_not_a_glob_or_hive_partition(tmp_path: Path) -> None:
+    folder = tmp_path / "year=2024"
+    folder.mkdir()
+    path = folder / "export[1]*.parquet"
+    pq.write_table(pa.table({"id": [7]}), path)
+    with open_source(SourceConfig(), path) as source:
+        assert source.header == ["id"]
+        assert rows_of(list(source.batches())) == [(1, "7")]
+
+
+def test_parquet_repeated_column_names_are_read_by_position(tmp_path: Path) -> None:
+    """Polars cannot read such a file; pyarrow (the cloud extra, installed here) reads it."""
+    table = pa.table([[1, 2], ["a", "b"], [3.5, None]], names=["id", "name", "id"])
+    with open_source(SourceConfig(batch_size=1), write_parquet(tmp_path, table)) as source:
+        assert (source.header, source.columns) == (["id", "name", "id"], ["id", "name", "id_2"])
+        assert rows_of(list(source.batches(["id_2", "id"]))) == [(1, "3.5", "1"), (2, "", "2")]
+
+
+def test_parquet_repeated_column_names_without_pyarrow_name_the_extra(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_parquet(tmp_path, pa.table([[1], [2]], names=["id", "id"]))
+    for name in [name for name in sys.modules if name.split(".")[0] == "pyarrow"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(ConfigError, match=r"repeats a column name.*'customer-import\[cloud\]'"):
+        open_source(SourceConfig(), path)
 
 
 # --- files that cannot be read -------------------------------------------------------------

@@ -9,6 +9,8 @@ import hashlib
 import io
 import os
 import signal
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -459,6 +461,60 @@ def test_file_digest_of_an_object_streams_it_without_a_copy(
     url = store.put("exports/export.csv", data)
     assert file_digest(url) == sha256(data)
     assert list(temp_dir.iterdir()) == []
+
+
+# --- without the cloud extra (pyarrow) ------------------------------------------------------
+
+
+@pytest.fixture
+def without_pyarrow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """As if the cloud extra were not installed: every import of pyarrow fails."""
+    for name in [name for name in sys.modules if name.split(".")[0] == "pyarrow"]:
+        monkeypatch.setitem(sys.modules, name, None)
+    monkeypatch.setitem(sys.modules, "pyarrow", None)
+
+
+@pytest.mark.parametrize(
+    ("url", "service"),
+    [("s3://exports/export.csv", "S3"), ("gs://exports/export.parquet", "Google Cloud Storage")],
+)
+def test_an_object_without_the_cloud_extra_is_a_config_error_naming_it(
+    url: str, service: str, without_pyarrow: None
+) -> None:
+    message = (
+        f"^{url}: reading objects on {service} needs pyarrow, which is not installed: "
+        r"pip install 'customer-import\[cloud\]'$"
+    )
+    with pytest.raises(ConfigError, match=message):
+        open_source(SourceConfig(), url)
+    with pytest.raises(ConfigError, match=message):
+        file_digest(url)
+
+
+def test_a_local_run_never_loads_pyarrow(tmp_path: Path) -> None:
+    """pyarrow (the cloud extra) is imported only for an object or a Parquet file that repeats a
+    column name: not by importing the package, nor by reading a local CSV or Parquet file."""
+    csv, parquet = tmp_path / "export.csv", tmp_path / "export.parquet"
+    csv.write_text("id,name\n1,a\n", encoding="utf-8")
+    parquet.write_bytes(parquet_bytes(pa.table({"id": [1, None], "score": [0.5, 2.0]})))
+    script = (
+        "import sys, customer_import.source, customer_import.source.parquet_file\n"
+        "print('pyarrow' in sys.modules)\n"
+        "from customer_import.config import SourceConfig\n"
+        "for path in sys.argv[1:]:\n"
+        "    with customer_import.source.open_source(SourceConfig(), path) as source:\n"
+        "        assert sum(batch.frame.height for batch in source.batches()) > 0\n"
+        "print('pyarrow' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(csv), str(parquet)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert result.stdout.split() == ["False", "False"]
 
 
 # --- the whole job -------------------------------------------------------------------------

@@ -10,6 +10,10 @@ five times, and an object replaced mid-run would mix two versions under one set 
 numbers. The digest is the same ``sha256:`` of the bytes as for a local file, so ``--resume``
 refuses a changed object and ``merge`` recognises shards of one input however they read it.
 
+Objects are read with pyarrow's filesystems (the ``cloud`` extra: ``pip install
+'customer-import[cloud]'``), imported when the first object is read, so a run on a local file
+never loads pyarrow; without it, an object's URL is a ConfigError that names the extra.
+
 Credentials are pyarrow's standard chains (``AWS_*`` variables, ``~/.aws``, instance and pod
 roles; ``GOOGLE_APPLICATION_CREDENTIALS``, gcloud's application default credentials, the
 metadata server). A URL holding credentials is refused, and only named URL parameters are
@@ -27,13 +31,13 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-import pyarrow as pa
-import pyarrow.fs as pafs
-
 from customer_import.errors import ConfigError, InputError
+
+if TYPE_CHECKING:
+    import pyarrow.fs as pafs
 
 log = logging.getLogger("customer_import")
 
@@ -57,6 +61,8 @@ _UNREACHABLE: Final = re.compile(
 )
 _GCLOUD_ADC: Final = "application_default_credentials.json"
 _NO_BUCKET: Final = re.compile(r"no.?such.?bucket", re.IGNORECASE)
+#: How to install what reading objects needs (pyarrow), for the message when it is missing.
+CLOUD_EXTRA: Final = "pip install 'customer-import[cloud]'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,8 +167,24 @@ class RemoteCopy:
 
 def filesystem_for(url: str) -> tuple[pafs.FileSystem, str]:
     """The pyarrow filesystem and the object's path in it: the network edge tests replace."""
+    import pyarrow.fs as pafs
+
     filesystem, path = pafs.FileSystem.from_uri(url)
     return filesystem, str(path)
+
+
+def _pyarrow(url: Url) -> Any:
+    """pyarrow, imported when an object is first read; ConfigError naming the extra without it."""
+    try:
+        import pyarrow as pa
+        import pyarrow.fs  # pa.fs, below
+    except ImportError as exc:
+        service = REMOTE_SCHEMES.get(url.scheme, url.scheme)
+        raise ConfigError(
+            f"{url.text}: reading objects on {service} needs pyarrow, which is not installed: "
+            f"{CLOUD_EXTRA}"
+        ) from exc
+    return pa
 
 
 def fetch(url: Url) -> RemoteCopy:
@@ -191,6 +213,7 @@ def remote_digest(url: Url) -> str:
 
 
 def _connect(url: Url) -> tuple[pafs.FileSystem, str]:
+    pa = _pyarrow(url)
     try:
         return filesystem_for(url.text)
     except pa.ArrowInvalid as exc:  # a parameter's value pyarrow refuses
@@ -200,15 +223,16 @@ def _connect(url: Url) -> tuple[pafs.FileSystem, str]:
 
 
 def _object_size(filesystem: pafs.FileSystem, key: str, url: Url) -> int:
+    pa = _pyarrow(url)
     try:
         info = filesystem.get_file_info(key)
     except (pa.ArrowException, OSError) as exc:
         raise InputError(_describe(url, exc)) from exc
-    if info.type == pafs.FileType.NotFound:
+    if info.type == pa.fs.FileType.NotFound:
         raise InputError(
             f"{url.text}: no such object (check the bucket and the key: keys are case-sensitive)"
         )
-    if info.type != pafs.FileType.File:
+    if info.type != pa.fs.FileType.File:
         raise InputError(f"{url.text}: a folder, not an object; name the export itself")
     if not info.size:
         raise InputError(f"{url.text}: the object is empty (0 bytes); expected a header line")
@@ -218,7 +242,7 @@ def _object_size(filesystem: pafs.FileSystem, key: str, url: Url) -> int:
 def _stream(
     filesystem: pafs.FileSystem, key: str, url: Url, size: int, sink: Callable[[bytes], object]
 ) -> str:
-    hasher, copied = hashlib.sha256(), 0
+    pa, hasher, copied = _pyarrow(url), hashlib.sha256(), 0
     try:
         # compression=None: the bytes as stored; pyarrow would otherwise gunzip a .gz itself.
         with filesystem.open_input_stream(key, compression=None) as stream:
