@@ -191,19 +191,15 @@ def test_a_redirect_is_not_followed_the_3xx_answer_comes_back_as_is(
 
 
 @pytest.mark.parametrize("status", REDIRECTS)
-def test_a_redirect_rejects_the_record_at_stage_api_with_the_status_in_its_reason(
+def test_a_redirect_stops_the_run_naming_where_it_points(
     httpx_mock: HTTPXMock, status: int
 ) -> None:
-    """Today a 3xx is classified as any other 4xx-like answer: a per-record REJECT, sent once."""
+    """Never followed (the key would go along), and not a per-record reject: every record
+    would get the same answer."""
     httpx_mock.add_response(status_code=status, headers={"location": ELSEWHERE})
 
-    (outcome,), sender = _sent()
-
-    assert outcome.status is None
-    assert (outcome.stage, outcome.http_status, outcome.attempts) == (RejectStage.API, status, 1)
-    assert outcome.reason is not None
-    assert f"HTTP {status}" in outcome.reason
-    assert (sender.stats.requests, sender.stats.retries) == (1, 0)
+    with pytest.raises(FatalApiError, match=f"HTTP {status}: .*redirect to {ELSEWHERE}"):
+        _sent()
 
 
 CUT_SHORT = "peer closed connection without sending complete message body (incomplete chunked read)"

@@ -524,7 +524,10 @@ def test_an_outage_during_a_resume_counts_only_the_resumes_own_records(tmp_path:
 
     def answers(*statuses: int) -> httpx.MockTransport:
         script = iter(statuses)
-        return httpx.MockTransport(lambda _: httpx.Response(next(script, statuses[-1]), json={}))
+        def answer(request: httpx.Request) -> httpx.Response:  # a success echoes the customer
+            return httpx.Response(next(script, statuses[-1]), content=request.content)
+
+        return httpx.MockTransport(answer)
 
     # Two 503s reject two records (one attempt each), then a 401 stops the run.
     first = run(job, transport=answers(503, 503, 401))
@@ -626,7 +629,7 @@ def assert_conservation_so_far(out_dir: Path, records: int) -> None:
 @pytest.mark.parametrize(
     "answer",
     [
-        httpx.Response(429, headers={"Retry-After": "3600"}),  # a quota window: all pause
+        httpx.Response(429, headers={"Retry-After": "500"}),  # a quota window: all pause
         httpx.Response(429, headers={"Retry-After": "2"}),  # this request waits
         httpx.Response(503),  # backing off, or waiting for a probe once the breaker is open
     ],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
@@ -99,7 +100,8 @@ def send(
 async def _items(count: int, batch: int = 3) -> AsyncIterator[list[SendItem]]:
     """``count`` items in batches of ``batch``, as the pipeline hands them over."""
     items = [
-        SendItem(i + 1, f"id-{i}", b'{"externalId":"x","firstName":"y"}') for i in range(count)
+        SendItem(i + 1, f"id-{i}", f'{{"externalId":"id-{i}","firstName":"y"}}'.encode())
+        for i in range(count)
     ]
     for start in range(0, count, batch):
         yield items[start : start + batch]
@@ -112,9 +114,17 @@ def answers(*responses: httpx.Response | Exception) -> Callable[[httpx.Request],
         answer = queue.pop(0) if len(queue) > 1 else queue[0]
         if isinstance(answer, Exception):
             raise answer
-        return answer
+        return _as_stored(answer, request)
 
     return handler
+
+
+def _as_stored(answer: httpx.Response, request: httpx.Request) -> httpx.Response:
+    """A success answers with the customer sent, as the API does (its externalId)."""
+    if not 200 <= answer.status_code < 300:
+        return answer
+    stored = {**json.loads(answer.content), "externalId": json.loads(request.content)["externalId"]}
+    return httpx.Response(answer.status_code, json=stored)
 
 
 def test_a_503_is_retried_then_recorded_as_updated() -> None:
@@ -196,7 +206,7 @@ def test_fatal_answers_stop_the_run_and_leave_the_rest_pending(status: int, hint
 
 
 def stored(request: httpx.Request) -> httpx.Response:
-    return httpx.Response(201, json=STORED)
+    return _as_stored(httpx.Response(201, json=STORED), request)
 
 
 def test_every_item_of_every_batch_is_sent_once_empty_batches_included() -> None:
@@ -230,7 +240,7 @@ def test_never_more_requests_in_flight_than_the_concurrency() -> None:
         peak = max(peak, in_flight)
         await asyncio.sleep(0.002)
         in_flight -= 1
-        return httpx.Response(201, json=STORED)
+        return _as_stored(httpx.Response(201, json=STORED), request)
 
     outcomes, sender = send(handler, items=60, concurrency=5)  # type: ignore[arg-type]
     assert len(outcomes) == 60
@@ -257,7 +267,11 @@ def test_records_survive_an_outage_shorter_than_the_limit() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         nonlocal calls
         calls += 1
-        return httpx.Response(503) if calls <= 40 else httpx.Response(201, json=STORED)
+        return (
+            httpx.Response(503)
+            if calls <= 40
+            else _as_stored(httpx.Response(201, json=STORED), request)
+        )
 
     breaker = CircuitBreaker(threshold=5, probe_every_s=0.01, max_outage_s=30)
     policy = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.002)
@@ -316,7 +330,7 @@ def test_the_api_key_travels_only_in_its_header() -> None:
 
     def handler(request: httpx.Request) -> httpx.Response:
         seen.append(request)
-        return httpx.Response(201, json=STORED)
+        return _as_stored(httpx.Response(201, json=STORED), request)
 
     send(handler)
     assert seen[0].headers["x-api-key"] == "k"

@@ -142,7 +142,7 @@ class ApiConfig(_Strict):
     concurrency: int = Field(default=16, ge=1, le=1024)
     """Most requests in flight at once (also the connection pool size)."""
     timeout: float = Field(default=30.0, gt=0)
-    """Seconds for one request, connect to last byte."""
+    """Seconds for one request, from connecting to the answer's last byte (a deadline)."""
     max_attempts: int = Field(default=5, ge=1)
     """Tries per record for transient failures (429 waits do not count)."""
     backoff_base: float = Field(default=0.5, ge=0)
@@ -153,6 +153,9 @@ class ApiConfig(_Strict):
     """Most requests per second across all workers; below it the rate adapts to 429s."""
     max_rate_limited_s: float = Field(default=600.0, gt=0)
     """Stop (resumable) when the API has answered nothing but 429 for this long."""
+    connect_grace_s: float = Field(default=30.0, gt=0)
+    """Stop (resumable) when no request has reached the API (the host name does not resolve,
+    the connection is refused, TLS fails) for this long since the run's first request."""
     max_outage_s: float = Field(default=300.0, gt=0)
     """Stop (resumable) when every request has failed (5xx, no connection) for this long."""
     breaker_failures: int = Field(default=50, gt=0)

@@ -17,6 +17,7 @@ followed (as with ``AsyncClient``'s default) and no cookie is kept: the API sets
 
 from __future__ import annotations
 
+import asyncio
 from types import TracebackType
 from typing import Final, Literal
 
@@ -44,11 +45,28 @@ class ApiClient:
             {"user-agent": USER_AGENT, "content-type": "application/json", **headers}
         )
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
+        self._deadline_s = timeout
         self._transport = transport
         self._urls: dict[str, httpx.URL] = {}
 
+    @property
+    def base_url(self) -> str:
+        return str(self._base_url)
+
     async def post(self, path: str, *, content: bytes) -> httpx.Response:
-        """The answer, read whole; transport failures raise httpx's exceptions."""
+        """The answer, read whole within the timeout, from connecting to its last byte (a
+        server that drips its body a byte at a time cannot hold a request open); transport
+        failures raise httpx's exceptions."""
+        try:
+            async with asyncio.timeout(self._deadline_s):
+                return await self._answer(path, content)
+        except TimeoutError as exc:
+            raise httpx.ReadTimeout(
+                f"no whole answer within {self._deadline_s:g} s (api.timeout: from connecting "
+                "to the last byte)"
+            ) from exc
+
+    async def _answer(self, path: str, content: bytes) -> httpx.Response:
         url = self._urls.get(path)
         if url is None:  # as AsyncClient merges: the path goes under the base URL's own path
             url = self._urls[path] = self._base_url.join(path.lstrip("/"))

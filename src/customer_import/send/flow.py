@@ -120,6 +120,10 @@ class Pacer:
     def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> None:
         now = self._clock()
         if retry_after is not None and retry_after >= _QUOTA_PAUSE_S:
+            if now + retry_after > self._paused_until + 1.0:  # a new wait, logged once
+                log.warning(
+                    "the API asks to wait %.0f s (Retry-After): every request waits", retry_after
+                )
             self._pause(now + retry_after)
         if self._adaptive:
             self._adapt(now, now if sent_at is None else sent_at)
@@ -234,6 +238,7 @@ class CircuitBreaker:
         self._opened_at: float | None = None
         self._next_probe = 0.0
         self._probing = False
+        self._last_failure: str | None = None
 
     @property
     def is_open(self) -> bool:
@@ -246,7 +251,7 @@ class CircuitBreaker:
             if now - self._opened_at > self._max_outage_s:
                 raise ApiUnavailable(
                     f"the API has failed every request for over {self._max_outage_s:.0f} s "
-                    "(server errors or no connection); resume once it is back"
+                    f"(the last: {self._last_failure}); resume once it is back"
                 )
             if not self._probing and now >= self._next_probe:
                 self._probing = True
@@ -261,8 +266,10 @@ class CircuitBreaker:
             )
         self._failures, self._opened_at, self._probing = 0, None, False
 
-    def on_failure(self) -> None:
+    def on_failure(self, detail: str | None = None) -> None:
+        """A transient failure; ``detail`` says what went wrong (the last one is reported)."""
         self._failures += 1
+        self._last_failure = detail or self._last_failure
         now = time.monotonic()
         if self._opened_at is not None:
             self._probing = False
@@ -270,9 +277,10 @@ class CircuitBreaker:
         elif self._failures >= self._threshold:
             self._opened_at, self._next_probe = now, now + self._probe_every_s
             log.warning(
-                "the API failed %d requests in a row: pausing, one probe every %.0f s "
-                "(the run stops after %.0f s of this)",
+                "the API failed %d requests in a row (the last: %s): pausing, one probe every "
+                "%.0f s (the run stops after %.0f s of this)",
                 self._failures,
+                self._last_failure,
                 self._probe_every_s,
                 self._max_outage_s,
             )

@@ -17,21 +17,24 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Final
 
 import httpx
 
 from customer_import.contracts import SendItem, SendOutcome
-from customer_import.errors import RateLimited, RunAborted
+from customer_import.errors import ApiUnavailable, RateLimited, RunAborted
 from customer_import.send.answers import (
     Disposition,
-    classify,
+    could_not_connect,
     describe_transport_error,
+    judge,
     outcome_of,
     parse_retry_after,
 )
 from customer_import.send.client import ApiClient
 from customer_import.send.flow import CircuitBreaker, Pacer
+from customer_import.send.front_door import FrontDoor
 from customer_import.send.stats import SendStats
 
 PATH: Final = "/customers/add-update"
@@ -44,6 +47,8 @@ class RetryPolicy:
     max_delay: float = 30.0
     max_rate_limited_s: float = 600.0
     """Stop (resumable) when the server has answered nothing but 429 for this long."""
+    connect_grace_s: float = 30.0
+    """Stop (resumable) when no request has reached the API for this long since the first."""
 
     def backoff(self, attempt: int) -> float:
         """Exponential backoff with full jitter (AWS architecture blog): spreads retries out."""
@@ -86,6 +91,10 @@ class Sender:
         self._exhausted = False
         self._refilling = asyncio.Lock()
         self._waiting: set[asyncio.Task[object]] = set()  # running workers, not sending
+        self._answered = False  # some request has had an HTTP answer
+        self._first_failure: float | None = None
+        self._connect_error: str | None = None
+        self._front_door = FrontDoor()
         self.stats = SendStats()
 
     async def run(self, batches: AsyncIterator[Sequence[SendItem]]) -> None:
@@ -168,24 +177,45 @@ class Sender:
         while True:
             await self._breaker.admit()
             sent_at = await self._pacer.before_request()
-            response, error = await self._post(item, task)
-            disposition = classify(None if response is None else response.status_code)
-            if disposition is Disposition.RETRY:
-                attempts = await self._after_failure(attempts)
+            response, error, unreached = await self._post(item, task)
+            verdict = judge(response, item)
+            if response is not None:
+                self._answered = True
+                self._front_door.check(response, verdict.disposition)
+            if verdict.disposition is Disposition.RETRY:
+                self._check_reached(unreached, error)
+                attempts = await self._after_failure(attempts, error or verdict.problem)
                 if attempts >= self._policy.max_attempts:
-                    return outcome_of(item, disposition, response, error, attempts)
+                    return outcome_of(item, verdict, response, error, attempts)
                 self.stats.retries += 1
-            elif disposition is Disposition.SLOW_DOWN:
+            elif verdict.disposition is Disposition.SLOW_DOWN:
                 await self._after_rate_limited(response, sent_at)
             else:
-                self._after_answer(disposition, sent_at)
-                return outcome_of(item, disposition, response, error, attempts + 1)
+                self._after_answer(verdict.disposition, sent_at)
+                return outcome_of(item, verdict, response, error, attempts + 1)
             if self._stopping:
                 raise _Abandoned
 
-    async def _after_failure(self, attempts: int) -> int:
+    def _check_reached(self, unreached: bool, error: str | None) -> None:
+        """Stop when no request has had an answer since the first was tried, some of them
+        failing to connect (the name, a refusal, TLS; others may time out, as a DNS lookup
+        does), for longer than ``connect_grace_s``: the URL or the network is wrong."""
+        if self._answered:
+            return
+        now = time.monotonic()
+        self._first_failure = self._first_failure or now
+        if unreached:
+            self._connect_error = error  # the OS error of the last attempt to connect
+        if self._connect_error and now - self._first_failure > self._policy.connect_grace_s:
+            raise ApiUnavailable(
+                f"no request reached the API at {self._client.base_url} in "
+                f"{now - self._first_failure:.0f} s ({self._connect_error}): check api.base_url, the "
+                "network, the proxy; then run again with --resume"
+            )
+
+    async def _after_failure(self, attempts: int, error: str | None) -> int:
         """A transient failure uses up an attempt, unless an outage is under way (breaker open)."""
-        self._breaker.on_failure()
+        self._breaker.on_failure(error)
         if self._breaker.is_open:
             return attempts
         attempts += 1
@@ -203,6 +233,14 @@ class Sender:
                 f"{self._policy.max_rate_limited_s:.0f} s; resume later or set api.rate_limit"
             )
         retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
+        if retry_after is not None and retry_after > self._policy.max_rate_limited_s:
+            when = datetime.now(UTC) + timedelta(seconds=min(retry_after, 1e9))
+            raise RateLimited(
+                f"the API asks to wait {retry_after:.0f} s before the next request (Retry-After), "
+                f"longer than api.max_rate_limited_s = {self._policy.max_rate_limited_s:.0f}: it "
+                f"takes requests again from {when.isoformat(timespec='seconds')}; run again with "
+                "--resume then"
+            )
         self._pacer.on_rate_limited(retry_after, sent_at)
         await asyncio.sleep(retry_after if retry_after is not None else self._policy.backoff(2))
 
@@ -214,7 +252,8 @@ class Sender:
 
     async def _post(
         self, item: SendItem, task: asyncio.Task[object]
-    ) -> tuple[httpx.Response | None, str | None]:
+    ) -> tuple[httpx.Response | None, str | None, bool]:
+        """The answer, or no answer with what went wrong and whether no connection was made."""
         stats = self.stats
         stats.requests += 1
         stats.in_flight += 1
@@ -222,9 +261,9 @@ class Sender:
         started = time.perf_counter()
         self._waiting.discard(task)  # in flight: a stop lets this request finish
         try:
-            return await self._client.post(PATH, content=item.body), None
-        except (httpx.TransportError, TimeoutError, OSError) as exc:
-            return None, describe_transport_error(exc)
+            return await self._client.post(PATH, content=item.body), None, False
+        except (httpx.RequestError, TimeoutError, OSError) as exc:
+            return None, describe_transport_error(exc), could_not_connect(exc)
         finally:
             self._waiting.add(task)
             stats.in_flight -= 1

@@ -43,6 +43,7 @@ async def open_sender(
                 api.backoff_base,
                 api.backoff_max,
                 max_rate_limited_s=api.max_rate_limited_s,
+                connect_grace_s=api.connect_grace_s,
             ),
             on_outcome=on_outcome,
             pacer=Pacer(ceiling=rate_limit),
