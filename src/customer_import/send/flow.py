@@ -43,6 +43,7 @@ from collections.abc import Callable
 from typing import Final
 
 from customer_import.errors import ApiUnavailable
+from customer_import.send.goodput import GoodputJudge
 
 log = logging.getLogger("customer_import")
 
@@ -55,6 +56,7 @@ _HOLD_S: Final = 0.1  # after the first 429, for the requests in flight to be an
 _MIN_RATE: Final = 1.0
 _MIN_SPAN_S: Final = 0.1  # measuring over less would make one lucky success a huge rate
 _MIN_DRAINED: Final = 5  # successes among the first hold's answers needed to pace by them
+_HELD_CUT: Final = 0.9  # while holding: the cut when the share of 429s rises
 
 
 class Pacer:
@@ -87,6 +89,7 @@ class Pacer:
         self._discovering = False  # paced by the first hold's rough measure: grow fast
         self._hold: _Hold | None = None
         self._logged_rate = 0.0
+        self._judge = GoodputJudge()
 
     async def before_request(self) -> float:
         """Wait out a pause, then for this request's slot; return when it is sent."""
@@ -115,6 +118,7 @@ class Pacer:
         self._last_success = now
         while self._successes and self._successes[0] < now - _WINDOW_S:
             self._successes.popleft()
+        self._judged(now, limited=False)
         self._grow(now)
 
     def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> None:
@@ -125,9 +129,39 @@ class Pacer:
                     "the API asks to wait %.0f s (Retry-After): every request waits", retry_after
                 )
             self._pause(now + retry_after)
-        if self._adaptive:
+        if self._adaptive and self._judge.held_share is None:
             self._adapt(now, now if sent_at is None else sent_at)
+        self._judged(now, limited=True)
         self._last_limited = now
+
+    def _judged(self, now: float, *, limited: bool) -> None:
+        """Once slowing down is found not to lower the share of 429s (``goodput.py``), hold
+        the pace with the most successes; cut only when the share rises above the held one's,
+        and go back to the usual cuts when 429s become rare."""
+        window = self._judge.answered(now, limited) if self._adaptive else None
+        if window is None:
+            return
+        if self._judge.held_share is None:
+            hold = self._judge.pace_to_hold(window)
+            if hold is not None:
+                self._hold_pace(now, hold)
+            return
+        verdict = self._judge.while_holding(window)
+        if verdict == "risen" and self.rate is not None:
+            self._set_rate(now, max(_MIN_RATE, self.rate * _HELD_CUT))
+        elif verdict == "over":
+            log.info("429 answers have become rare: the pace adapts to them again")
+            self._spell = None
+
+    def _hold_pace(self, now: float, pace: float) -> None:
+        pace = pace if self._ceiling is None else min(pace, self._ceiling)
+        log.warning(
+            "the share of 429 answers does not fall when the job slows down (a quota shared "
+            "with other clients?): holding %.0f requests/s, the pace with the most successes",
+            pace,
+        )
+        self._spell, self._discovering = None, False
+        self._set_rate(now, pace)
 
     def _adapt(self, now: float, sent_at: float) -> None:
         if self._hold is not None and sent_at <= self._hold.began:
@@ -163,6 +197,8 @@ class Pacer:
     def _cut(self, now: float, sent_at: float) -> None:
         if self._first_success is None or self._last_success is None:
             return  # nothing about what the server admits yet
+        if sent_at < self._last_cut:
+            return  # sent at the pace before the last cut: one cut a round trip
         if self._last_success <= self._last_cut:
             return  # nothing new since the last cut
         assert self._spell is not None
@@ -199,7 +235,9 @@ class Pacer:
     def _grow(self, now: float) -> None:
         if self.rate is None or not self._adaptive or now - self._last_growth < 0.5:
             return
-        growth = _DISCOVERY_GROWTH_PER_S if self._discovering else _GROWTH_PER_S
+        # Fast while the first pace is rough, or while 429s are found not to be the job's own.
+        fast = self._discovering or self._judge.held_share is not None
+        growth = _DISCOVERY_GROWTH_PER_S if fast else _GROWTH_PER_S
         grown = self.rate * (1 + growth * (now - self._last_growth))
         self.rate = grown if self._ceiling is None else min(grown, self._ceiling)
         self._last_growth = now

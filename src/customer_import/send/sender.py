@@ -209,8 +209,8 @@ class Sender:
         if self._connect_error and now - self._first_failure > self._policy.connect_grace_s:
             raise ApiUnavailable(
                 f"no request reached the API at {self._client.base_url} in "
-                f"{now - self._first_failure:.0f} s ({self._connect_error}): check api.base_url, the "
-                "network, the proxy; then run again with --resume"
+                f"{now - self._first_failure:.0f} s ({self._connect_error}): check "
+                "api.base_url, the network, the proxy; then run again with --resume"
             )
 
     async def _after_failure(self, attempts: int, error: str | None) -> int:
