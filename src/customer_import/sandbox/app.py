@@ -9,9 +9,13 @@ Routes (all JSON):
     GET  /_sandbox/stats           request counts for tests and benchmarks, no auth
     POST /_sandbox/reset-stats     zero the counts
     POST /_sandbox/revoke-key      every further add-update request is answered 401
+    POST /_sandbox/reset           a fresh server's state: no customers, zero counts, key valid
 
 Every error has the API's envelope ``{"error": {"code", "message", "details"}}``. A request the
 fault switches drop gets no answer at all: its connection is reset.
+
+This module holds the routes and handlers; what a body or query must be is in ``validation``,
+the counts in ``stats``, the fault switches in ``faults`` and the customers in ``storage``.
 """
 
 from __future__ import annotations
@@ -20,12 +24,9 @@ import asyncio
 import contextlib
 import hmac
 import json
-import re
 import socket
 import struct
-from collections import Counter
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
 
@@ -33,7 +34,10 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from customer_import.sandbox.faults import Drop, Faults
+from customer_import.sandbox.stats import DROPPED, Stats
 from customer_import.sandbox.storage import CustomerStore
+from customer_import.sandbox.validation import BadQuery, Detail, detail, int_param
+from customer_import.sandbox.validation import validate_customer as validate_customer  # re-export
 
 API_KEY_HEADER: Final = "x-api-key"
 MERCHANT_ID_HEADER: Final = "x-merchant-id"
@@ -43,22 +47,10 @@ MAX_PAGE_SIZE: Final = 100
 #: Error codes of statuses that aiohttp itself raises (unknown path, wrong method, huge body).
 _HTTP_ERROR_CODES: Final = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 _FAILURE_CODES: Final = {500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}
-#: ``by_status`` key of requests whose answer never reached the client (see ``Stats``).
-DROPPED: Final = "dropped"
 # SO_LINGER on, zero seconds: close() sends a TCP RST, as a crashed server or a proxy would
 _RESET_ON_CLOSE: Final = struct.pack("ii", 1, 0)
 
-_REQUIRED: Final = ("externalId", "firstName")
-_STRING_FIELDS: Final = frozenset(("externalId", "firstName", "lastName", "email", "phoneNumber"))
-_NOTIFICATION_KEYS: Final = frozenset(("notifyEmail", "notifyPhone"))
-# deliberately simple: one @, no spaces, a dot in the domain; the job validates properly
-_EMAIL: Final = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-# at most 9 digits: anything larger is a mistake, and would overflow SQLite's integers
-_QUERY_INT: Final = re.compile(r"[0-9]{1,9}")
-
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-Detail = dict[str, str]
 
 
 @dataclass(frozen=True)
@@ -67,101 +59,6 @@ class Credentials:
 
     api_key: str
     merchant_id: str
-
-
-@dataclass
-class Stats:
-    """What the sandbox saw, for tests that count the job's requests and check its concurrency.
-
-    Requests to ``/_sandbox/`` are not counted, so reading the stats does not change them.
-    ``by_status`` counts a request whose answer never reached the client (its connection was
-    dropped by a fault, or the client had gone when the answer was ready) as ``"dropped"``.
-    ``by_external_id`` (only with ``count_ids``) counts add-update requests per body externalId.
-    """
-
-    count_ids: bool = False
-    requests_total: int = 0
-    by_status: Counter[str] = field(default_factory=Counter)
-    by_path: Counter[str] = field(default_factory=Counter)
-    by_external_id: Counter[str] = field(default_factory=Counter)
-    created: int = 0
-    updated: int = 0
-    in_flight: int = 0
-    max_in_flight: int = 0
-
-    def as_json(self) -> dict[str, Any]:
-        """The ``GET /_sandbox/stats`` body."""
-        body = {
-            "requests_total": self.requests_total,
-            "by_status": dict(self.by_status),
-            "by_path": dict(self.by_path),
-            "upserts": {"created": self.created, "updated": self.updated},
-            "in_flight": self.in_flight,
-            "max_in_flight": self.max_in_flight,
-        }
-        if self.count_ids:
-            body["by_external_id"] = dict(self.by_external_id)
-        return body
-
-    def count_id(self, body: object) -> None:
-        """Count one add-update request for its body's externalId (when counting is on)."""
-        if self.count_ids and isinstance(body, dict) and isinstance(body.get("externalId"), str):
-            self.by_external_id[body["externalId"]] += 1
-
-    def reset(self) -> None:
-        """Zero the counts; requests still in flight stay counted as in flight."""
-        self.requests_total = self.created = self.updated = 0
-        self.by_status.clear()
-        self.by_path.clear()
-        self.by_external_id.clear()
-        self.max_in_flight = self.in_flight
-
-
-def validate_customer(body: object) -> list[Detail]:
-    """Every problem of an add-update body, empty when valid; all are reported, not the first."""
-    if not isinstance(body, dict):
-        return [_detail("body", "must be a JSON object")]
-    details = [_detail(name, "is required") for name in _REQUIRED if name not in body]
-    for name, value in body.items():
-        details.extend(_field_problems(name, value))
-    return details
-
-
-def _field_problems(name: str, value: object) -> list[Detail]:
-    if name in _STRING_FIELDS:
-        return _string_problems(name, value)
-    if name == "active":
-        return [] if isinstance(value, bool) else [_detail(name, "must be a boolean")]
-    if name == "notificationOptions":
-        return _notification_problems(value)
-    return [_detail(name, "is not a known field")]
-
-
-def _string_problems(name: str, value: object) -> list[Detail]:
-    if not isinstance(value, str):
-        return [_detail(name, "must be a string")]
-    if name in _REQUIRED and not value.strip():
-        return [_detail(name, "must not be empty")]
-    if name == "email" and not _EMAIL.fullmatch(value):
-        return [_detail(name, "must be a valid email address")]
-    return []
-
-
-def _notification_problems(value: object) -> list[Detail]:
-    if not isinstance(value, dict):
-        return [_detail("notificationOptions", "must be an object")]
-    details = []
-    for key, flag in value.items():
-        name = f"notificationOptions.{key}"
-        if key not in _NOTIFICATION_KEYS:
-            details.append(_detail(name, "is not a known field"))
-        elif not isinstance(flag, bool):
-            details.append(_detail(name, "must be a boolean"))
-    return details
-
-
-def _detail(name: str, message: str) -> Detail:
-    return {"field": name, "message": message}
 
 
 def json_response(
@@ -193,19 +90,11 @@ def _validation_error(details: list[Detail], subject: str = "customer") -> web.R
     return error_response(400, "VALIDATION_ERROR", f"invalid {subject}: {summary}", details)
 
 
-class _BadQuery(ValueError):
-    """A query parameter out of range; carries the detail for the 400 answer."""
-
-    def __init__(self, detail: Detail) -> None:
-        super().__init__(detail["message"])
-        self.detail = detail
-
-
 class _NotJson:
     """A request body that could not be parsed; the 400 it earns comes after the faults."""
 
     def __init__(self, exc: Exception) -> None:
-        self.detail = _detail("body", f"is not valid JSON: {exc}")
+        self.detail = detail("body", f"is not valid JSON: {exc}")
 
 
 def _parse_body(raw: bytes) -> object:
@@ -354,9 +243,9 @@ class SandboxApi:
         if refusal is not None:
             return refusal
         try:
-            limit = min(_int_param(request.query, "limit", DEFAULT_PAGE_SIZE, 1), MAX_PAGE_SIZE)
-            offset = _int_param(request.query, "offset", 0, 0)
-        except _BadQuery as exc:
+            limit = min(int_param(request.query, "limit", DEFAULT_PAGE_SIZE, 1), MAX_PAGE_SIZE)
+            offset = int_param(request.query, "offset", 0, 0)
+        except BadQuery as exc:
             return _validation_error([exc.detail], subject="query")
         data, total = self.store.page(self.credentials.merchant_id, limit, offset)
         return json_response({"data": data, "total": total, "limit": limit, "offset": offset})
@@ -379,6 +268,15 @@ class SandboxApi:
         self.faults.revoke_key()
         return json_response({"revoked": True})
 
+    async def reset(self, _request: web.Request) -> web.Response:
+        """Back to a fresh server's state, so one server can serve test after test: every
+        customer deleted (all merchants), the counts zeroed, a revoked key valid again. The
+        fault switches stay as started, and their counters and random draws carry on."""
+        self.store.clear()
+        self.faults.restore_key()
+        self.stats.reset()
+        return json_response(self.stats.as_json())
+
 
 async def _enveloped(handler: Handler, request: web.Request) -> web.StreamResponse:
     try:
@@ -388,16 +286,6 @@ async def _enveloped(handler: Handler, request: web.Request) -> web.StreamRespon
             raise
         code = _HTTP_ERROR_CODES.get(exc.status, "HTTP_ERROR")
         return error_response(exc.status, code, f"{exc.reason}: {request.method} {request.path}")
-
-
-def _int_param(query: Mapping[str, str], name: str, default: int, minimum: int) -> int:
-    """A query parameter as an int >= ``minimum``; raises ``_BadQuery`` otherwise."""
-    raw = query.get(name)
-    if raw is None:
-        return default
-    if _QUERY_INT.fullmatch(raw) and int(raw) >= minimum:
-        return int(raw)
-    raise _BadQuery(_detail(name, f"must be an integer >= {minimum}"))
 
 
 def _package_version() -> str:
@@ -422,6 +310,7 @@ def create_app(
             web.get("/_sandbox/stats", api.show_stats),
             web.post("/_sandbox/reset-stats", api.reset_stats),
             web.post("/_sandbox/revoke-key", api.revoke_key),
+            web.post("/_sandbox/reset", api.reset),
         ]
     )
     return app

@@ -159,3 +159,7 @@ class Faults:
     def revoke_key(self) -> None:
         """Answer every further add-update request 401, as after a key rotation."""
         self.key_revoked = True
+
+    def restore_key(self) -> None:
+        """Accept the key again (``POST /_sandbox/reset``), as a server started afresh would."""
+        self.key_revoked = False

@@ -120,6 +120,10 @@ class CustomerStore:
         ).fetchone()
         return [_to_customer(row) for row in rows], total
 
+    def clear(self) -> None:
+        """Delete every customer of every merchant (``POST /_sandbox/reset``)."""
+        self._db.execute("DELETE FROM customers")
+
     def close(self) -> None:
         """Close the database; in WAL mode this also checkpoints it into the main file."""
         self._db.close()

@@ -297,6 +297,12 @@ class SandboxServer:
         """Make every further add-update request answer 401."""
         self._expect(200, "POST", "/_sandbox/revoke-key")
 
+    def reset(self) -> None:
+        """Back to the state a fresh server starts in: no customers (of any merchant), zero
+        stats, a revoked key valid again; for one server shared by many tests. Fault switches
+        are not reset: a test that needs faults starts its own server."""
+        self._expect(200, "POST", "/_sandbox/reset")
+
     def get(self, external_id: str) -> dict[str, Any] | None:
         """The stored customer, or None when there is none."""
         response = self.request("GET", "/customers/" + urllib.parse.quote(external_id, safe=""))
