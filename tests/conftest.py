@@ -56,10 +56,25 @@ active = { column = "status", true = ["Active"], false = ["Inactive"] }
 """
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SandboxServer]:
+@pytest.fixture(scope="session")
+def shared_sandbox() -> Iterator[SandboxServer]:
+    """One sandbox without faults for the whole session (one per xdist worker): each start
+    costs a fraction of a second, times dozens of tests. Use ``sandbox``, which resets it."""
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as server:
         yield server
+
+
+@pytest.fixture
+def sandbox(shared_sandbox: SandboxServer) -> SandboxServer:
+    """The shared sandbox as a new one would be: no customers, zero stats, the key valid.
+
+    A test that needs faults, a db file, a fixed port or other credentials, or that stops the
+    server, starts its own ``SandboxServer`` instead.
+    """
+    if shared_sandbox.returncode is not None:
+        raise RuntimeError(f"the shared sandbox stopped:\n{shared_sandbox.output}")
+    shared_sandbox.reset()
+    return shared_sandbox
 
 
 @pytest.fixture

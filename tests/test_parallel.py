@@ -114,16 +114,20 @@ def test_it_reads_only_a_few_items_ahead_of_the_caller() -> None:
 def test_the_first_item_is_handed_on_without_waiting_for_the_next_reads() -> None:
     """Sending starts as soon as the first (small) batch is ready."""
 
-    def first_fast_then_slow() -> Iterator[int]:
-        yield 0
-        for i in range(1, 4):
-            time.sleep(0.5)
-            yield i
+    first_taken = threading.Event()
+    waited: list[bool] = []
 
-    with OrderedMap(slow_square, first_fast_then_slow()) as results:
-        started = time.monotonic()
+    def first_then_blocked() -> Iterator[int]:
+        yield 0
+        # the next reads cannot end before the caller has the first item (or 10 s have passed)
+        waited.append(first_taken.wait(timeout=10))
+        yield from range(1, 4)
+
+    with OrderedMap(slow_square, first_then_blocked()) as results:
         assert next(results) == 0
-        assert time.monotonic() - started < 0.25  # not after the next reads (0.5 s each)
+        first_taken.set()
+        assert list(results) == [1, 4, 9]
+    assert waited == [True]  # the first item was handed on before the next read ended
 
 
 def test_once_stopped_it_hands_on_nothing_more_and_reads_no_further() -> None:

@@ -44,7 +44,7 @@ MIXED = (
 
 
 def run(job_path: Path, sandbox: SandboxServer | None = None, **options: object) -> RunReport:
-    base = {"environ": CREDENTIALS}
+    base: dict[str, object] = {"environ": CREDENTIALS}
     if sandbox is not None:
         base["base_url"] = sandbox.base_url
     return run_job(load(job_path), RunOptions(**{**base, **options}))  # type: ignore[arg-type]
@@ -214,10 +214,10 @@ def test_revoked_key_aborts_with_unsent_records_pending_then_resume_completes(
     assert aborted.status == "aborted"
     assert "CUSTOMERS_API_KEY" in (aborted.message or "")
     assert aborted.summary.pending == 2  # the two valid records: not rejected, not lost
-    with SandboxServer(api_key=API_KEY, merchant_id=CREDENTIALS["CUSTOMERS_MERCHANT_ID"]) as fresh:
-        resumed = run(job, fresh, resume=True)
-        assert resumed.status == "completed"
-        assert sorted(c["externalId"] for c in fresh.customers()) == ["C-1", "C-2"]
+    sandbox.reset()  # the key is valid again and no customer is stored: as on a new server
+    resumed = run(job, sandbox, resume=True)
+    assert resumed.status == "completed"
+    assert sorted(c["externalId"] for c in sandbox.customers()) == ["C-1", "C-2"]
     assert_conservation(tmp_path / "out", 7)
     # The resume's pace counts the two records it did, not the five done before it.
     summary = summary_json(resumed.summary)
@@ -248,8 +248,8 @@ def test_a_run_that_stops_while_a_batch_is_being_read_ends_cleanly_and_resumes(
     assert aborted.status == "aborted"
     assert aborted.summary.pending == 3_000
     assert set(threading.enumerate()) <= before
-    with SandboxServer(api_key=API_KEY, merchant_id=CREDENTIALS["CUSTOMERS_MERCHANT_ID"]) as fresh:
-        assert run(job, fresh, resume=True).status == "completed"
+    sandbox.reset()  # the key is valid again: as on a new server
+    assert run(job, sandbox, resume=True).status == "completed"
     assert_conservation(tmp_path / "out", 3_000)
 
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
@@ -386,7 +386,7 @@ def test_connection_resets_before_and_after_the_write_end_with_the_right_data(
     ids=["reset", "hang"],
 )
 def test_a_transport_reject_says_whether_the_connection_was_lost_or_timed_out(
-    tmp_path: Path, transport: str, faults: dict[str, float], reason: str
+    tmp_path: Path, transport: str, faults: dict[str, Any], reason: str
 ) -> None:
     lines, _ = valid_input(2)
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, seed=1, **faults) as sandbox:
@@ -479,7 +479,7 @@ def test_a_key_revoked_mid_run_aborts_with_exit_3_and_resume_completes(tmp_path:
 
 
 def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes(
-    tmp_path: Path,
+    tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     lines, expected = valid_input(200)
     with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=1.0, seed=1) as down:
@@ -496,12 +496,11 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
     assert aborted["pending"] == 200
     assert "pending again" in aborted["message"]
 
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as healthy:
-        # the base URL may change on resume (it is how a wrong one is fixed)
-        resumed = run_command("run", str(job), "--resume", "--base-url", healthy.base_url)
-        assert resumed.returncode in (ExitCode.OK, ExitCode.REJECTS), resumed.stderr
-        assert add_updates(healthy) == 200
-        assert stored(healthy) == expected
+    # the base URL may change on resume (it is how a wrong one is fixed)
+    resumed = run_command("run", str(job), "--resume", "--base-url", sandbox.base_url)
+    assert resumed.returncode in (ExitCode.OK, ExitCode.REJECTS), resumed.stderr
+    assert add_updates(sandbox) == 200
+    assert stored(sandbox) == expected
     assert read_csv(tmp_path / "out" / "rejects.csv") == []
     assert_conservation(tmp_path / "out", 200)
     assert read_summary(tmp_path / "out")["status"] == "completed"
@@ -524,6 +523,7 @@ def test_an_outage_during_a_resume_counts_only_the_resumes_own_records(tmp_path:
 
     def answers(*statuses: int) -> httpx.MockTransport:
         script = iter(statuses)
+
         def answer(request: httpx.Request) -> httpx.Response:  # a success echoes the customer
             return httpx.Response(next(script, statuses[-1]), content=request.content)
 
@@ -677,13 +677,15 @@ def add_updates_of(stats: dict[str, Any]) -> int:
     return int(stats["by_path"].get("/customers/add-update", 0))
 
 
-def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) -> None:
+def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     lines, expected = mixed_input(400)
     out = tmp_path / "out"
     with SandboxServer(
         api_key=API_KEY, merchant_id=MERCHANT_ID, latency_ms=30, count_ids=True
-    ) as sandbox:
-        job = job_file(tmp_path, lines, sandbox.base_url)
+    ) as slow:
+        job = job_file(tmp_path, lines, slow.base_url)
         with started("run", str(job)) as process:
             # at most 4 requests per 30 ms: the run cannot be over before this is true
             wait_until(lambda: journaled_successes(out) >= 20, "outcomes in the journal")
@@ -697,20 +699,19 @@ def test_kill_9_mid_run_then_resume_equals_an_uninterrupted_run(tmp_path: Path) 
         assert not (out / "summary.json").exists()
         assert (out / "journal.sqlite-wal").exists()
         assert_owner_only(out)  # the journal's WAL files too
-        sandbox.reset_stats()
+        slow.reset_stats()
 
         resumed = run_command("run", str(job), "--resume")
         assert resumed.returncode == ExitCode.REJECTS, resumed.stdout + resumed.stderr
-        stats = sandbox.stats()
-        assert stored(sandbox) == expected
+        stats = slow.stats()
+        assert stored(slow) == expected
 
         # Nothing journaled as succeeded is sent again; every other valid id is sent.
         resent = set(stats["by_external_id"])
         assert not resent & succeeded
         assert resent == set(expected) - succeeded  # answered after the last flush: sent again
 
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as fresh:
-        run(job, out_dir=tmp_path / "uninterrupted", base_url=fresh.base_url)
+    run(job, out_dir=tmp_path / "uninterrupted", base_url=sandbox.base_url)
     assert_conservation(out, len(lines))
     assert_same_outcomes(out, tmp_path / "uninterrupted")
 
@@ -741,27 +742,26 @@ def assert_same_outcomes(resumed: Path, uninterrupted: Path) -> None:
 
 @pytest.mark.parametrize("change", ["input", "mapping", "duplicates"])
 def test_resume_is_refused_with_exit_2_when_the_input_or_job_changed(
-    tmp_path: Path, change: str
+    tmp_path: Path, sandbox: SandboxServer, change: str
 ) -> None:
     lines, _ = valid_input(5)
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as sandbox:
-        job = job_file(tmp_path, lines, sandbox.base_url)
-        sandbox.revoke_key()
-        assert run(job).status == "aborted"  # an unfinished run to resume
-        requests = add_updates(sandbox)
-        if change == "input":
-            write_csv(tmp_path / "in.csv", *lines, record(99)[0])
-        elif change == "mapping":
-            text = job.read_text(encoding="utf-8").replace('lastName = "last"', 'lastName = "id"')
-            job.write_text(text, encoding="utf-8")
-        else:
-            job.write_text('duplicates = "first"\n' + job.read_text(encoding="utf-8"))
+    job = job_file(tmp_path, lines, sandbox.base_url)
+    sandbox.revoke_key()
+    assert run(job).status == "aborted"  # an unfinished run to resume
+    requests = add_updates(sandbox)
+    if change == "input":
+        write_csv(tmp_path / "in.csv", *lines, record(99)[0])
+    elif change == "mapping":
+        text = job.read_text(encoding="utf-8").replace('lastName = "last"', 'lastName = "id"')
+        job.write_text(text, encoding="utf-8")
+    else:
+        job.write_text('duplicates = "first"\n' + job.read_text(encoding="utf-8"))
 
-        result = run_command("run", str(job), "--resume")
+    result = run_command("run", str(job), "--resume")
 
-        assert result.returncode == ExitCode.NOTHING_DONE
-        assert "--resume refused" in result.stderr
-        assert add_updates(sandbox) == requests  # the refused resume sent nothing
+    assert result.returncode == ExitCode.NOTHING_DONE
+    assert "--resume refused" in result.stderr
+    assert add_updates(sandbox) == requests  # the refused resume sent nothing
     assert read_summary(tmp_path / "out")["status"] == "aborted"  # left as it was
 
 
@@ -830,7 +830,7 @@ def test_plain_http_is_refused_to_any_host_but_this_machine_unless_allowed(
 
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
-def test_tls_certificates_are_always_verified(transport: str) -> None:
+def test_tls_certificates_are_always_verified(transport: Literal["aiohttp", "httpx"]) -> None:
     assert not {"verify", "ssl", "tls", "insecure", "verify_tls"} & set(ApiConfig.model_fields)
 
     async def context() -> ssl.SSLContext:
@@ -856,16 +856,17 @@ def assert_owner_only(out_dir: Path) -> None:
         assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
-def test_output_files_are_readable_by_the_owner_only(tmp_path: Path) -> None:
+def test_output_files_are_readable_by_the_owner_only(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     lines, _ = mixed_input(20)
     previous = os.umask(0)  # a permissive umask must not leak into the files
     try:
-        with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as sandbox:
-            job = job_file(tmp_path, lines, sandbox.base_url)
-            assert run(job).status == "completed"
-            sandbox.revoke_key()
-            assert run(job, out_dir=tmp_path / "aborted").status == "aborted"
-            assert run(job, out_dir=tmp_path / "dry", dry_run=True).status == "completed"
+        job = job_file(tmp_path, lines, sandbox.base_url)
+        assert run(job).status == "completed"
+        sandbox.revoke_key()
+        assert run(job, out_dir=tmp_path / "aborted").status == "aborted"
+        assert run(job, out_dir=tmp_path / "dry", dry_run=True).status == "completed"
     finally:
         os.umask(previous)
     for out_dir in ("out", "aborted", "dry"):
@@ -894,33 +895,34 @@ sys.exit(cli.main(sys.argv[2:]))
 """
 
 
-def test_a_second_ctrl_c_while_the_run_winds_down_does_not_cut_it_short(tmp_path: Path) -> None:
+def test_a_second_ctrl_c_while_the_run_winds_down_does_not_cut_it_short(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     """The first stop (here a refused key) ends the sending; the run then waits for the batch
     being read before it closes the file. A Ctrl-C in that wait used to raise
     KeyboardInterrupt there: a traceback, no report, and the file closed under the reader."""
     lines, _ = valid_input(3_000)
     script = tmp_path / "slow_reads.py"
     script.write_text(_SLOW_READS, encoding="utf-8")
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID) as sandbox:
-        sandbox.revoke_key()
-        job = job_file(tmp_path, lines, sandbox.base_url)
-        process = subprocess.Popen(
-            [sys.executable, str(script), "3", "run", str(job), "--no-progress"],
-            env=cli_env(CREDENTIALS),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
-            assert process.stdout is not None
-            assert process.stdout.readline() == "slow read\n"
-            wait_until(lambda: add_updates(sandbox) >= 1, "the refused request")
-            time.sleep(0.5)  # the run has stopped sending and waits for the read
-            process.send_signal(signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
+    sandbox.revoke_key()
+    job = job_file(tmp_path, lines, sandbox.base_url)
+    process = subprocess.Popen(
+        [sys.executable, str(script), "3", "run", str(job), "--no-progress"],
+        env=cli_env(CREDENTIALS),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "slow read\n"
+        wait_until(lambda: add_updates(sandbox) >= 1, "the refused request")
+        time.sleep(0.5)  # the run has stopped sending and waits for the read
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
     assert process.returncode == ExitCode.STOPPED, stdout + stderr
     assert "Traceback" not in stderr
     assert "the run is already finishing" in stderr
