@@ -28,7 +28,7 @@ lint: $(STAMP)  ## ruff lint and format check
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-typecheck: $(STAMP)  ## mypy (strict on src/)
+typecheck: $(STAMP)  ## mypy: strict on src/, relaxed on tests/ (pyproject.toml)
 	$(VENV)/bin/mypy
 
 check: lint typecheck test  ## lint, types and tests: run before every commit

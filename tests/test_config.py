@@ -23,7 +23,7 @@ def write(tmp_path: Path, text: str) -> Path:
 @pytest.mark.parametrize("job_file", JOBS, ids=lambda p: p.name)
 def test_every_bundled_job_file_parses(job_file: Path) -> None:
     job = load_job(job_file)
-    assert job.source.path is not None and job.source.path.is_absolute()
+    assert isinstance(job.source.path, Path) and job.source.path.is_absolute()
     assert {"externalId", "firstName"} <= set(job.mapping.fields)
 
 

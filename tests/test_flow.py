@@ -225,6 +225,7 @@ def test_a_cut_retimes_the_workers_already_waiting_for_a_slot() -> None:
 
     # two went out at once, three had slots 1 ms apart: they go at the new pace instead
     assert pacer.rate == pytest.approx(95, rel=0.01)
+    assert pacer.rate is not None
     assert sent[-1] == pytest.approx(cut_at + 2 / pacer.rate)
 
 

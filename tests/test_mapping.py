@@ -59,7 +59,7 @@ def test_ids_keep_leading_zeros_and_lose_excels_apostrophe(cell: str, expected: 
 def test_a_full_name_column_is_split_explicitly(
     name: str, first: str | None, last: str | None
 ) -> None:
-    mapping = {
+    mapping: dict[str, object] = {
         "firstName": {"column": "name", "part": "first"},
         "lastName": {"column": "name", "part": "last"},
     }

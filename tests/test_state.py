@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from customer_import.contracts import RejectRow, ResultRow
+from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow
 from customer_import.errors import StorageFault
 from customer_import.record.journal import Journal
 from customer_import.record.opening import open_journal
@@ -40,7 +40,7 @@ def test_outcomes_added_while_a_thread_flushes_are_all_written(tmp_path: Path) -
     journal = open_journal(tmp_path)
     with flushing(journal):
         for row in range(1, 20_001):
-            journal.add_result(ResultRow(row, f"id-{row}", "created", 201, 1))
+            journal.add_result(ResultRow(row, f"id-{row}", RecordStatus.CREATED, 201, 1))
     assert journal.count_done() == 20_000
     assert journal.done_rows() == list(range(1, 20_001))
     journal.close()
@@ -50,7 +50,7 @@ def test_a_failed_flush_keeps_its_outcomes_for_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     journal = open_journal(tmp_path)
-    journal.add_result(ResultRow(1, "id-1", "created", 201, 1))
+    journal.add_result(ResultRow(1, "id-1", RecordStatus.CREATED, 201, 1))
     write = Journal._write
 
     def disk_full(self: Journal, *lists: object) -> None:
@@ -59,7 +59,7 @@ def test_a_failed_flush_keeps_its_outcomes_for_the_next(
     monkeypatch.setattr(Journal, "_write", disk_full)
     with pytest.raises(StorageFault, match="disk full"):
         journal.flush()
-    journal.add_result(ResultRow(2, "id-2", "updated", 200, 1))
+    journal.add_result(ResultRow(2, "id-2", RecordStatus.UPDATED, 200, 1))
     monkeypatch.setattr(Journal, "_write", write)
     journal.flush()
     assert journal.done_rows() == [1, 2]
@@ -77,10 +77,14 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
     rows = range(1, 601)  # more than two statements' worth, and not a multiple of one
     for row in rows:
         if row % 3 == 0:
-            reject = RejectRow(row, f"id-{row}", "api", "HTTP 400", ["a", "b"], None, 400, 1)
+            reject = RejectRow(
+                row, f"id-{row}", RejectStage.API, "HTTP 400", ["a", "b"], None, 400, 1
+            )
             journal.add_reject(reject)
         elif row % 3 == 1:
-            journal.add_result(ResultRow(row, f"id-{row}", "created", 201, 1, "t0", "t0"))
+            journal.add_result(
+                ResultRow(row, f"id-{row}", RecordStatus.CREATED, 201, 1, "t0", "t0")
+            )
     journal.add_valid((row, f"id-{row}") for row in rows if row % 3 == 2)
     journal.flush()
     assert journal.done_rows() == list(rows)

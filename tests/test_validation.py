@@ -164,7 +164,7 @@ def test_an_email_in_a_name_column_is_caught() -> None:
 
 
 def test_empty_optional_fields_are_left_out_of_the_body() -> None:
-    mapping = {
+    mapping: dict[str, object] = {
         "lastName": "last",
         "email": "email",
         "notificationOptions.notifyEmail": "ne",
