@@ -24,7 +24,7 @@ LAYERS: list[set[str]] = [
     {"outputs"},
     {"run"},
     {"scale"},
-    {"runner", "console"},
+    {"runner", "console", "scaffold"},
     {"cli", "__main__", "__init__"},
 ]
 #: The sandbox stands apart: a server of its own that knows nothing of the job.

@@ -25,6 +25,7 @@ from customer_import.run.options import RunOptions
 from customer_import.run.process import handlers_set
 from customer_import.runner import run_job
 from customer_import.sandbox import cli as sandbox_cli
+from customer_import.scaffold import init_job
 from customer_import.scale.merge import merge_outputs
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.sharding import Shard
@@ -48,6 +49,10 @@ def build_parser() -> argparse.ArgumentParser:
         commands.add_parser("check", help="dry run with a report per field; exit 1 on rejects")
     )
     _add_state(commands.add_parser("state", help="show or reset a job's incremental sync state"))
+    init = commands.add_parser("init", help="write a commented job file for an export, check it")
+    init.add_argument("export", type=_input, help="the export: CSV, TSV (.gz too) or Parquet")
+    init.add_argument("--out", type=Path, help="the job file to write (default: <export>.toml)")
+    init.add_argument("--force", action="store_true", help="replace the job file if it exists")
     merge = commands.add_parser("merge", help="combine the outputs of shards into one")
     merge.add_argument("shards", type=Path, nargs="+", help="the shards' output folders")
     merge.add_argument("--out", type=Path, required=True, help="where the merged files go")
@@ -121,7 +126,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "sandbox":
         return sandbox_cli.run(args)
     logs.configure(getattr(args, "log_format", "text"))
-    command = {"run": _run, "check": _check, "state": _state, "merge": _merge}[args.command]
+    command = {"run": _run, "check": _check, "state": _state, "merge": _merge, "init": _init}[
+        args.command
+    ]
     # Until a run handles SIGTERM itself (and again after it), SIGTERM exits as Ctrl-C does,
     # through every clean-up on the way: a half-copied object, for one, is deleted.
     try:
@@ -196,6 +203,17 @@ def _check(args: argparse.Namespace) -> int:
     report = run_job(job, options)
     print(render_check(report, stats))
     return ExitCode.REJECTS if report.rejected else ExitCode.OK
+
+
+def _init(args: argparse.Namespace) -> int:
+    """Write the job file, then run ``check`` on it as it is written (exit 1: a choice is left)."""
+    result = init_job(args.export, args.out, force=args.force)
+    print(result.summary())
+    code: int = ExitCode.REJECTS
+    if result.ready:
+        code = _check(build_parser().parse_args(["check", str(result.path)]))
+    print(result.next_step(code))
+    return code
 
 
 def _state(args: argparse.Namespace) -> int:
