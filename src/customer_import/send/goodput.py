@@ -18,6 +18,7 @@ from typing import Final, NamedTuple
 WINDOW_S: Final = 1.0
 MIN_ANSWERS: Final = 20  # a window with fewer answers says too little: it goes on
 MIN_SHARE: Final = 0.1  # below this, 429s are a limit touched now and then
+MAX_SHARE: Final = 0.9  # above this, nothing gets through: a quota window, not a share
 _SLOWER: Final = 1 / 1.2  # a window this much slower than an earlier one can judge it
 _NOT_LOWER: Final = 0.8  # a share of 429s at least this much of the earlier one's: no better
 _RISEN: Final = 0.15  # a share this much above the held one's: the job's own pace again
@@ -60,7 +61,7 @@ class GoodputJudge:
     def pace_to_hold(self, window: Window) -> float | None:
         """The pace with the most successes, when this window shows that slowing down did not
         lower the share of 429s; None otherwise."""
-        if window.share_limited < MIN_SHARE:
+        if not MIN_SHARE <= window.share_limited <= MAX_SHARE:
             return None
         if not any(
             window.requests_per_s <= _SLOWER * earlier.requests_per_s
@@ -80,6 +81,6 @@ class GoodputJudge:
         if window.share_limited < MIN_SHARE:
             self.held_share = None
             return "over"
-        if window.share_limited > self.held_share + _RISEN:
+        if window.share_limited > min(self.held_share + _RISEN, MAX_SHARE):
             return "risen"
         return "hold"
