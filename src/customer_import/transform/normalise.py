@@ -22,9 +22,11 @@ Verdict = tuple[str | None, str | None]
 # Per judge. Only values the fast path leaves reach it (placeholders, shared inboxes, odd shapes):
 # ten thousand of them cover the repeats, and keep memory flat however long the export is.
 _CACHE_LIMIT: Final = 10_000
-# Excel (and pandas, R, JavaScript) always write the exponent's sign: "7.02255E+12". Requiring it
-# keeps ids such as "3e8" or "12E45" (hex or product-style codes) from being taken for numbers.
-EXCEL_NUMBER = re.compile(r"^[+-]?\d+([.,]\d+)?[eE][+-]\d+$")
+# Excel's scientific notation and nothing else: one digit, an optional decimal part (a comma in
+# locales that write one), E, the exponent's sign (Excel always writes it) and one or two exponent
+# digits: "7.02255E+12", "7,02255E+12", "6E+11". Ids such as "3e8", "12E45" or QuickBooks'
+# "8000177E-1605385774" are ordinary ids.
+EXCEL_NUMBER: Final = re.compile(r"^\d([.,]\d+)?[eE][+-]\d{1,2}$")
 _INTERNATIONAL = re.compile(r"^'?\s*(\+|00[1-9])")  # written with a country code
 EXCEL_HINT: Final = (
     "is in Excel's scientific notation: the file went through Excel, which rounds long numbers "
