@@ -31,6 +31,14 @@ BODY: Final = "_body"
 REASON: Final = "_reason"
 """Why a record is rejected (String): one "field: reason" per field, joined by "; "."""
 
+# The rejects file: what marks it when it is read back as an input.
+REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
+"""The columns rejects.csv adds after the source's own."""
+FORMULA_CHARS: Final = "=+-@\t\r"
+"""A cell of an output CSV that starts with one of these (after any apostrophes) is written
+with a leading apostrophe, so a spreadsheet shows it as text and never runs it as a formula.
+Reading the tool's own rejects file back removes exactly that apostrophe."""
+
 
 class RecordStatus(StrEnum):
     """What became of one input record (results.csv ``status``; rejects are ``rejected``)."""

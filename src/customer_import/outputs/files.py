@@ -2,6 +2,9 @@
 
 Each file is written to a temporary name and renamed into place, so a reader (or a crash)
 never sees half a file. Files that hold customer data are created readable by the owner only.
+A CSV cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
+a tab or a CR) is written with a leading apostrophe; reading the tool's own rejects file back
+removes exactly that apostrophe (``source.csv_file``), so a fixed rejects file round-trips.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
 
-from customer_import.contracts import RecordStatus, RunSummary
+from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, RecordStatus, RunSummary
 from customer_import.errors import StorageFault
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
@@ -40,7 +43,6 @@ RESULTS_HEADER: Final = (
     "updated_at",
     "detail",
 )
-REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
 
 
 @contextmanager
@@ -72,10 +74,19 @@ def write_rejects(journal: Journal, out_dir: Path, header: list[str]) -> None:
     """The source's own header (dropped columns left out), then _row,_stage,_reason,_raw."""
     with atomic_text(out_dir / REJECTS_NAME) as handle:
         writer = csv.writer(handle)
-        writer.writerow([*header, *REJECTS_TRAILER])
+        writer.writerow([*map(sheet_safe, header), *REJECTS_TRAILER])
         for row, source, stage, reason, raw in journal.rejects():
             values = source if source else [""] * len(header)
-            writer.writerow([*values, row, stage, reason, raw or ""])
+            writer.writerow([*map(sheet_safe, values), row, stage, *map(sheet_safe, (reason, raw))])
+
+
+def sheet_safe(text: str | None) -> str:
+    """The cell as written: a leading apostrophe where a spreadsheet would see a formula
+    (after any apostrophes, so that reading back removes exactly the one added)."""
+    if not text:
+        return ""
+    first = text.lstrip("'")[:1]
+    return f"'{text}" if first and first in FORMULA_CHARS else text
 
 
 def write_missing(ids: list[str], journal: Journal, out_dir: Path) -> None:
@@ -86,9 +97,8 @@ def write_missing(ids: list[str], journal: Journal, out_dir: Path) -> None:
         writer.writerow(MISSING_HEADER)
         for external_id in ids:
             status, *rest = done.get(external_id, (None,) * 5)
-            writer.writerow(
-                _blank_nones((external_id, _MISSING_LABELS.get(status, "listed"), *rest))
-            )
+            cells = _blank_nones((external_id, _MISSING_LABELS.get(status, "listed"), *rest))
+            writer.writerow([sheet_safe(c) if isinstance(c, str) else c for c in cells])
 
 
 def write_summary(summary: RunSummary, out_dir: Path) -> None:

@@ -4,7 +4,9 @@ Bytes are decoded once up front (``encoding.resolve_encoding``) to find undecoda
 anything is sent; then ``csv_records.RecordParser`` reads the records. When the header has a
 column listed in ``drop_columns`` (a plaintext ``Password``), a broken record's raw text is
 withheld: its fields cannot be told apart reliably, so that column's value could not be cut out
-of it.
+of it. The tool's own rejects file, read back, loses the apostrophe its writer put before the
+cells a spreadsheet would take for formulas (``outputs.files.sheet_safe``): its values are
+then the ones first read.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import IO, Final, cast
 import polars as pl
 
 from customer_import.config import SourceConfig
-from customer_import.contracts import ROW, Batch, ParseFailure
+from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, ROW, Batch, ParseFailure
 from customer_import.errors import InputError
 from customer_import.source.csv_records import Broken, Record, RecordParser
 from customer_import.source.encoding import resolve_encoding
@@ -25,6 +27,7 @@ from customer_import.source.files import READ_ERRORS, open_text
 from customer_import.source.table import Source
 
 _DELIMITERS: Final = (",", ";", "\t", "|")  # also the tie-break order
+_ESCAPED: Final = "^'('*[" + "".join("\\" + c if c in "-^]\\" else c for c in FORMULA_CHARS) + "])"
 
 
 def open_csv(config: SourceConfig, path: Path, name: str, suffix: str, gzipped: bool) -> Source:
@@ -42,7 +45,10 @@ def open_csv(config: SourceConfig, path: Path, name: str, suffix: str, gzipped: 
     header = first if config.has_header else [f"column_{i}" for i in range(1, len(first) + 1)]
     if not any(name.strip() for name in header):
         raise InputError(f"{name}: the header line has no column names")
-    backend = _CsvBackend(path, name, gzipped, codec, delimiter, header, config)
+    own_rejects = config.has_header and tuple(header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER
+    if own_rejects:
+        header = [_unescaped_text(cell) for cell in header]
+    backend = _CsvBackend(path, name, gzipped, codec, delimiter, header, config, own_rejects)
     return Source(path, header, codec, delimiter, backend, name=name)
 
 
@@ -85,8 +91,10 @@ class _CsvBackend:
         delimiter: str,
         header: list[str],
         config: SourceConfig,
+        own_rejects: bool = False,
     ) -> None:
         self._path, self._name, self._gzipped, self._codec = path, name, gzipped, codec
+        self._own_rejects = own_rejects
         self._delimiter, self._width = delimiter, len(header)
         self._has_header, self._batch_size = config.has_header, config.batch_size
         self._withhold_raw = _has_dropped_column(header, config.drop_columns)
@@ -115,11 +123,23 @@ class _CsvBackend:
             batch = _csv_batch(chunk, number, has_broken, select, names)
             if self._withhold_raw and batch.failures:
                 batch = Batch(batch.frame, [_withheld(f) for f in batch.failures])
+            if self._own_rejects:
+                batch = Batch(_unescaped(batch.frame), batch.failures)
             yield batch
             number += len(chunk)
 
     def close(self) -> None:
         pass  # each batches() call opens and closes its own stream
+
+
+def _unescaped(frame: pl.DataFrame) -> pl.DataFrame:
+    """A rejects file's cells without the apostrophe its writer added before a formula."""
+    return frame.with_columns(pl.col(pl.String).str.replace(_ESCAPED, "${1}"))
+
+
+def _unescaped_text(cell: str) -> str:
+    first = cell.lstrip("'")[:1]
+    return cell[1:] if cell.startswith("'") and first and first in FORMULA_CHARS else cell
 
 
 def _has_dropped_column(header: list[str], drop_columns: list[str]) -> bool:
