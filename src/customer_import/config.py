@@ -17,10 +17,25 @@ from typing import Annotated, Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from customer_import.errors import ConfigError
-from customer_import.schema import BOOLEAN_FIELDS, NAME_FIELDS, TARGET_FIELDS
+from customer_import.schema import BOOLEAN_FIELDS, NAME_FIELDS, REQUIRED_FIELDS, TARGET_FIELDS
 
-DEFAULT_NULL_VALUES = ["", "NULL", "null", "None", "N/A", "n/a", "#N/A"]
+#: Cells equal to one of these (after trimming, in any case) are empty, unless the job lists its
+#: own ``null_values``, which are compared exactly: a surname "Null" can then be kept.
+DEFAULT_NULL_VALUES: Final = (
+    *("", "NULL", "null", "None", "N/A", "n/a", "#N/A"),  # the list before issue 18
+    *("nil", "[not provided]", "-", "--"),
+)
 DEFAULT_DROP_COLUMNS = ["Password"]
+DEFAULT_MAX_ID_LENGTH: Final = 255
+#: Fields whose invalid values may be left out (``on_invalid = "omit"``): not the required
+#: ones, and not ``active``, whose absence would create an inactive customer active.
+OMITTABLE_FIELDS: Final = (
+    "lastName",
+    "email",
+    "phoneNumber",
+    "notificationOptions.notifyEmail",
+    "notificationOptions.notifyPhone",
+)
 
 BASE_URL_ENV: Final = "CUSTOMER_IMPORT_BASE_URL"
 """Overrides api.base_url (a --base-url flag overrides it)."""
@@ -52,10 +67,12 @@ class SourceConfig(_Strict):
     """Any Python codec name, or "auto" (BOM sniffing, then UTF-8, else Windows-1252)."""
     delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
     """"auto" detects the delimiter from the header line."""
-    null_values: list[str] = Field(default_factory=lambda: list(DEFAULT_NULL_VALUES))
-    """Cells equal to one of these (after trimming) are empty."""
+    null_values: list[str] | None = None
+    """Cells equal to one of these (both trimmed; compared exactly) are empty. None: the
+    defaults, ``DEFAULT_NULL_VALUES``, compared without regard to case."""
     has_header: bool = True
-    """False for headerless files: the mapping then names columns by 1-based position."""
+    """False for headerless files: the mapping then names columns by 1-based position (a job
+    that does so must set it explicitly)."""
     drop_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_DROP_COLUMNS))
     """Columns never copied into the rejects file (matched case-insensitively)."""
     batch_size: int = Field(default=10_000, gt=0)
@@ -70,13 +87,24 @@ class SourceConfig(_Strict):
         return value
 
 
+OnInvalid = Literal["reject", "omit"]
+
+
 class FieldMapping(_Strict):
-    """How one target field is filled: from a column, or with a constant."""
+    """How one target field is filled: from a column (or the first of several that is not
+    empty), or with a constant."""
 
     column: str | int | None = None
     """Source column name, or its 1-based position when the file has no header."""
+    columns: list[str | int] | None = None
+    """Fallbacks instead of ``column``: the first of them that is not empty is taken."""
     value: str | bool | None = None
     """A constant for every record, instead of a column."""
+    default: str | bool | None = None
+    """With ``column``/``columns``: the value when every column is empty."""
+    on_invalid: OnInvalid = "reject"
+    """Optional fields: "omit" imports the customer without an invalid value (a warning in
+    results.csv) instead of rejecting the record."""
     default_region: str | None = None
     """phoneNumber only: ISO region for numbers without a country code ("US")."""
     true: list[str] = Field(default_factory=list)
@@ -89,10 +117,25 @@ class FieldMapping(_Strict):
     """Name fields only: take the first word(s) or the last word of a full-name column."""
 
     @model_validator(mode="after")
-    def _column_xor_value(self) -> FieldMapping:
-        if (self.column is None) == (self.value is None):
-            raise ValueError("give exactly one of 'column' or 'value'")
+    def _one_source(self) -> FieldMapping:
+        given = [self.column is not None, self.columns is not None, self.value is not None]
+        if sum(given) != 1:
+            raise ValueError(
+                "give exactly one of 'column' or 'value' (or 'columns', a list of fallbacks, "
+                "instead of 'column')"
+            )
+        if self.columns is not None and not self.columns:
+            raise ValueError("'columns' needs at least one column")
+        if self.default is not None and self.value is not None:
+            raise ValueError("'default' goes with 'column' or 'columns', not with 'value'")
         return self
+
+    @property
+    def sources(self) -> list[str | int]:
+        """The columns read, in the order they are tried ([] for a constant)."""
+        if self.columns is not None:
+            return list(self.columns)
+        return [] if self.column is None else [self.column]
 
 
 def _as_field_mapping(raw: Any) -> Any:
@@ -133,6 +176,11 @@ def _check_target(name: str, spec: FieldMapping) -> None:
         raise ValueError(f"{name}: 'true', 'false' and 'invert' apply to boolean fields only")
     if spec.part is not None and name not in NAME_FIELDS:
         raise ValueError(f"{name}: 'part' applies to firstName and lastName only")
+    if spec.on_invalid == "omit" and name not in OMITTABLE_FIELDS:
+        why = "a required field" if name in REQUIRED_FIELDS else "a wrong active flag would be sent"
+        raise ValueError(
+            f'{name}: on_invalid = "omit" applies to {", ".join(OMITTABLE_FIELDS)} only ({why})'
+        )
 
 
 class ApiConfig(_Strict):
@@ -204,10 +252,28 @@ class JobConfig(_Strict):
     this one, a run with on_missing = "deactivate" stops before sending anything."""
     max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
     """Stop before sending when more than this share of the first 1000 records is rejected."""
+    max_id_length: int = Field(default=DEFAULT_MAX_ID_LENGTH, ge=1)
+    """An externalId longer than this (in characters) rejects its record."""
     source: SourceConfig = Field(default_factory=SourceConfig)
     mapping: MappingConfig
     api: ApiConfig = Field(default_factory=ApiConfig)
     output: OutputConfig = Field(default_factory=OutputConfig)
+
+    @model_validator(mode="after")
+    def _positions_need_has_header(self) -> JobConfig:
+        """A mapping by position on a file read with a header skips its first line, or maps a
+        file with a header by position: either way the job must say which it is."""
+        if "has_header" in self.source.model_fields_set:
+            return self
+        for target, spec in self.mapping.fields.items():
+            position = next((c for c in spec.sources if isinstance(c, int)), None)
+            if position is not None:
+                raise ValueError(
+                    f"[mapping] names a column by position ({target} = {position}): set "
+                    "has_header = false in [source] for a file without a header line (or "
+                    "has_header = true if its first line holds column names)"
+                )
+        return self
 
 
 def load_job(path: Path) -> JobConfig:

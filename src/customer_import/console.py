@@ -12,7 +12,7 @@ from typing import Final
 from tqdm import tqdm
 
 from customer_import.contracts import Progress, RecordStatus, RunReport
-from customer_import.logs import mask_value
+from customer_import.logs import mask, mask_value
 from customer_import.outputs.files import MISSING_NAME, REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
 from customer_import.transform.fieldstats import FieldStats
 
@@ -87,22 +87,30 @@ def print_report(report: RunReport) -> None:
 
 
 def render_check(report: RunReport, stats: FieldStats) -> str:
+    """``check``'s profile: the run's counts, then per field its counts and most common
+    reasons with a few examples, emails and phones masked wherever they appear."""
     s = report.summary
     shown = (RecordStatus.VALID, RecordStatus.DUPLICATE, RecordStatus.REJECTED)
     lines = [f"{s.rows} records: " + ", ".join(f"{s.count(k)} {k}" for k in shown)]
     if s.rejected_by_stage:
         lines.append(f"rejected by stage: {_counts(s.rejected_by_stage)}")
     for target, field in stats.fields.items():
-        lines.append(
-            f"{target}: {field.valid} valid, {field.empty} empty, {field.rejected} rejected"
-        )
+        counted = f"{field.valid} valid, {field.empty} empty, {field.rejected} rejected"
+        omitted = f", {field.omitted} omitted" if field.omitted else ""
+        lines.append(f"{target}: {counted}{omitted}")
         for kind, count, examples in field.top_reasons():
-            shown_examples = ", ".join(
-                repr(mask_value(target, e)) if e else "(empty)" for e in examples
-            )
-            lines.append(f"    {count} x {kind}   e.g. {shown_examples}")
+            shown_examples = ", ".join(_example(target, e) for e in examples)
+            lines.append(f"    {count} x {mask(kind)}   e.g. {shown_examples}")
     lines.append(f"rejects: {report.out_dir / REJECTS_NAME}")
     return "\n".join(lines)
+
+
+def _example(target: str, value: str) -> str:
+    """A value as ``check`` shows it: an email or phone field's never whole, and any email
+    address or phone number inside another field's masked too."""
+    if not value:
+        return "(empty)"
+    return repr(mask(mask_value(target, value)))
 
 
 def _counts(counts: Mapping[str, int] | Mapping[RecordStatus, int]) -> str:

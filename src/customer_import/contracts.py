@@ -172,6 +172,15 @@ class HeldRecord:
     done: bool = False
 
 
+class Omission(NamedTuple):
+    """A field left out of a record's request body because its value was invalid."""
+
+    row: int
+    field: str
+    reason: str
+    """Why the value was invalid, e.g. "'1234' is not a valid phone number"."""
+
+
 @dataclass(frozen=True, slots=True)
 class PreparedBatch:
     """One source batch, mapped and validated: what to send, and every other record's fate."""
@@ -186,6 +195,8 @@ class PreparedBatch:
     """(row, externalId) of valid records the API already holds as they are (incremental)."""
     rejects: list[RejectRow] = field(default_factory=list)
     held: list[HeldRecord] = field(default_factory=list)
+    omitted: list[Omission] = field(default_factory=list)
+    """Invalid values left out of valid records (``on_invalid = "omit"``), held ones' too."""
 
 
 # run -> send
@@ -322,6 +333,8 @@ class RunSummary:
     incremental: IncrementalFacts | None = None
     shards: list[ShardStatus] | None = None
     """A merged run's shards."""
+    omitted: Mapping[str, int] = field(default_factory=dict)
+    """Per field, the records imported (or valid) without it because its value was invalid."""
 
     def count(self, status: RecordStatus) -> int:
         return self.counts.get(status, 0)

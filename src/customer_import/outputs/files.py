@@ -42,6 +42,7 @@ RESULTS_HEADER: Final = (
     "created_at",
     "updated_at",
     "detail",
+    "warnings",
 )
 
 

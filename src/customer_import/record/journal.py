@@ -20,7 +20,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
-from customer_import.contracts import FORMULA_CHARS, RecordStatus, RejectRow, RejectStage, ResultRow
+from customer_import.contracts import (
+    FORMULA_CHARS,
+    Omission,
+    RecordStatus,
+    RejectRow,
+    RejectStage,
+    ResultRow,
+)
 from customer_import.errors import StorageFault
 from customer_import.record.locks import FolderLock
 
@@ -56,7 +63,15 @@ CREATE TABLE IF NOT EXISTS outcomes (
     source TEXT,                   -- rejects: the record's source values, a JSON array
     raw TEXT                       -- parse rejects: the line as read
 );
+CREATE TABLE IF NOT EXISTS omitted (   -- on_invalid = "omit": values left out of a record
+    row INTEGER NOT NULL,
+    field TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    PRIMARY KEY (row, field)
+) WITHOUT ROWID;
 """
+#: Statuses of records imported (or valid) as they are: their omissions are warnings.
+_IMPORTED: Final = "('created', 'updated', 'unchanged', 'valid')"
 
 
 def sheet_safe(column: str) -> str:
@@ -93,10 +108,11 @@ class Journal:
         self._results: list[ResultRow] = []
         self._valid: list[tuple[int, str]] = []  # a dry run's: two values bind faster than eight
         self._rejects: list[tuple[object, ...]] = []
+        self._omitted: list[Omission] = []
 
     @property
     def pending_writes(self) -> int:
-        return len(self._results) + len(self._valid) + len(self._rejects)
+        return len(self._results) + len(self._valid) + len(self._rejects) + len(self._omitted)
 
     def add_result(self, r: ResultRow) -> None:
         self._results.append(r)
@@ -106,6 +122,11 @@ class Journal:
         rows = list(records)  # from a generator, a flush could run between two of them
         self._valid.extend(rows)
         return len(rows)
+
+    def add_omitted(self, omitted: list[Omission]) -> None:
+        """Values left out of records about to be sent (or found valid): results.csv's
+        ``warnings`` once the records have an outcome."""
+        self._omitted.extend(omitted)
 
     def add_reject(self, r: RejectRow) -> None:
         source = None if r.source is None else json.dumps(list(r.source), ensure_ascii=False)
@@ -118,14 +139,16 @@ class Journal:
         (what was not written is kept, for a later flush to try again)."""
         with self._lock:
             results, valid, rejects = _take(self._results), _take(self._valid), _take(self._rejects)
-            if not (results or valid or rejects):
+            omitted = _take(self._omitted)
+            if not (results or valid or rejects or omitted):
                 return
             try:
-                self._write(results, valid, rejects)
+                self._write(results, valid, rejects, omitted)
             except BaseException as exc:
                 self._results[:0] = results  # kept for the next flush
                 self._valid[:0] = valid
                 self._rejects[:0] = rejects
+                self._omitted[:0] = omitted
                 if isinstance(exc, sqlite3.Error | OSError):
                     raise StorageFault(self.path, exc) from exc
                 raise
@@ -135,9 +158,14 @@ class Journal:
         results: list[ResultRow],
         valid: list[tuple[int, str]],
         rejects: list[tuple[object, ...]],
+        omitted: list[Omission],
     ) -> None:
         self._db.execute("BEGIN")
         try:
+            # A resumed run prepares its pending records again: their omissions are the same.
+            self._insert(
+                "(row, field, reason)", "(?, ?, ?)", omitted, "INSERT OR REPLACE INTO omitted"
+            )
             self._insert(
                 "(row, external_id, status, http_status, attempts, created_at, updated_at, detail)",
                 "(?, ?, ?, ?, ?, ?, ?, ?)",
@@ -155,7 +183,13 @@ class Journal:
             raise
         self._db.execute("COMMIT")
 
-    def _insert(self, columns: str, values: str, rows: Sequence[Sequence[object]]) -> None:
+    def _insert(
+        self,
+        columns: str,
+        values: str,
+        rows: Sequence[Sequence[object]],
+        into: str = "INSERT INTO outcomes",
+    ) -> None:
         """Up to ``_ROWS_A_STATEMENT`` rows a statement rather than one (``executemany``).
 
         Measured with ``bench/journal_writes.py``: a dry run's valid record costs 0.6-0.7 of
@@ -169,7 +203,7 @@ class Journal:
         step = max(1, min(_ROWS_A_STATEMENT, limit // len(rows[0])))
         for start in range(0, len(rows), step):
             chunk = rows[start : start + step]
-            sql = f"INSERT INTO outcomes {columns} VALUES {', '.join([values] * len(chunk))}"
+            sql = f"{into} {columns} VALUES {', '.join([values] * len(chunk))}"
             self._db.execute(sql, [value for row in chunk for value in row])
 
     def _rows(self, query: str, params: Sequence[object] = ()) -> list[Any]:
@@ -256,15 +290,31 @@ class Journal:
         query = "SELECT count(*) FROM outcomes WHERE row < 0 AND status IN ('created', 'updated')"
         return int(self._rows(query)[0][0])
 
+    def count_omitted(self) -> dict[str, int]:
+        """Per field, the input records imported (or valid) without it (``on_invalid``)."""
+        query = (
+            "SELECT field, count(*) FROM omitted JOIN outcomes USING (row)"
+            f" WHERE status IN {_IMPORTED} AND row > 0 GROUP BY field ORDER BY field"
+        )
+        return dict(self._rows(query))
+
     def results(self) -> Iterator[tuple[object, ...]]:
-        """(row, externalId, status, http_status, attempts, created_at, updated_at, detail) as
-        results.csv writes them: empty values are '', text is sheet-safe (SQLite does both: a
-        million rows are not looped over in Python)."""
+        """(row, externalId, status, http_status, attempts, created_at, updated_at, detail,
+        warnings) as results.csv writes them: empty values are '', text is sheet-safe (SQLite
+        does both: a million rows are not looped over in Python)."""
+        warnings = "''"
+        joined = ""
+        if self._rows("SELECT 1 FROM omitted LIMIT 1"):
+            warnings = sheet_safe(f"CASE WHEN status IN {_IMPORTED} THEN w.text END")
+            joined = (
+                " LEFT JOIN (SELECT row, group_concat(field || ' omitted: ' || reason, '; ')"
+                " AS text FROM omitted GROUP BY row) AS w USING (row)"
+            )
         yield from self._db.execute(
             f"SELECT row, {sheet_safe('external_id')}, status, ifnull(http_status, ''),"
             f" attempts, {sheet_safe('created_at')}, {sheet_safe('updated_at')},"
-            f" {sheet_safe('detail')}"
-            " FROM outcomes WHERE status != 'rejected' AND row > 0 ORDER BY row"
+            f" {sheet_safe('detail')}, {warnings}"
+            f" FROM outcomes{joined} WHERE status != 'rejected' AND row > 0 ORDER BY row"
         )
 
     def rejects(self) -> Iterator[tuple[int, list[str], str, str, str | None]]:

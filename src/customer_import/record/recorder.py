@@ -65,10 +65,12 @@ class Recorder:
         self._counted(RecordStatus.REJECTED, this_run=row.row > 0)
 
     def prepared(self, batch: PreparedBatch) -> None:
-        """A prepared batch's outcomes known before sending: rejects and unchanged records."""
+        """A prepared batch's outcomes known before sending: rejects and unchanged records,
+        and the values left out of the records to send."""
         for reject in batch.rejects:
             self.reject(reject)
         self.unchanged(batch.unchanged)
+        self.journal.add_omitted(batch.omitted)
 
     def unchanged(self, records: Iterable[tuple[int, str]]) -> None:
         """Incremental sync: (row, externalId) of records the API already holds as they are."""

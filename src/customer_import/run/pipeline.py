@@ -57,8 +57,9 @@ from customer_import.source import Source, open_source
 from customer_import.transform.duplicates import decide
 from customer_import.transform.frames import send_items
 from customer_import.transform.guard import InvalidRatioGuard, guard_empty
-from customer_import.transform.mapping import MappingPlan, plan_mapping
+from customer_import.transform.mapping import MappingPlan
 from customer_import.transform.parallel import OrderedMap, prefetch
+from customer_import.transform.planning import plan_job
 from customer_import.transform.prepare import (
     FIRST_BATCH,
     BatchPreparer,
@@ -80,7 +81,7 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     credentials = None if options.dry_run else read_credentials(job.api, environ)
     source = open_source(job.source, settings.input, options.input_copy)
     with source, ExitStack() as held:  # the locks of the output folder and the state, too
-        plan = plan_mapping(job.mapping, source.header, source.columns, job.source.null_values)
+        plan = plan_job(job, source)
         job_id = run_fingerprint(job, dry_run=options.dry_run, shard=options.shard)
         journal = held.enter_context(  # a remote object's digest is taken as it is copied
             open_run_journal(
@@ -223,6 +224,8 @@ class _Run:
     def _decide_repeated(self, held: list[HeldRecord]) -> pl.DataFrame:
         decision = decide(held, self.job.duplicates)
         self.recorder.decided(decision)
+        if self.preparer is not None:
+            self.preparer.decided(decision)
         sends = decision.sends()
         if self.sync is not None:
             sends, unchanged = self.sync.split_unchanged(sends)

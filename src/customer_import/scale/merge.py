@@ -89,8 +89,10 @@ def _merge_csv(folders: list[Path], name: str, row_column: str | None, out_dir: 
 def merged_summary(summaries: list[RunSummary]) -> RunSummary:
     first = summaries[0]
     stages: Counter[str] = Counter()
+    omitted: Counter[str] = Counter()
     for s in summaries:
         stages.update(s.rejected_by_stage)
+        omitted.update(s.omitted)
     duration = max(s.duration_s for s in summaries)
     records = sum(s.records_this_run for s in summaries)
     return RunSummary(
@@ -102,6 +104,7 @@ def merged_summary(summaries: list[RunSummary]) -> RunSummary:
         counts={status: sum(s.count(status) for s in summaries) for status in RecordStatus},
         pending=sum(s.pending for s in summaries),
         rejected_by_stage=dict(stages),
+        omitted=dict(sorted(omitted.items())),
         requests=sum(s.requests for s in summaries),
         retries=sum(s.retries for s in summaries),
         rate_limited=sum(s.rate_limited for s in summaries),

@@ -9,7 +9,9 @@ not UTF-8 as ``\\xff``), lists, structs and maps as JSON text: all as pyarrow's 
 Where Polars does not keep the Arrow type, the text follows what Polars reads: times of day
 ``10:00:00`` (a fraction only when there is one; pyarrow wrote the unit's digits,
 ``10:00:00.000``), durations as a count of Polars' unit (milliseconds for Arrow's seconds), an
-Arrow ``date64`` as a timestamp (``2024-03-20T00:00:00``).
+Arrow ``date64`` as a timestamp (``2024-03-20T00:00:00``). The types themselves stay known
+(``Source.column_types``): the mapping refuses a nested or binary column for a text field, and
+takes an id from a float column only as an exact integer (``transform/planning.py``).
 
 The file is read a window of whole batches at a time (``_READ_CELLS`` values at most, at least one
 batch), so memory does not grow with the file nor with the machine. Polars' own streaming reader
@@ -33,7 +35,7 @@ import polars as pl
 from customer_import.config import SourceConfig
 from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError, InputError
-from customer_import.source.table import Source
+from customer_import.source.table import Source, unique_names
 
 #: Values (rows x selected columns) read from the file at once, rounded to whole batches.
 _READ_CELLS: Final = 2_000_000
@@ -53,7 +55,8 @@ def open_parquet(config: SourceConfig, path: Path, name: str) -> Source:
     """Read the schema of the file at ``path``; ``name`` (a path or URL) is used in messages."""
     scan = pl.scan_parquet(path, glob=False, hive_partitioning=False)
     try:
-        header = list(scan.collect_schema().names())
+        schema = scan.collect_schema()
+        header = list(schema.names())
         rows = int(scan.select(pl.len()).collect().item())
     except pl.exceptions.DuplicateError as exc:  # Polars cannot read such a file at all
         return _open_with_pyarrow(config, path, name, exc)
@@ -61,7 +64,13 @@ def open_parquet(config: SourceConfig, path: Path, name: str) -> Source:
         raise InputError(f"{name}: not a readable Parquet file: {_first_line(exc)}") from exc
     _check_header(header, name)
     backend = _ParquetBackend(name, scan, rows, config.batch_size)
-    return Source(path, header, "parquet", None, backend, name=name)
+    types = _column_types(header, list(schema.dtypes()))
+    return Source(path, header, "parquet", None, backend, name=name, column_types=types)
+
+
+def _column_types(header: list[str], dtypes: list[pl.DataType]) -> dict[str, pl.DataType]:
+    """Each column's type by the unique name ``Source`` gives it."""
+    return dict(zip(unique_names(header), dtypes, strict=True))
 
 
 def _check_header(header: list[str], name: str) -> None:
@@ -298,7 +307,9 @@ def _open_with_pyarrow(config: SourceConfig, path: Path, name: str, exc: Excepti
         file.close()
         raise
     backend = _ArrowBackend(name, file, config.batch_size)
-    return Source(path, header, "parquet", None, backend, name=name)
+    empty = file.schema_arrow.empty_table().rename_columns(unique_names(header))
+    types = _column_types(header, list(pl.DataFrame(empty).schema.dtypes()))
+    return Source(path, header, "parquet", None, backend, name=name, column_types=types)
 
 
 class _ArrowBackend:

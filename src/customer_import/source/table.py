@@ -5,10 +5,12 @@ from __future__ import annotations
 import contextlib
 import os
 import weakref
-from collections.abc import Callable, Generator, Iterator
+from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Protocol
+
+import polars as pl
 
 from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError, InputChanged, InputError
@@ -35,6 +37,7 @@ class Source:
         backend: Backend,
         *,
         name: str | None = None,
+        column_types: Mapping[str, pl.DataType] | None = None,
     ) -> None:
         self.path = path
         """The local file read: the export itself, or the temporary copy of a remote object."""
@@ -42,6 +45,9 @@ class Source:
         """What the user named the input (a path or a URL), for messages and the summary."""
         self.header = header
         self.columns = unique_names(header)
+        self.column_types = dict(column_types or {})
+        """A typed file's (Parquet) column types, by unique name; empty for text files. Batches
+        hold text whatever the type: the mapping checks what a type can hold."""
         self.encoding = encoding
         self.delimiter = delimiter
         stat = path.stat()

@@ -1,8 +1,13 @@
-"""Pure: per target field, how many values were valid, empty or rejected, and why.
+"""Pure: per target field, how many values were valid, empty, rejected or omitted, and why.
 
 When ``customer-import check`` asks for it, the validator counts each batch's checked frame
 into a FieldStats of its own, and the run merges those in file order (batches are validated
 on several threads). Reasons are grouped by kind (the values left out) with a few examples.
+
+The counts describe the records that reach results.csv and rejects.csv as judged: a record
+superseded by a later one of its id (results.csv ``duplicate``) was neither sent nor rejected
+for its values, so records of repeated ids are held (``hold``) until the run has decided which
+of them count (``settle``).
 """
 
 from __future__ import annotations
@@ -13,8 +18,14 @@ from typing import Final
 
 import polars as pl
 
+from customer_import.contracts import ROW
+
 EXAMPLES: Final = 3
 _KIND: Final = "_kind"
+#: Suffixes of a checked frame's columns beside each target field's value: the reason that
+#: rejects the record ("field: ...") and the reason the value was omitted (null when none).
+ERR: Final = "__err"
+OMIT: Final = "__omit"
 
 
 @dataclass(slots=True)
@@ -22,6 +33,7 @@ class FieldReport:
     valid: int = 0
     empty: int = 0
     rejected: int = 0
+    omitted: int = 0
     reasons: Counter[str] = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
 
@@ -37,44 +49,67 @@ class FieldStats:
 
     def __init__(self, targets: tuple[str, ...]) -> None:
         self.fields = {target: FieldReport() for target in targets}
+        self._held: list[pl.DataFrame] = []
 
-    def add(self, checked: pl.DataFrame, error_suffix: str) -> None:
+    def add(self, checked: pl.DataFrame) -> None:
+        """Counts a checked frame: each target's value, ERR and OMIT columns."""
         for target, report in self.fields.items():
             _add_field(
                 report,
-                checked.select(pl.col(target), pl.col(f"{target}{error_suffix}").alias("_err")),
+                checked.select(
+                    pl.col(target),
+                    pl.col(f"{target}{ERR}").alias("_err"),
+                    pl.col(f"{target}{OMIT}").alias("_omit"),
+                ),
             )
+
+    def hold(self, checked: pl.DataFrame) -> None:
+        """Records of repeated ids: counted by ``settle`` once the run has decided them."""
+        if checked.height:
+            self._held.append(checked)
+
+    def settle(self, superseded: set[int]) -> None:
+        """Counts the held records, less those another record of their id superseded."""
+        held, self._held = self._held, []
+        for frame in held:
+            self.add(frame.filter(~pl.col(ROW).is_in(sorted(superseded))))
 
     def merge(self, later: FieldStats) -> None:
         """Adds the counts of later batches, as if ``add`` had been called with them."""
+        self._held += later._held
         for target, report in later.fields.items():
             total = self.fields[target]
             total.valid += report.valid
             total.empty += report.empty
             total.rejected += report.rejected
+            total.omitted += report.omitted
             total.reasons.update(report.reasons)
             for kind, examples in report.examples.items():
                 _keep_examples(total, kind, examples)
 
 
 def _add_field(report: FieldReport, frame: pl.DataFrame) -> None:
-    value, err = pl.col(frame.columns[0]), pl.col("_err")
+    value, err, omit = pl.col(frame.columns[0]), pl.col("_err"), pl.col("_omit")
     counts = frame.select(
         empty=(value.is_null() & err.is_null()).sum(),
         rejected=err.is_not_null().sum(),
+        omitted=omit.is_not_null().sum(),
         total=pl.len(),
     ).row(0, named=True)
     report.empty += counts["empty"]
     report.rejected += counts["rejected"]
-    report.valid += counts["total"] - counts["empty"] - counts["rejected"]
+    report.omitted += counts["omitted"]
+    report.valid += counts["total"] - counts["empty"] - counts["rejected"] - counts["omitted"]
     if counts["rejected"]:
-        _add_reasons(report, frame.filter(err.is_not_null()), value)
+        kinds = err.str.replace(r"^[^:]+: ", "")
+        _add_reasons(report, frame.filter(err.is_not_null()), value, kinds)
+    if counts["omitted"]:
+        kinds = pl.lit("omitted: ") + omit
+        _add_reasons(report, frame.filter(omit.is_not_null()), value, kinds)
 
 
-def _add_reasons(report: FieldReport, rejected: pl.DataFrame, value: pl.Expr) -> None:
-    kinds = rejected.with_columns(
-        pl.col("_err").str.replace(r"^[^:]+: ", "").str.replace_all(r"'[^']*'", "…").alias(_KIND)
-    )
+def _add_reasons(report: FieldReport, judged: pl.DataFrame, value: pl.Expr, why: pl.Expr) -> None:
+    kinds = judged.with_columns(why.str.replace_all(r"'[^']*'", "…").alias(_KIND))
     grouped = kinds.group_by(_KIND).agg(
         pl.len().alias("n"), value.fill_null("").unique().head(EXAMPLES)
     )

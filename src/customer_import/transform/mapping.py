@@ -1,41 +1,70 @@
 """Pure: source columns -> target fields, as Polars expressions.
 
-A mapping is resolved once against the file's columns (``plan_mapping``), so every
-configuration mistake (a column the file lacks, an ambiguous repeated header) is found
-before anything is sent. Applying the plan to a batch (``map_batch``) only selects,
-cleans and renames: every target column is text (or null) and parsing is left to
-``validation``.
+A mapping is resolved once against the file's columns (``plan_mapping``; ``planning.plan_job``
+adds what the file's types and header say), so every configuration mistake (a column the file
+lacks, an ambiguous repeated header) is found before anything is sent. Applying the plan to a
+batch (``map_batch``) only selects, cleans and renames: every target column is text (or null)
+and parsing is left to ``validation``.
 """
 
 from __future__ import annotations
 
+import itertools
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cache
 
 import polars as pl
 
-from customer_import.config import FieldMapping, MappingConfig
+from customer_import.config import (
+    DEFAULT_MAX_ID_LENGTH,
+    DEFAULT_NULL_VALUES,
+    FieldMapping,
+    MappingConfig,
+)
 from customer_import.contracts import EXTERNAL_ID, ROW
 from customer_import.errors import ConfigError
-from customer_import.transform.normalise import EXCEL_NUMBER
+from customer_import.schema import NAME_FIELDS
+from customer_import.transform.ids import id_reasons
 
 # Excel keeps a leading apostrophe that was typed to stop it reading a value as a number.
 _EXCEL_TEXT_PREFIX_FIELDS = frozenset({"externalId", "phoneNumber"})
+#: Sent and compared in Unicode NFC: "e" + a combining accent and "é" are one spelling.
+_NFC_FIELDS = frozenset({*NAME_FIELDS, "email"})
+#: Beside ``EXTERNAL_ID`` when the id comes from a float column: true where the float is not an
+#: exact integer (the id was rounded), so validation rejects it.
+INEXACT_ID = f"{EXTERNAL_ID}__inexact"
 
 
 @dataclass(frozen=True, slots=True)
 class FieldPlan:
-    """One target field, resolved: which source column (or constant) and how to read it."""
+    """One target field, resolved: which source columns (or constant) and how to read them."""
 
     target: str
-    column: str | None
+    columns: tuple[str, ...]
+    """The source columns tried in order; empty for a constant."""
     spec: FieldMapping
+    float_limits: tuple[float | None, ...] = ()
+    """Per column, when it is a float column feeding externalId: the magnitude below which its
+    integers are exact (2**53 for a double)."""
+
+    @property
+    def column(self) -> str | None:
+        """The first (or only) source column; None for a constant."""
+        return self.columns[0] if self.columns else None
 
 
 @dataclass(frozen=True, slots=True)
 class MappingPlan:
     fields: tuple[FieldPlan, ...]
     null_values: tuple[str, ...]
+    """Cells equal to one of these (after trimming) are empty; compared exactly (the defaults
+    are given in every spelling of upper and lower case)."""
+    max_id_length: int = DEFAULT_MAX_ID_LENGTH
+    warnings: tuple[str, ...] = ()
+    """What the file's header suggests about the mapping (a header line that looks like a
+    record), for the log and summary.json."""
 
     @property
     def targets(self) -> tuple[str, ...]:
@@ -44,29 +73,51 @@ class MappingPlan:
     @property
     def source_columns(self) -> tuple[str, ...]:
         """The source columns the mapping reads, each once."""
-        return tuple(dict.fromkeys(f.column for f in self.fields if f.column is not None))
+        return tuple(dict.fromkeys(c for f in self.fields for c in f.columns))
 
     def field(self, target: str) -> FieldPlan | None:
         return next((f for f in self.fields if f.target == target), None)
 
 
 def plan_mapping(
-    mapping: MappingConfig, header: list[str], columns: list[str], null_values: list[str]
+    mapping: MappingConfig,
+    header: list[str],
+    columns: list[str],
+    null_values: Sequence[str] | None = None,
+    *,
+    max_id_length: int = DEFAULT_MAX_ID_LENGTH,
 ) -> MappingPlan:
-    """Resolve every mapped column against the file; ConfigError names what is wrong."""
+    """Resolve every mapped column against the file; ConfigError names what is wrong.
+
+    ``null_values``: the job's own list, compared exactly; None: the defaults, in any case."""
     fields = tuple(
-        FieldPlan(target, _resolve_column(spec, header, columns), spec)
+        FieldPlan(target, tuple(_resolve(c, header, columns) for c in spec.sources), spec)
         for target, spec in mapping.fields.items()
     )
-    return MappingPlan(fields=fields, null_values=tuple(null_values))
+    tokens = _any_case(DEFAULT_NULL_VALUES) if null_values is None else _trimmed(null_values)
+    return MappingPlan(fields, tokens, max_id_length)
 
 
-def _resolve_column(spec: FieldMapping, header: list[str], columns: list[str]) -> str | None:
-    if spec.column is None:
-        return None
-    if isinstance(spec.column, int):
-        return _by_position(spec.column, columns)
-    return _by_name(spec.column, header, columns)
+def _trimmed(values: Sequence[str]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
+
+
+@cache
+def _any_case(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """Every spelling of the tokens in upper and lower case (a few thousand): looking a cell up
+    among them costs less than lower-casing every cell."""
+    spellings = {
+        "".join(chars)
+        for token in tokens
+        for chars in itertools.product(*({c.lower(), c.upper()} for c in token))
+    }
+    return tuple(sorted(spellings))
+
+
+def _resolve(column: str | int, header: list[str], columns: list[str]) -> str:
+    if isinstance(column, int):
+        return _by_position(column, columns)
+    return _by_name(column, header, columns)
 
 
 def _by_position(position: int, columns: list[str]) -> str:
@@ -114,27 +165,73 @@ def map_batch(
     frame: pl.DataFrame, plan: MappingPlan, only: tuple[str, ...] | None = None
 ) -> pl.DataFrame:
     """`_row` plus one text column per target field (or those in ``only``), trimmed,
-    with null tokens as null."""
+    with null tokens as null; names and emails in NFC. ``INEXACT_ID`` too when the id comes
+    from a float column."""
     fields = [f for f in plan.fields if only is None or f.target in only]
-    return frame.select(pl.col(ROW), *(_field_expr(f, plan.null_values) for f in fields))
+    exprs = [_field_expr(f, plan.null_values) for f in fields]
+    exprs += [_inexact_expr(f, plan.null_values) for f in fields if any(f.float_limits)]
+    mapped = frame.select(pl.col(ROW), *exprs)
+    return mapped.with_columns(_nfc(mapped[f.target]) for f in fields if f.target in _NFC_FIELDS)
 
 
 def clean_text(column: str, null_values: tuple[str, ...]) -> pl.Expr:
     """Trimmed text; empty and null-like cells become null."""
     trimmed = pl.col(column).str.strip_chars()
-    return pl.when(trimmed.is_in(list(null_values)) | (trimmed == "")).then(None).otherwise(trimmed)
+    is_null = trimmed.is_in(_as_list(null_values)) | (trimmed == "")
+    return pl.when(is_null).then(None).otherwise(trimmed)
+
+
+@cache
+def _as_list(values: tuple[str, ...]) -> pl.Series:
+    """The tokens as one list value, built once: the default tokens' few thousand spellings
+    cost more to convert than to look up, batch after batch."""
+    return pl.Series(values, dtype=pl.String).implode()
 
 
 def _field_expr(field: FieldPlan, null_values: tuple[str, ...]) -> pl.Expr:
     spec = field.spec
-    if field.column is None:
+    if not field.columns:
         return pl.lit(_constant_text(spec.value), dtype=pl.String).alias(field.target)
-    expr = clean_text(field.column, null_values)
-    if field.target in _EXCEL_TEXT_PREFIX_FIELDS:
-        expr = _strip_excel_prefix(expr)
+    values = [_column_value(field.target, c, null_values) for c in field.columns]
+    if spec.default is not None:
+        values.append(pl.lit(_constant_text(spec.default), dtype=pl.String))
+    expr = values[0] if len(values) == 1 else pl.coalesce(values)
     if spec.part is not None:
         expr = _name_part(expr, spec.part)
     return expr.alias(field.target)
+
+
+def _column_value(target: str, column: str, null_values: tuple[str, ...]) -> pl.Expr:
+    expr = clean_text(column, null_values)
+    if target in _EXCEL_TEXT_PREFIX_FIELDS:
+        expr = _strip_excel_prefix(expr)
+    return expr
+
+
+def _inexact_expr(field: FieldPlan, null_values: tuple[str, ...]) -> pl.Expr:
+    """True where the value taken comes from a float column and is not an exact integer."""
+    flags = []
+    for column, limit in zip(field.columns, field.float_limits, strict=True):
+        value = _column_value(field.target, column, null_values)
+        inexact = _not_exact_integer(value, limit) if limit else pl.lit(False)
+        flags.append(pl.when(value.is_not_null()).then(inexact))
+    return pl.coalesce(flags).fill_null(False).alias(INEXACT_ID)
+
+
+def _not_exact_integer(text: pl.Expr, limit: float) -> pl.Expr:
+    """A float column's text (``source.parquet_file``) that is not an integer below ``limit``:
+    a fraction, or a magnitude where the float had already rounded the integer."""
+    whole = text.str.contains(r"^-?\d+$")
+    return ~(whole & (text.cast(pl.Float64, strict=False).abs() < limit))
+
+
+def _nfc(values: pl.Series) -> pl.Series:
+    """NFC, computed only for the values that are not plain ASCII (normalising every value
+    costs as much as the rest of the mapping)."""
+    odd = (values.str.len_bytes() != values.str.len_chars()).fill_null(False)
+    if not odd.any():
+        return values
+    return values.scatter(odd.arg_true(), values.filter(odd).str.normalize("NFC"))
 
 
 def _constant_text(value: str | bool | None) -> str | None:
@@ -158,6 +255,9 @@ def _name_part(expr: pl.Expr, part: str) -> pl.Expr:
 
 
 def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
-    """The cleaned externalId of each record, null where it cannot be a real id."""
-    ids = map_batch(frame, plan, only=(EXTERNAL_ID,))[EXTERNAL_ID]
-    return ids.set(ids.str.contains(EXCEL_NUMBER.pattern).fill_null(False), None)
+    """The cleaned externalId of each record, null where it cannot be a real id (validation
+    rejects it): such ids are never counted as repeated, nor sharded together."""
+    mapped = map_batch(frame, plan, only=(EXTERNAL_ID,))
+    ids = mapped[EXTERNAL_ID]
+    inexact = mapped[INEXACT_ID] if INEXACT_ID in mapped.columns else None
+    return ids.set(id_reasons(ids, inexact, plan.max_id_length).is_not_null(), None)

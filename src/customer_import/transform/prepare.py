@@ -19,16 +19,18 @@ import polars as pl
 
 from customer_import.contracts import (
     EXTERNAL_ID,
+    REASON,
     ROW,
     Batch,
     HeldRecord,
+    Omission,
     ParseFailure,
     PreparedBatch,
     RejectRow,
     RejectStage,
 )
 from customer_import.schema import STRING_FIELDS
-from customer_import.transform.duplicates import RepeatedIdFinder, id_hashes
+from customer_import.transform.duplicates import Decision, RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.mapping import MappingPlan, id_only, map_batch
 from customer_import.transform.parallel import OrderedMap
@@ -39,7 +41,7 @@ from customer_import.transform.quality import (
     merge_counts,
 )
 from customer_import.transform.sharding import Shard
-from customer_import.transform.validation import Validated, Validator
+from customer_import.transform.validation import FIELD, Validated, Validator
 
 log = logging.getLogger("customer_import")
 
@@ -67,9 +69,9 @@ class Prepared(NamedTuple):
 
 
 def id_columns(plan: MappingPlan) -> list[str]:
-    """The source column(s) the pre-pass needs: the one feeding externalId."""
+    """The source column(s) the pre-pass needs: those feeding externalId."""
     id_field = plan.field(EXTERNAL_ID)
-    return [id_field.column] if id_field and id_field.column else []
+    return list(id_field.columns) if id_field else []
 
 
 class PrePass(NamedTuple):
@@ -154,11 +156,18 @@ class BatchPreparer:
             yield batch
 
     def warnings(self) -> list[str]:
-        """Data problems that reject nothing but that a person should hear about (logged)."""
+        """Data problems that reject nothing but that a person should hear about (logged; the
+        plan's were logged when the mapping was planned)."""
         found = [double_encoding_warning(s) for s in self.suspect_text.values() if s.frequent]
         for warning in found:
             log.warning("%s", warning)
-        return found
+        return [*self._plan.warnings, *found]
+
+    def decided(self, decision: Decision) -> None:
+        """Repeated ids are decided: the per-field counts take the records that were not
+        superseded (``customer-import check``)."""
+        if self.stats is not None:
+            self.stats.settle({record.row for record, _ in decision.duplicate})
 
     def prepare(self, batch: Batch) -> Prepared:
         """Safe to call from several threads at once."""
@@ -178,6 +187,7 @@ class BatchPreparer:
             RejectRow(row, eid, RejectStage.VALIDATION, reason, sources[row])
             for row, eid, reason in validated.rejects.filter(is_new).iter_rows()
         ]
+        omitted = validated.omitted.filter(~pl.col(ROW).is_in(self._done.implode()))
         prepared = PreparedBatch(
             records=batch.records,
             ids=ids.drop_nulls(),
@@ -185,9 +195,10 @@ class BatchPreparer:
             unchanged=unchanged,
             rejects=rejects,
             held=self._held(validated, held_rows, sources),
+            omitted=list(map(Omission._make, omitted.select(ROW, FIELD, REASON).iter_rows())),
         )
         found = find_double_encoded(mapped, self._text_fields)
-        return Prepared(prepared, BatchQuality(found, validated.stats))
+        return Prepared(prepared, BatchQuality(found, _counted_apart(validated, held_rows)))
 
     def _source_values(
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
@@ -214,6 +225,17 @@ class BatchPreparer:
             for row, eid, reason, is_done in rejects.iter_rows()
         ]
         return held
+
+
+def _counted_apart(validated: Validated, held_rows: pl.Series) -> FieldStats | None:
+    """The batch's per-field counts, the records of repeated ids held apart until decided."""
+    if validated.stats is None or validated.checked is None or held_rows.is_empty():
+        return validated.stats
+    is_held = pl.col(ROW).is_in(held_rows.implode())
+    stats = FieldStats(tuple(validated.stats.fields))
+    stats.add(validated.checked.filter(~is_held))
+    stats.hold(validated.checked.filter(is_held))
+    return stats
 
 
 def _parse_reject(failure: ParseFailure) -> RejectRow:

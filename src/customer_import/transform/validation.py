@@ -2,13 +2,15 @@
 
 Every check is a Polars expression over the whole batch, so a bad row is data (a reason
 in a column), never an exception. Each field yields a normalised value and a reason;
-a row is valid when no field has a reason. Bodies are JSON text built column-wise:
-fields that are empty are left out, so an upsert never clears a stored value.
+a row is valid when no field has a reason. A field mapped with ``on_invalid = "omit"`` turns
+its reason into an omission instead: the value is left out and the record stays valid. Bodies
+are JSON text built column-wise: fields that are empty are left out, so an upsert never clears
+a stored value.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Final
 
 import polars as pl
@@ -17,28 +19,32 @@ from customer_import.config import FieldMapping
 from customer_import.contracts import BODY, EXTERNAL_ID, REASON, ROW
 from customer_import.schema import BOOLEAN_FIELDS, REQUIRED_FIELDS, TARGET_FIELDS
 from customer_import.transform.fastpath import fast_emails, fast_phones
-from customer_import.transform.fieldstats import FieldStats
-from customer_import.transform.mapping import FieldPlan, MappingPlan
-from customer_import.transform.normalise import (
-    EXCEL_HINT,
-    EXCEL_NUMBER,
-    CachedJudge,
-    judge_email,
-    judge_phone,
-)
+from customer_import.transform.fieldstats import ERR, OMIT, FieldStats
+from customer_import.transform.ids import id_reasons
+from customer_import.transform.mapping import INEXACT_ID, FieldPlan, MappingPlan
+from customer_import.transform.normalise import CachedJudge, judge_email, judge_phone
 
 TRUE_WORDS: Final = ("true", "t", "yes", "y", "1")
 FALSE_WORDS: Final = ("false", "f", "no", "n", "0")
 _LOOKS_LIKE_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
+#: Columns of ``Validated.omitted``.
+FIELD: Final = "_field"
+
+
 @dataclass(frozen=True, slots=True)
 class Validated:
-    """``valid``: ROW, EXTERNAL_ID, BODY (JSON text). ``rejects``: ROW, EXTERNAL_ID, REASON."""
+    """``valid``: ROW, EXTERNAL_ID, BODY (JSON text). ``rejects``: ROW, EXTERNAL_ID, REASON.
+    ``omitted``: ROW, FIELD, REASON of the values left out of valid records."""
 
     valid: pl.DataFrame
     rejects: pl.DataFrame
+    omitted: pl.DataFrame
     stats: FieldStats | None = None  # this batch's per-field counts, when asked for
+    checked: pl.DataFrame | None = None
+    """With ``stats``: ROW and each field's value, reason and omission, to count some of the
+    records apart (``FieldStats.add``)."""
 
 
 class Validator:
@@ -59,65 +65,83 @@ class Validator:
         )
 
     def validate(self, mapped: pl.DataFrame) -> Validated:
-        checked = mapped.with_columns(*self._library_checked(mapped)).with_columns(
+        checked = mapped.with_columns(*self._series_checked(mapped)).with_columns(
             *(expr for f in self._plan.fields for expr in _field_checks(f))
         )
-        reasons = [f"{f.target}{_ERR}" for f in self._plan.fields]
+        reasons = [f"{f.target}{ERR}" for f in self._plan.fields]
         checked = checked.with_columns(
             pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias(REASON)
         )
-        stats = None
-        if self._stats_fields is not None:
-            stats = FieldStats(self._stats_fields)
-            stats.add(checked, _ERR)
         bad = pl.col(REASON) != ""
-        return Validated(
+        validated = Validated(
             valid=checked.filter(~bad).select(
                 ROW, pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID), _body_expr(self._plan)
             ),
             rejects=checked.filter(bad).select(ROW, EXTERNAL_ID, REASON),
-            stats=stats,
+            omitted=_omitted(checked, bad, self._plan),
         )
+        return self._counted(validated, checked) if self._stats_fields else validated
 
-    def _library_checked(self, mapped: pl.DataFrame) -> list[pl.Series]:
-        """Normalised value and reason columns for the fields judged by a library."""
+    def _counted(self, validated: Validated, checked: pl.DataFrame) -> Validated:
+        assert self._stats_fields is not None
+        narrow = _for_stats(checked, self._plan)
+        stats = FieldStats(self._stats_fields)
+        stats.add(narrow)
+        return replace(validated, stats=stats, checked=narrow)
+
+    def _series_checked(self, mapped: pl.DataFrame) -> list[pl.Series]:
+        """Normalised value and reason columns for the fields judged a value at a time: by a
+        library (emails, phones), or by what their characters are (ids)."""
         out: list[pl.Series] = []
         for target, judge in (("email", self._email), ("phoneNumber", self._phone)):
             if target in mapped.columns:
                 good, bad = judge.apply(mapped[target])
                 out += [good.alias(f"{target}{_LIB_OK}"), bad.alias(f"{target}{_LIB_ERR}")]
+        if EXTERNAL_ID in mapped.columns:
+            inexact = mapped[INEXACT_ID] if INEXACT_ID in mapped.columns else None
+            ids = id_reasons(mapped[EXTERNAL_ID], inexact, self._plan.max_id_length)
+            out.append(ids.alias(f"{EXTERNAL_ID}{_LIB_ERR}"))
         return out
 
 
-# Suffixes of the working columns: checked value, and reason (null when the value is fine).
+# Suffixes of the working columns: the checked value; ERR and OMIT (fieldstats.py) hold the
+# reason that rejects the record ("field: ...") or that left an omitted value out.
 _OK = "__ok"
-_ERR = "__err"
 _LIB_OK = "__lib_ok"
 _LIB_ERR = "__lib_err"
 
 
 def _field_checks(field: FieldPlan) -> list[pl.Expr]:
     target = field.target
-    if target in BOOLEAN_FIELDS:
-        value, reason = _boolean(target, field.spec)
-    elif target in ("email", "phoneNumber"):
-        value, reason = pl.col(f"{target}{_LIB_OK}"), pl.col(f"{target}{_LIB_ERR}")
-    else:
-        value, reason = pl.col(target), _text_reason(target)
+    value, reason = _checked(field)
     if target in REQUIRED_FIELDS:
         reason = (
             pl.when(pl.col(target).is_null()).then(pl.lit("required, but empty")).otherwise(reason)
         )
+    if field.spec.on_invalid == "omit":
+        return [
+            pl.when(reason.is_null()).then(value).alias(f"{target}{_OK}"),
+            pl.lit(None, dtype=pl.String).alias(f"{target}{ERR}"),
+            reason.alias(f"{target}{OMIT}"),
+        ]
     labelled = pl.when(reason.is_not_null()).then(pl.lit(f"{target}: ") + reason)
-    return [value.alias(f"{target}{_OK}"), labelled.alias(f"{target}{_ERR}")]
+    return [value.alias(f"{target}{_OK}"), labelled.alias(f"{target}{ERR}")]
+
+
+def _checked(field: FieldPlan) -> tuple[pl.Expr, pl.Expr]:
+    """The field's checked value and the reason it is invalid (null when it is not)."""
+    target = field.target
+    if target in BOOLEAN_FIELDS:
+        return _boolean(target, field.spec)
+    if target in ("email", "phoneNumber"):
+        return pl.col(f"{target}{_LIB_OK}"), pl.col(f"{target}{_LIB_ERR}")
+    if target == EXTERNAL_ID:
+        return pl.col(target), pl.col(f"{target}{_LIB_ERR}")
+    return pl.col(target), _text_reason(target)
 
 
 def _text_reason(target: str) -> pl.Expr:
     value = pl.col(target)
-    if target == EXTERNAL_ID:
-        return pl.when(value.str.contains(EXCEL_NUMBER.pattern)).then(
-            pl.lit("'") + value + pl.lit(f"' {EXCEL_HINT}")
-        )
     if target in ("firstName", "lastName"):
         return pl.when(value.str.contains(_LOOKS_LIKE_EMAIL)).then(
             pl.lit("'")
@@ -138,6 +162,35 @@ def _boolean(target: str, spec: FieldMapping) -> tuple[pl.Expr, pl.Expr]:
         pl.lit("'") + pl.col(target) + pl.lit(f"' is not a yes/no value (expected {expected})")
     )
     return value, reason
+
+
+def _omitted(checked: pl.DataFrame, bad: pl.Expr, plan: MappingPlan) -> pl.DataFrame:
+    """ROW, FIELD, REASON: one row per value left out of a valid record."""
+    empty = pl.DataFrame(schema={ROW: pl.Int64, FIELD: pl.String, REASON: pl.String})
+    targets = [f.target for f in plan.fields if f.spec.on_invalid == "omit"]
+    if not targets:
+        return empty
+    valid = checked.filter(~bad)
+    parts = [
+        valid.filter(pl.col(f"{t}{OMIT}").is_not_null()).select(
+            ROW, pl.lit(t).alias(FIELD), pl.col(f"{t}{OMIT}").alias(REASON)
+        )
+        for t in targets
+    ]
+    return pl.concat([empty, *parts])
+
+
+def _for_stats(checked: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
+    """What ``FieldStats`` reads: each field's value, reason and omission (null when none)."""
+    columns = [pl.col(ROW)]
+    for f in plan.fields:
+        omit = pl.col(f"{f.target}{OMIT}") if f.spec.on_invalid == "omit" else pl.lit(None)
+        columns += [
+            pl.col(f.target),
+            pl.col(f"{f.target}{ERR}"),
+            omit.cast(pl.String).alias(f"{f.target}{OMIT}"),
+        ]
+    return checked.select(columns)
 
 
 def _body_expr(plan: MappingPlan) -> pl.Expr:
