@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
+import httpx
 import pytest
 
 from customer_import import cli
@@ -20,7 +21,7 @@ from customer_import.errors import ConfigError
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from tests.conftest import load, read_csv, read_summary
-from tests.test_messy_inputs import csv_text, export_job, run, validation
+from tests.test_messy_inputs import RecordingApi, csv_text, export_job, run, validation
 
 OMIT_MAPPING = """
 [mapping]
@@ -344,3 +345,24 @@ def test_check_counts_describe_the_records_in_results_and_rejects(
     assert "1 x omitted: … is not a valid phone number" in out
     rejects = read_csv(tmp_path / "out" / "check" / "rejects.csv")
     assert [r["_row"] for r in rejects] == ["3"]
+
+
+def test_the_guard_names_the_fixes_that_work_and_never_resume(
+    tmp_path: Path, env: dict[str, str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    data = csv_text(*(f"{i},A,,,1234" for i in range(1, 9)), "9,Bob,,,", "10,Cy,,,")
+    job = export_job(tmp_path, data, top="")  # the default max_invalid_ratio = 0.5
+    api = RecordingApi()
+
+    report = run_job(load(job), RunOptions(environ=env, transport=httpx.MockTransport(api)))
+
+    message = report.message or ""
+    assert message.startswith("8 of the first 10 records are invalid")
+    assert "Most common reasons: phoneNumber: … is not a valid phone number (8x)." in message
+    assert "run the job with --dry-run (it sends nothing and writes rejects.csv)" in message
+    assert 'on_invalid = "omit" in the mapping of phoneNumber' in message
+    assert "raise max_invalid_ratio" in message
+    assert "resume" not in message
+    assert api.bodies == []
+    assert cli.main(["run", str(job), "--no-progress"]) == ExitCode.STOPPED
+    assert "resume" not in capsys.readouterr().out

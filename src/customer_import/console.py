@@ -75,8 +75,10 @@ def print_report(report: RunReport) -> None:
             f"  missing since the last run {inc.missing_since_last_run}, deactivated "
             f"{inc.deactivated} (on_missing = {inc.on_missing}): {report.out_dir / MISSING_NAME}"
         )
-    if s.pending:
+    if s.pending and report.resumable:
         lines.append(f"  pending {s.pending} (not sent yet: run again with --resume)")
+    elif s.pending:
+        lines.append(f"  not sent {s.pending} (nothing was: the next run starts afresh)")
     if s.rejected_by_stage:
         lines.append(f"  rejected by stage: {_counts(s.rejected_by_stage)}")
     if report.message:

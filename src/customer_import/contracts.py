@@ -252,6 +252,9 @@ class Ending:
     status: RunStatus
     message: str | None = None
     signum: int | None = None
+    resumable: bool = True
+    """False when a guard stopped the run before anything was sent: the next run starts
+    afresh, and ``--resume`` is not the fix."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -353,6 +356,8 @@ class RunReport:
     out_dir: Path
     message: str | None = None
     signum: int | None = None
+    resumable: bool = True
+    """``Ending.resumable``: whether records left pending are for ``--resume`` to send."""
 
     @property
     def rejected(self) -> int:

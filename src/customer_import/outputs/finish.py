@@ -52,7 +52,9 @@ class RunOutputs:
             write_missing(missing_ids, self._journal, self.out_dir)
         write_summary(summary, self.out_dir)
         ending = facts.ending
-        return RunReport(ending.status, summary, self.out_dir, ending.message, ending.signum)
+        return RunReport(
+            ending.status, summary, self.out_dir, ending.message, ending.signum, ending.resumable
+        )
 
     def _fill_reject_sources(self) -> str | None:
         """Source values of API and transport rejects, from one more read of the file; a

@@ -22,7 +22,8 @@ def ending_of(failure: BaseException | None, api: ApiConfig, recorder: Recorder)
     if isinstance(failure, Interrupted):
         return Ending(RunStatus.INTERRUPTED, str(failure), failure.signum)
     if isinstance(failure, RunAborted):
-        return Ending(RunStatus.ABORTED, _explain(failure, api, recorder))
+        guarded = isinstance(failure, Guard)  # nothing was sent: the next run starts afresh
+        return Ending(RunStatus.ABORTED, _explain(failure, api, recorder), resumable=not guarded)
     return Ending(
         RunStatus.ABORTED,
         f"an unexpected error stopped the run ({type(failure).__name__}: {failure}; a fault of "

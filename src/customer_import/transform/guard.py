@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Final
 
+from customer_import.config import OMITTABLE_FIELDS
 from customer_import.contracts import PreparedBatch
 from customer_import.errors import EmptyExportGuard, InvalidInputGuard
 
@@ -48,14 +49,31 @@ class InvalidRatioGuard:
 
 
 def _message(rejected: int, judged: int, max_ratio: float, reasons: list[str]) -> str:
+    """What went wrong, and the fixes that work: nothing was sent, so there is nothing to
+    resume; the next run starts afresh."""
     parts = (part for r in reasons for part in _FIELD_REASONS.split(r))
     common = Counter(_reason_kind(part) for part in parts).most_common(3)
     listed = "; ".join(f"{kind} ({count}x)" for kind, count in common)
     return (
         f"{rejected} of the first {judged} records are invalid (more than max_invalid_ratio = "
         f"{max_ratio:g}): this looks like a wrong file or a wrong mapping, so nothing was sent. "
-        f"Most common reasons: {listed}. Fix the mapping or the file (a --dry-run writes "
-        f"rejects.csv to look at), or raise max_invalid_ratio if the data really is this bad."
+        f"Most common reasons: {listed}. To see every reason, run the job with --dry-run (it "
+        f"sends nothing and writes rejects.csv); fix the mapping or the file and run it again"
+        f"{_omit_hint(kind for kind, _ in common)}; or raise max_invalid_ratio in the job file if "
+        "the data really is this bad."
+    )
+
+
+def _omit_hint(kinds: Iterable[str]) -> str:
+    """The optional fields among the reasons: ``on_invalid = "omit"`` imports the customers
+    without their invalid values."""
+    fields = sorted({kind.split(": ", 1)[0] for kind in kinds} & set(OMITTABLE_FIELDS))
+    if not fields:
+        return ""
+    named = " and ".join(fields)
+    return (
+        f'; or import these customers without their invalid {named}: on_invalid = "omit" in '
+        f"the mapping of {named}"
     )
 
 
