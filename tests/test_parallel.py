@@ -106,8 +106,12 @@ def test_it_reads_only_a_few_items_ahead_of_the_caller() -> None:
     source = Source(1_000)
     with OrderedMap(slow_square, iter(source), workers=2) as results:
         assert next(results) == 0
-        time.sleep(0.05)  # time to run ahead, if it did
-        # The item handed on, `workers` more under way or done, and one read ahead of those.
+        # The item handed on, `workers` more under way or done, and one read ahead of those:
+        # waited for, however busy the machine, then given time to run further, if it did.
+        deadline = time.monotonic() + 10
+        while source.read < 1 + 2 + 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        time.sleep(0.05)
         assert source.read == 1 + 2 + 1
 
 
