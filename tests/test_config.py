@@ -80,3 +80,25 @@ def test_credentials_come_from_the_named_variables_and_the_key_is_never_shown() 
     assert "s3cret-key" not in repr(credentials) and "s3cret-key" not in str(credentials)
     with pytest.raises(ConfigError, match="set the environment variable MY_KEY"):
         read_credentials(api, {"MY_MERCHANT": "m-1"})
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (MINIMAL + "[api]\nconcurency = 3\n", "'api.concurency': did you mean 'concurrency'?"),
+        (MINIMAL.replace('name = "j"', 'name = "j"\nmodes = 1'), "'modes': did you mean 'mode'?"),
+        (MINIMAL + 'email = { colum = "e" }\n', "'mapping.email.colum': did you mean 'column'?"),
+        (MINIMAL + 'emial = "e"\n', "unknown target field 'emial'; did you mean 'email'?"),
+    ],
+)
+def test_a_misspelt_key_is_named_with_the_nearest_known_one(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_job(write(tmp_path, text))
+
+
+def test_a_key_like_no_known_one_gets_no_suggestion(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as raised:
+        load_job(write(tmp_path, MINIMAL + "[source]\ncolour = 1\n"))
+    assert "did you mean" not in str(raised.value)

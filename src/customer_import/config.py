@@ -7,6 +7,7 @@ from the job file's own folder, so cron can run it from anywhere.
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -169,7 +170,9 @@ class MappingConfig(BaseModel):
 
 def _check_target(name: str, spec: FieldMapping) -> None:
     if name not in TARGET_FIELDS:
-        raise ValueError(f"unknown target field {name!r}; known: {', '.join(TARGET_FIELDS)}")
+        close = difflib.get_close_matches(name, TARGET_FIELDS, n=1, cutoff=0.75)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ValueError(f"unknown target field {name!r}; {hint}known: {', '.join(TARGET_FIELDS)}")
     if spec.default_region is not None and name != "phoneNumber":
         raise ValueError(f"{name}: 'default_region' applies to phoneNumber only")
     if (spec.true or spec.false or spec.invert) and name not in BOOLEAN_FIELDS:
@@ -297,11 +300,33 @@ def describe_validation_error(exc: ValidationError) -> str:
     for err in exc.errors():
         loc = ".".join(str(p) for p in err["loc"] if p != "fields")
         if err["type"] == "extra_forbidden":
-            lines.append(f"unknown key {loc!r}")
+            lines.append(f"unknown key {loc!r}{_did_you_mean(err['loc'])}")
         else:
             message = err["msg"].removeprefix("Value error, ")
             lines.append(f"{loc or 'job'}: {message}")
     return "; ".join(lines)
+
+
+def _did_you_mean(loc: tuple[int | str, ...]) -> str:
+    """A hint for a misspelt key: the nearest key of its table (difflib), or ""."""
+    model = _table_model(loc[:-1])
+    if model is None:
+        return ""
+    close = difflib.get_close_matches(str(loc[-1]), list(model.model_fields), n=1, cutoff=0.75)
+    return f": did you mean {close[0]!r}?" if close else ""
+
+
+def _table_model(path: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The model of the table at ``path`` (("api",) -> ApiConfig); None when not a model."""
+    model: type[BaseModel] | None = JobConfig
+    for part in path:
+        if model is MappingConfig:  # [mapping]'s "fields", then a target: a FieldMapping
+            model = MappingConfig if part == "fields" else FieldMapping
+            continue
+        field = model.model_fields.get(str(part)) if model is not None else None
+        kind = field.annotation if field is not None else None
+        model = kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
+    return None if model is MappingConfig else model
 
 
 def _resolve_paths(job: JobConfig, base: Path) -> JobConfig:
