@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import socket
+import stat
 from pathlib import Path
 
 import polars as pl
@@ -11,6 +12,7 @@ import pytest
 
 from customer_import import cli
 from customer_import.contracts import IncrementalFacts, RecordStatus, RunReport
+from customer_import.record.snapshot import state_key
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
@@ -254,3 +256,19 @@ def _free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def test_the_state_is_the_owners_only_files_0600_in_0700_folders(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(i) for i in range(3)])
+    folder = tmp_path / "state" / state_key("test-job", sandbox.base_url, MERCHANT_ID)
+    folder.mkdir(parents=True, mode=0o755)  # made by an earlier version, say: made private
+    run(job, sandbox)
+    export(tmp_path, [line(i) for i in range(2)])
+    run(job, sandbox)  # a second run rewrites the snapshot and its meta
+
+    entries = [folder, *folder.rglob("*")]
+    assert {p.name for p in entries} >= {"snapshot.parquet", "meta.json", ".lock"}
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in entries}
+    assert modes == {p.name: 0o700 if p.is_dir() else 0o600 for p in entries}

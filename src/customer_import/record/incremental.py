@@ -80,7 +80,9 @@ class IncrementalSync:
         self.missing_ids: list[str] = []
         """Customers of the last export that this one lacks (known once it is all read)."""
         self._parts = PartWriter(self.work)
-        self._lock = FolderLock(location.folder, "the incremental state") if persist else None
+        self._lock = (
+            FolderLock(location.folder, "the incremental state", private=True) if persist else None
+        )
 
     def __enter__(self) -> IncrementalSync:
         """The state is this run's until ``__exit__``: a second run of the job is refused."""

@@ -18,16 +18,35 @@ from customer_import.errors import ConfigError
 LOCK_NAME: Final = ".lock"
 
 
-class FolderLock:
-    """Held from ``acquire`` to ``release`` (or the end of the process)."""
+def private_folder(folder: Path) -> Path:
+    """``folder``, created if need be, and made the owner's only (0700), whatever it was: it
+    holds what customers' records say."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    folder.mkdir(mode=0o700, exist_ok=True)
+    folder.chmod(0o700)
+    return folder
 
-    def __init__(self, folder: Path, what: str) -> None:
-        self.folder, self._what = folder, what
+
+def private_file(path: Path) -> Path:
+    """``path`` made readable and writable by the owner only (0600)."""
+    path.chmod(0o600)
+    return path
+
+
+class FolderLock:
+    """Held from ``acquire`` to ``release`` (or the end of the process). ``private``: the
+    folder is made the owner's only (``private_folder``)."""
+
+    def __init__(self, folder: Path, what: str, *, private: bool = False) -> None:
+        self.folder, self._what, self._private = folder, what, private
         self._fd: int | None = None
 
     def acquire(self) -> FolderLock:
         """ConfigError when another process holds it."""
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if self._private:
+            private_folder(self.folder)
+        else:
+            self.folder.mkdir(parents=True, exist_ok=True)
         fd = os.open(self.folder / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,6 +12,9 @@ a crash never marks an unsent record as synced.
 
 State is keyed by job name, base URL and merchant id: a staging run never suppresses a
 production send.
+
+The state holds what customers' records say: its folders are 0700 and its files 0600, each
+written under a temporary name with those permissions and renamed into place.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import polars as pl
 
 from customer_import.config import JobConfig
 from customer_import.contracts import EXTERNAL_ID
-from customer_import.record.locks import LOCK_NAME, FolderLock
+from customer_import.record.locks import LOCK_NAME, FolderLock, private_file, private_folder
 
 log = logging.getLogger("customer_import")
 
@@ -132,8 +135,7 @@ class PartWriter:
     """Appends the bodies a run sends and the ids it reads, one Parquet file a batch."""
 
     def __init__(self, folder: Path) -> None:
-        self._dir = folder
-        self._dir.mkdir(parents=True, exist_ok=True)
+        self._dir = private_folder(folder)
         self._count = len(list(self._dir.glob("*.parquet")))
 
     def sent(self, rows: pl.Series, ids: pl.Series, bodies: pl.Series) -> None:
@@ -149,7 +151,7 @@ class PartWriter:
         path = self._dir / f"{kind}-{self._count:06d}.parquet"
         tmp = path.with_suffix(".tmp")
         frame.write_parquet(tmp)
-        tmp.replace(path)
+        private_file(tmp).replace(path)
 
 
 def merge(
@@ -208,7 +210,7 @@ def _write_atomically(frame: pl.LazyFrame, location: StateLocation) -> int:
     """Streamed to a temporary file, then renamed over the snapshot."""
     tmp = location.snapshot.with_suffix(".tmp")
     frame.sink_parquet(tmp)
-    tmp.replace(location.snapshot)
+    private_file(tmp).replace(location.snapshot)
     return int(pl.scan_parquet(location.snapshot).select(pl.len()).collect().item())
 
 
@@ -220,7 +222,7 @@ def _write_meta(location: StateLocation, fingerprint: str, size: int) -> None:
     }
     tmp = location.meta.with_suffix(".tmp")
     tmp.write_text(json.dumps(meta, indent=2) + "\n", encoding="utf-8")
-    tmp.replace(location.meta)
+    private_file(tmp).replace(location.meta)
 
 
 def missing_since_last_run(snapshot: Snapshot, work: Path) -> pl.DataFrame:
@@ -258,7 +260,7 @@ def describe(location: StateLocation, fingerprint: str) -> dict[str, Any]:
 
 def reset(location: StateLocation) -> None:
     """Forget the state: the next run sends every record. Refused while a run holds it."""
-    with FolderLock(location.folder, "the incremental state"):
+    with FolderLock(location.folder, "the incremental state", private=True):
         for entry in location.folder.iterdir():
             if entry.is_dir():
                 shutil.rmtree(entry)
