@@ -11,6 +11,7 @@ import polars as pl
 import pytest
 
 from customer_import import cli
+from customer_import.console import print_report
 from customer_import.contracts import IncrementalFacts, RecordStatus, RunReport
 from customer_import.record.snapshot import state_key
 from customer_import.run.options import RunOptions
@@ -86,7 +87,7 @@ def test_second_run_sends_exactly_the_changed_and_added_records(
 
 
 def test_deactivate_sends_missing_customers_with_active_false_once(
-    tmp_path: Path, sandbox: SandboxServer
+    tmp_path: Path, sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # one of five missing is 20 %: above the default max_missing_ratio, which would stop the run
     extra = INCREMENTAL + '\non_missing = "deactivate"\nmax_missing_ratio = 0.25'
@@ -112,10 +113,17 @@ def test_deactivate_sends_missing_customers_with_active_false_once(
     assert_conservation(tmp_path / "out", 4)  # deactivations are not input records
     assert report.summary.records_this_run == 4  # nor counted among this run's records
 
+    print_report(report)  # the console summary names the deactivations and the fresh list
+    missing = tmp_path / "out" / "missing.csv"
+    assert f"missing since the last run 1, deactivated 1 (on_missing = deactivate): {missing}" in (
+        capsys.readouterr().out
+    )
+
     sandbox.reset_stats()
     again = run(job, sandbox)
     assert _incremental(again).missing_since_last_run == 0
     assert sandbox.stats()["requests_total"] == 0
+    assert not missing.exists()  # last night's list is not left behind as if it were tonight's
 
 
 def test_ignore_lists_missing_customers_without_sending(

@@ -17,6 +17,7 @@ import polars as pl
 from customer_import.contracts import ROW, RunReport
 from customer_import.errors import InputChanged, InputError
 from customer_import.outputs.files import (
+    MISSING_NAME,
     rejects_columns,
     write_missing,
     write_rejects,
@@ -50,6 +51,8 @@ class RunOutputs:
         write_rejects(self._journal, self.out_dir, self.kept_header)
         if missing_ids:
             write_missing(missing_ids, self._journal, self.out_dir)
+        else:  # the top-level files are this run's: an earlier night's list is not
+            (self.out_dir / MISSING_NAME).unlink(missing_ok=True)
         write_summary(summary, self.out_dir)
         ending = facts.ending
         return RunReport(
