@@ -51,7 +51,7 @@ def id_reasons(ids: pl.Series, inexact: pl.Series | None, max_length: int) -> pl
 
     One pass over every id finds the few that may have a problem; only those are judged."""
     flags = _flags(inexact, len(ids))
-    suspect = ids.str.contains(_SUSPECT) | (ids.str.len_chars() > max_length)
+    suspect = ids.str.contains(_SUSPECT) | (ids.str.len_bytes() > max_length)  # chars <= bytes
     suspect = suspect.fill_null(False) | flags
     reasons = pl.repeat(None, len(ids), dtype=pl.String, eager=True).alias(ids.name)
     if not suspect.any():

@@ -30,8 +30,9 @@ from customer_import.transform.ids import id_reasons
 
 # Excel keeps a leading apostrophe that was typed to stop it reading a value as a number.
 _EXCEL_TEXT_PREFIX_FIELDS = frozenset({"externalId", "phoneNumber"})
-#: Sent and compared in Unicode NFC: "e" + a combining accent and "é" are one spelling.
-_NFC_FIELDS = frozenset({*NAME_FIELDS, "email"})
+#: Sent and compared in Unicode NFC: "e" + a combining accent and "é" are one spelling. (An
+#: email is too: email-validator returns it in NFC, and the fast path takes ASCII only.)
+_NFC_FIELDS = frozenset(NAME_FIELDS)
 #: Beside ``EXTERNAL_ID`` when the id comes from a float column: true where the float is not an
 #: exact integer (the id was rounded), so validation rejects it.
 INEXACT_ID = f"{EXTERNAL_ID}__inexact"
@@ -165,13 +166,12 @@ def map_batch(
     frame: pl.DataFrame, plan: MappingPlan, only: tuple[str, ...] | None = None
 ) -> pl.DataFrame:
     """`_row` plus one text column per target field (or those in ``only``), trimmed,
-    with null tokens as null; names and emails in NFC. ``INEXACT_ID`` too when the id comes
+    with null tokens as null; names in NFC. ``INEXACT_ID`` too when the id comes
     from a float column."""
     fields = [f for f in plan.fields if only is None or f.target in only]
     exprs = [_field_expr(f, plan.null_values) for f in fields]
     exprs += [_inexact_expr(f, plan.null_values) for f in fields if any(f.float_limits)]
-    mapped = frame.select(pl.col(ROW), *exprs)
-    return mapped.with_columns(_nfc(mapped[f.target]) for f in fields if f.target in _NFC_FIELDS)
+    return _in_nfc(frame.select(pl.col(ROW), *exprs), [f.target for f in fields])
 
 
 def clean_text(column: str, null_values: tuple[str, ...]) -> pl.Expr:
@@ -225,12 +225,24 @@ def _not_exact_integer(text: pl.Expr, limit: float) -> pl.Expr:
     return ~(whole & (text.cast(pl.Float64, strict=False).abs() < limit))
 
 
+def _in_nfc(mapped: pl.DataFrame, targets: list[str]) -> pl.DataFrame:
+    """Names in NFC. Only the values that are not plain ASCII are normalised
+    (normalising every value costs as much as the rest of the mapping), and one query says
+    which columns hold any."""
+    targets = [t for t in targets if t in _NFC_FIELDS]
+    if not targets:
+        return mapped
+    found = mapped.select(_not_ascii(pl.col(t)).any() for t in targets).row(0, named=True)
+    fixes = [_nfc(mapped[t]) for t in targets if found[t]]
+    return mapped.with_columns(fixes) if fixes else mapped
+
+
+def _not_ascii(text: pl.Expr) -> pl.Expr:
+    return (text.str.len_bytes() != text.str.len_chars()).fill_null(False)
+
+
 def _nfc(values: pl.Series) -> pl.Series:
-    """NFC, computed only for the values that are not plain ASCII (normalising every value
-    costs as much as the rest of the mapping)."""
-    odd = (values.str.len_bytes() != values.str.len_chars()).fill_null(False)
-    if not odd.any():
-        return values
+    odd = values.to_frame().select(_not_ascii(pl.col(values.name))).to_series()
     return values.scatter(odd.arg_true(), values.filter(odd).str.normalize("NFC"))
 
 
