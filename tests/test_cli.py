@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from customer_import import cli
+from customer_import.console import ProgressRenderer
 from customer_import.contracts import ExitCode
 from customer_import.sandbox.testing import SandboxServer
 from tests.conftest import (
@@ -104,12 +105,65 @@ def test_a_refused_key_exits_3_and_says_what_to_check(
 def test_json_logs_are_one_object_a_line_and_never_hold_the_key(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
-    job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
+    job = job_with(tmp_path, *GOOD, "C-3,,,,,,", base_url=sandbox.base_url)
     result = run_cli("run", str(job), "--log-format", "json", env=CREDENTIALS)
-    assert result.returncode == ExitCode.OK
-    entries = [json.loads(line) for line in result.stderr.splitlines()]
+    assert result.returncode == ExitCode.REJECTS
+    # every line the command writes, on either stream (cron's >> log 2>&1 mixes them)
+    entries = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()]
     assert entries and all({"time", "level", "message"} <= set(e) for e in entries)
     assert API_KEY not in result.stdout + result.stderr
+    [finished] = [e for e in entries if e.get("event") == "run_finished"]
+    assert finished["level"] == "warning"  # completed, with a reject
+    assert (finished["status"], finished["exit_code"], finished["rows"]) == ("completed", 1, 3)
+    assert (finished["created"], finished["rejected"]) == (2, 1)
+    assert finished["rejected_by_stage"] == {"validation": 1}
+
+
+def test_json_logs_carry_the_fatal_reason_as_an_event_and_nothing_else_on_stdout(
+    tmp_path: Path, sandbox: SandboxServer, capsys: pytest.CaptureFixture[str]
+) -> None:
+    job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
+    environ = {**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"}
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in environ.items():
+            patch.setenv(name, value)
+        code = cli.main(["run", str(job), "--log-format", "json", "--no-progress"])
+
+    assert code == ExitCode.STOPPED
+    out, err = capsys.readouterr()
+    assert out == ""
+    entries = [json.loads(line) for line in err.splitlines()]
+    [stopped] = [e for e in entries if e.get("event") == "run_stopped"]
+    assert stopped["level"] == "error" and stopped["exit_code"] == 3
+    assert "401" in stopped["message"] and "CUSTOMERS_API_KEY" in stopped["message"]
+    assert "--resume" in stopped["message"]
+    [finished] = [e for e in entries if e.get("event") == "run_finished"]
+    assert (finished["status"], finished["pending"], finished["created"]) == ("aborted", 2, 0)
+
+
+def test_a_usage_error_with_json_logs_is_a_json_line(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["run", "job.toml", "--log-format", "json", "--concurency", "3"])
+    assert exited.value.code == ExitCode.NOTHING_DONE
+    out, err = capsys.readouterr()
+    [entry] = [json.loads(line) for line in (out + err).splitlines()]
+    assert entry["event"] == "usage_error" and "--concurency" in entry["message"]
+
+
+def test_progress_is_logged_without_a_terminal_even_with_no_progress(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--no-progress turns off the bar only: cron's log still gets a progress line every 10 s
+    (here every tick)."""
+    monkeypatch.setattr(ProgressRenderer, "LOG_EVERY_S", 0.0)
+    job = job_with(tmp_path, *GOOD)
+    code = cli.main(["run", str(job), "--dry-run", "--no-progress", "--log-format", "json"])
+
+    assert code == ExitCode.OK
+    entries = [json.loads(line) for line in capsys.readouterr().err.splitlines()]
+    progress = [e for e in entries if e.get("event") == "progress"]
+    assert progress and progress[-1]["done"] == progress[-1]["total"] == 2
+    assert progress[-1]["valid"] == 2
 
 
 def test_sigterm_mid_run_stops_cleanly_and_resume_finishes_the_job(tmp_path: Path) -> None:

@@ -14,10 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
+from typing import NoReturn
 
 from customer_import import logs
 from customer_import.config import is_url, load_job
-from customer_import.console import ProgressRenderer, print_report, render_check
+from customer_import.console import ProgressRenderer, log_report, print_report, render_check
 from customer_import.contracts import ExitCode, RunReport
 from customer_import.errors import ConfigError, ImportJobError
 from customer_import.record import incremental, snapshot
@@ -38,8 +39,20 @@ def _input(text: str) -> Path | str:
     return text if is_url(text) else Path(text)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse's parser; with ``--log-format json`` a usage error is a JSON line too."""
+
+    json_errors = False
+
+    def error(self, message: str) -> NoReturn:
+        if not _Parser.json_errors:
+            super().error(message)
+        log.error("%s: %s", self.prog, message, extra=logs.event("usage_error", exit_code=2))
+        sys.exit(ExitCode.NOTHING_DONE)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="customer-import",
         description="Import a customer export (CSV/Parquet) into the customers API.",
     )
@@ -100,8 +113,17 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--workers", type=int, default=1, help="processes, each sending a shard (uses more cores)"
     )
-    parser.add_argument("--log-format", choices=("text", "json"), default="text")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="json: every line on stdout and stderr is one JSON object (the report too)",
+    )
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (a progress log line every 10 s instead)",
+    )
 
 
 def _add_check(parser: argparse.ArgumentParser) -> None:
@@ -122,6 +144,10 @@ def _add_state(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    _Parser.json_errors = _json_logs_asked(argv)
+    if _Parser.json_errors:
+        logs.configure("json")
     args = build_parser().parse_args(argv)
     if args.command == "sandbox":
         return sandbox_cli.run(args)
@@ -135,11 +161,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         with handlers_set(_exit_on_sigterm, (signal.SIGTERM,)):
             return command(args)
     except ImportJobError as exc:
-        log.error("%s", exc)
+        log.error("%s", exc, extra=logs.event("run_refused", exit_code=int(exc.exit_code)))
         return exc.exit_code
     except Exception:  # a bug: never an exit code that means "completed"
-        log.exception("an unexpected error (a fault of customer-import: please report it)")
+        log.exception(
+            "an unexpected error (a fault of customer-import: please report it)",
+            extra=logs.event("crashed", exit_code=int(ExitCode.SOFTWARE)),
+        )
         return ExitCode.SOFTWARE
+
+
+def _json_logs_asked(argv: list[str]) -> bool:
+    """``--log-format json`` is on the command line (known before it is parsed)."""
+    pairs = zip(argv, [*argv[1:], ""], strict=True)
+    return "--log-format=json" in argv or ("--log-format", "json") in pairs
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -148,7 +183,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.rate_limit is not None and args.rate_limit <= 0:
         raise ConfigError("--rate-limit must be above 0")
     job = load_job(args.job)
-    with ProgressRenderer(enabled=not args.no_progress) as on_progress:
+    text = args.log_format == "text"
+    with ProgressRenderer(bar=text and not args.no_progress) as on_progress:
         options = RunOptions(
             input=args.input,
             out_dir=args.out,
@@ -165,7 +201,10 @@ def _run(args: argparse.Namespace) -> int:
             handle_signals=True,
         )
         report = run_job(job, options, workers=args.workers, log_format=args.log_format)
-    print_report(report)
+    if text:
+        print_report(report)
+    else:  # stdout stays empty: the report is two log lines
+        log_report(report)
     return report.exit_code
 
 

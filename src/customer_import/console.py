@@ -1,5 +1,6 @@
 """What the command shows a person: the progress bar (or progress lines under cron), the
-report of a run, and ``check``'s profile of the fields."""
+report of a run, and ``check``'s profile of the fields; with ``--log-format json``, the report
+as log events a collector reads (``run_stopped``, ``run_finished``)."""
 
 from __future__ import annotations
 
@@ -7,12 +8,12 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
-from typing import Final
+from typing import Final, TextIO
 
 from tqdm import tqdm
 
-from customer_import.contracts import Progress, RecordStatus, RunReport
-from customer_import.logs import mask, mask_value
+from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport, RunStatus
+from customer_import.logs import event, mask, mask_value
 from customer_import.outputs.files import MISSING_NAME, REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
 from customer_import.transform.fieldstats import FieldStats
 
@@ -20,42 +21,58 @@ log = logging.getLogger("customer_import")
 
 
 class ProgressRenderer:
-    """A tqdm bar on a terminal; otherwise (cron) a log line every few seconds."""
+    """A tqdm bar on a terminal; otherwise (cron, ``--no-progress``, JSON logs) a progress log
+    line every ``LOG_EVERY_S``."""
 
-    _LOG_EVERY_S: Final = 10.0
+    LOG_EVERY_S: Final = 10.0
 
-    def __init__(self, *, enabled: bool) -> None:
-        self._enabled = enabled
+    def __init__(self, *, bar: bool = True, stream: TextIO | None = None) -> None:
+        self._stream = stream or sys.stderr
+        self._use_bar = bar and self._stream.isatty()
         self._bar: tqdm[None] | None = None
         self._last_log = time.monotonic()
 
-    def __enter__(self) -> Callable[[Progress], None] | None:
-        return self._update if self._enabled else None
+    def __enter__(self) -> Callable[[Progress], None]:
+        return self._update
 
     def __exit__(self, *exc: object) -> None:
         if self._bar is not None:
             self._bar.close()
 
     def _update(self, progress: Progress) -> None:
-        if sys.stderr.isatty():
+        if self._use_bar:
             self._draw(progress)
-        elif time.monotonic() - self._last_log >= self._LOG_EVERY_S:
+        elif time.monotonic() - self._last_log >= self.LOG_EVERY_S:
             self._last_log = time.monotonic()
             log.info(
                 "progress: %d/%d records; %s",
                 progress.done,
                 progress.total,
                 _counts(progress.counts),
+                extra=event(
+                    "progress",
+                    done=progress.done,
+                    total=progress.total,
+                    requests=progress.requests,
+                    **{str(k): v for k, v in progress.counts.items()},
+                ),
             )
 
     def _draw(self, progress: Progress) -> None:
         if self._bar is None:
-            self._bar = tqdm(
-                total=progress.total or None, unit="rec", file=sys.stderr, dynamic_ncols=True
+            self._bar = tqdm(  # redrawn at every report (twice a second), not on tqdm's clock
+                total=progress.total or None,
+                unit="rec",
+                file=self._stream,
+                dynamic_ncols=True,
+                mininterval=0,
+                miniters=1,
             )
         self._bar.total = progress.total or None
-        self._bar.update(progress.done - self._bar.n)
+        # The counts first: ``update`` redraws the line with the postfix set before it, so
+        # counts set after it would show a report late, behind the bar's own position.
         self._bar.set_postfix_str(_counts(progress.counts), refresh=False)
+        self._bar.update(progress.done - self._bar.n)
 
 
 def print_report(report: RunReport) -> None:
@@ -86,6 +103,53 @@ def print_report(report: RunReport) -> None:
     for name in (RESULTS_NAME, REJECTS_NAME, SUMMARY_NAME):
         lines.append(f"  {name}: {report.out_dir / name}")
     print("\n".join(lines))
+
+
+def log_report(report: RunReport) -> None:
+    """The report as log events (``--log-format json``): why the run stopped, if it did
+    (``run_stopped``), then its counts (``run_finished``)."""
+    s = report.summary
+    code = report.exit_code
+    if report.status is not RunStatus.COMPLETED:
+        log.error(
+            "%s",
+            report.message or f"the run stopped ({report.status})",
+            extra=event(
+                "run_stopped",
+                status=str(report.status),
+                exit_code=int(code),
+                resumable=report.resumable,
+            ),
+        )
+    fields: dict[str, object] = {
+        "status": str(report.status),
+        "exit_code": int(code),
+        "job": s.job,
+        "dry_run": s.dry_run,
+        "rows": s.rows,
+        **{str(status): s.count(status) for status in RecordStatus},
+        "pending": s.pending,
+        "rejected_by_stage": dict(s.rejected_by_stage),
+        "requests": s.requests,
+        "retries": s.retries,
+        "rate_limited": s.rate_limited,
+        "duration_s": s.duration_s,
+        "rows_per_s": s.rows_per_s,
+        "out_dir": str(report.out_dir),
+    }
+    if s.incremental is not None:
+        fields["missing_since_last_run"] = s.incremental.missing_since_last_run
+        fields["deactivated"] = s.incremental.deactivated
+    level = {ExitCode.OK: logging.INFO, ExitCode.REJECTS: logging.WARNING}.get(code, logging.ERROR)
+    counted = ", ".join(f"{k} {s.count(k)}" for k in RecordStatus if s.count(k))
+    log.log(
+        level,
+        "%s: %d records; %s",
+        report.status,
+        s.rows,
+        counted or "none done",
+        extra=event("run_finished", **fields),
+    )
 
 
 def render_check(report: RunReport, stats: FieldStats) -> str:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -28,6 +28,9 @@ GROUP: Final = 10_000
 
 @dataclass(slots=True)
 class Counters:
+    """Input records with an outcome, by status, earlier attempts' included: ``done`` is always
+    the sum of ``by_status`` (what a progress display shows side by side)."""
+
     done: int = 0
     by_status: dict[RecordStatus, int] = field(default_factory=dict)
 
@@ -47,12 +50,19 @@ class Recorder:
         self.this_run = 0  # input records this attempt gave an outcome: not earlier attempts'
         self._transport_rejects = 0  # of this attempt, input records'
 
+    def resumed(self, by_status: Mapping[str, int]) -> None:
+        """The outcomes earlier attempts gave (a resume), counted for progress."""
+        for status, count in by_status.items():
+            self.counters.add(RecordStatus(status), count)
+
     def forget_transport_rejects(self) -> int:
         """Every transport reject back to pending, earlier attempts' too (an outage began):
         returns how many. This attempt's then no longer count among its outcomes."""
         self.this_run -= self._transport_rejects
         self._transport_rejects = 0
-        return self.journal.forget_rejects(RejectStage.TRANSPORT)
+        forgotten = self.journal.forget_rejects(RejectStage.TRANSPORT)
+        self.counters.add(RecordStatus.REJECTED, -forgotten)
+        return forgotten
 
     def result(self, row: ResultRow) -> None:
         self.journal.add_result(row)
@@ -122,8 +132,9 @@ class Recorder:
         self.reject(reject)
 
     def _counted(self, status: RecordStatus, count: int = 1, *, this_run: bool = True) -> None:
-        """``this_run``: an input record's outcome (a deactivation is not one: rows below 1)."""
-        self.counters.add(status, count)
+        """``this_run``: an input record's outcome (a deactivation is not one: rows below 1,
+        counted neither among the run's records nor in its progress)."""
         if this_run:
+            self.counters.add(status, count)
             self.this_run += count
         self.commits.nudge()

@@ -192,7 +192,7 @@ class _Run:
 
     def _preparer(self, repeated: pl.Series) -> BatchPreparer:
         done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
-        self.recorder.counters.done = len(done)
+        self.recorder.resumed(self.journal.count_by_status())
         split = self.sync.split_unchanged if self.sync is not None else None
         self.preparer = BatchPreparer(
             self.plan, self.outputs.kept_columns, repeated, done, split, self.options.field_stats
