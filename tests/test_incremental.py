@@ -111,7 +111,7 @@ def test_deactivate_sends_missing_customers_with_active_false_once(
         }
     ]
     assert_conservation(tmp_path / "out", 4)  # deactivations are not input records
-    assert report.summary.records_this_run == 4  # nor counted among this run's records
+    assert report.summary.this_attempt.records == 4  # nor counted among this run's records
 
     print_report(report)  # the console summary names the deactivations and the fresh list
     missing = tmp_path / "out" / "missing.csv"

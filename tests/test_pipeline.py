@@ -221,8 +221,17 @@ def test_revoked_key_aborts_with_unsent_records_pending_then_resume_completes(
     assert_conservation(tmp_path / "out", 7)
     # The resume's pace counts the two records it did, not the five done before it.
     summary = summary_json(resumed.summary)
-    assert summary["records_this_run"] == 2
-    assert round(summary["rows_per_s"] * summary["duration_s"]) == 2
+    assert summary["this_attempt"]["records"] == 2
+    attempt = summary["this_attempt"]
+    assert round(attempt["rows_per_s"] * attempt["duration_s"]) == 2
+    # The top-level request figures and timings are the whole run's: both attempts'.
+    first = aborted.summary
+    assert (first.attempts, summary["attempts"]) == (1, 2)
+    assert first.requests >= 1 and attempt["requests"] == 2
+    assert summary["requests"] == first.requests + 2
+    assert summary["duration_s"] == round(first.duration_s + attempt["duration_s"], 3)
+    assert summary["started_at"] <= first.this_attempt.finished_at <= attempt["started_at"]
+    assert summary["latency_ms"]["p99"] >= attempt["latency_ms"]["p50"]
 
 
 def test_a_run_that_stops_while_a_batch_is_being_read_ends_cleanly_and_resumes(

@@ -508,7 +508,7 @@ def test_a_long_outage_opens_the_breaker_aborts_with_exit_3_and_resume_completes
 
 def test_an_outage_during_a_resume_counts_only_the_resumes_own_records(tmp_path: Path) -> None:
     """When an outage puts every transport reject back to pending, the first attempt's too,
-    the resume's ``records_this_run`` is what it sent: not that less the first attempt's."""
+    the resume's ``this_attempt.records`` is what it sent: not that less the first attempt's."""
     lines, _ = valid_input(20)
     job = job_file(
         tmp_path,
@@ -539,7 +539,7 @@ def test_an_outage_during_a_resume_counts_only_the_resumes_own_records(tmp_path:
     assert "pending again" in (resumed.message or "")
     summary = summary_json(resumed.summary)
     assert (summary["created"], summary["rejected"], summary["pending"]) == (4, 0, 16)
-    assert summary["records_this_run"] == 4
+    assert summary["this_attempt"]["records"] == 4
     assert_conservation_so_far(tmp_path / "out", 20)
 
 

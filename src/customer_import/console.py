@@ -15,6 +15,7 @@ from tqdm import tqdm
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport, RunStatus
 from customer_import.logs import event, mask, mask_value
 from customer_import.outputs.files import MISSING_NAME, REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
+from customer_import.outputs.summary import attempt_json
 from customer_import.transform.fieldstats import FieldStats
 
 log = logging.getLogger("customer_import")
@@ -77,13 +78,15 @@ class ProgressRenderer:
 
 def print_report(report: RunReport) -> None:
     s = report.summary
+    attempt = s.this_attempt
     counted = ", ".join(
         f"{status} {s.count(status)}"
         for status in RecordStatus
         if s.count(status) or status is RecordStatus.REJECTED
     )
     lines = [
-        f"{report.status}: {s.rows} records; this run {s.duration_s} s at {s.rows_per_s} records/s",
+        f"{report.status}: {s.rows} records; this run {attempt.duration_s} s at "
+        f"{attempt.rows_per_s} records/s",
         f"  {counted}",
     ]
     if s.incremental is not None and s.incremental.missing_since_last_run:
@@ -135,6 +138,8 @@ def log_report(report: RunReport) -> None:
         "rate_limited": s.rate_limited,
         "duration_s": s.duration_s,
         "rows_per_s": s.rows_per_s,
+        "attempts": s.attempts,
+        "this_attempt": attempt_json(s.this_attempt),
         "out_dir": str(report.out_dir),
     }
     if s.incremental is not None:

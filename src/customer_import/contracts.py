@@ -273,6 +273,27 @@ class SendFacts:
     rate_limited: int = 0
     max_in_flight: int = 0
     latency: Latency = field(default_factory=Latency)
+    latency_buckets: dict[int, int] = field(default_factory=dict)
+    """The latency histogram's counts by bucket: a resume adds its own to them."""
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """What an attempt of a run did (a resume is an attempt of its own), or all of them."""
+
+    requests: int = 0
+    retries: int = 0
+    rate_limited: int = 0
+    """429 answers."""
+    max_in_flight: int = 0
+    duration_s: float = 0.0
+    records: int = 0
+    """Input records given an outcome."""
+    rows_per_s: float | None = None
+    """``records`` a second."""
+    latency_ms: Latency = field(default_factory=Latency)
+    started_at: str | None = None
+    finished_at: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -306,8 +327,9 @@ class ShardStatus:
 
 @dataclass(frozen=True, slots=True)
 class RunSummary:
-    """What a run did, in numbers: summary.json. Counts describe the whole input, earlier
-    attempts included; ``records_this_run``, ``duration_s`` and ``rows_per_s`` this attempt."""
+    """What a run did, in numbers: summary.json. Counts describe the whole input, and the
+    request figures and timings every attempt, earlier ones included (a resume);
+    ``this_attempt`` holds this attempt's alone."""
 
     status: RunStatus
     message: str | None
@@ -321,8 +343,9 @@ class RunSummary:
     retries: int
     rate_limited: int
     max_in_flight: int
+    """The most requests in flight at once, in any attempt."""
     duration_s: float
-    records_this_run: int
+    """The attempts' durations added up."""
     rows_per_s: float | None
     latency_ms: Latency
     input: InputFacts | None
@@ -331,6 +354,10 @@ class RunSummary:
     base_url: str | None = None
     out_dir: str | None = None
     finished_at: str | None = None
+    started_at: str | None = None
+    """When the run's first attempt started."""
+    attempts: int = 1
+    this_attempt: Attempt = field(default_factory=Attempt)
     shard: str | None = None
     warnings: list[str] = field(default_factory=list)
     incremental: IncrementalFacts | None = None

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from customer_import.contracts import (
+    Attempt,
     Ending,
     IncrementalFacts,
     InputFacts,
@@ -19,6 +20,7 @@ from customer_import.contracts import (
     RunSummary,
     SendFacts,
 )
+from customer_import.outputs.attempts import attempt_of, record_attempt
 from customer_import.record.journal import Journal
 
 
@@ -51,8 +53,20 @@ class RunFacts:
 
 
 def build_summary(run: RunIdentity, facts: RunFacts, journal: Journal) -> RunSummary:
+    """The summary; this attempt's figures are added to the journal's sum of the attempts
+    (``attempts.record_attempt``): call it once an attempt."""
     by_status = journal.count_by_status()
-    sent = facts.sent
+    finished_at = datetime.now(UTC)
+    started_at = finished_at - timedelta(seconds=facts.duration_s)
+    attempt = attempt_of(
+        facts.sent,
+        facts.duration_s,
+        facts.records_this_run,
+        started_at.isoformat(timespec="seconds"),
+        finished_at.isoformat(timespec="seconds"),
+    )
+    whole = record_attempt(journal, attempt, facts.sent.latency_buckets)
+    run_figures = whole.figures
     return RunSummary(
         status=facts.ending.status,
         message=facts.ending.message,
@@ -63,30 +77,26 @@ def build_summary(run: RunIdentity, facts: RunFacts, journal: Journal) -> RunSum
         pending=max(0, facts.total - sum(by_status.values())),
         rejected_by_stage=journal.count_rejects_by_stage(),
         omitted=journal.count_omitted(),
-        requests=sent.requests,
-        retries=sent.retries,
-        rate_limited=sent.rate_limited,
-        max_in_flight=sent.max_in_flight,
-        duration_s=round(facts.duration_s, 3),
-        records_this_run=facts.records_this_run,
-        rows_per_s=per_s(facts.records_this_run, facts.duration_s),
-        latency_ms=sent.latency,
+        requests=run_figures.requests,
+        retries=run_figures.retries,
+        rate_limited=run_figures.rate_limited,
+        max_in_flight=run_figures.max_in_flight,
+        duration_s=run_figures.duration_s,
+        rows_per_s=run_figures.rows_per_s,
+        latency_ms=run_figures.latency_ms,
+        started_at=run_figures.started_at,
+        attempts=whole.attempts,
+        this_attempt=attempt,
         input=run.input,
         encoding=run.encoding,
         delimiter=run.delimiter,
         base_url=run.base_url,
         out_dir=run.out_dir,
-        finished_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        finished_at=attempt.finished_at,
         shard=run.shard,
         warnings=facts.warnings,
         incremental=facts.incremental,
     )
-
-
-def per_s(records: int, duration_s: float) -> float | None:
-    """Records a second, given ``records_this_run``: an interrupted run or a resume does not
-    count what it did not do."""
-    return round(records / duration_s, 1) if duration_s > 0 else None
 
 
 def summary_json(summary: RunSummary) -> dict[str, Any]:
@@ -106,9 +116,11 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "rate_limited": summary.rate_limited,
         "max_in_flight": summary.max_in_flight,
         "duration_s": summary.duration_s,
-        "records_this_run": summary.records_this_run,
         "rows_per_s": summary.rows_per_s,
         "latency_ms": _fields(summary.latency_ms),
+        "attempts": summary.attempts,
+        "started_at": summary.started_at,
+        "this_attempt": attempt_json(summary.this_attempt),
         "input": None if summary.input is None else _fields(summary.input),
         "encoding": summary.encoding,
         "delimiter": summary.delimiter,
@@ -136,10 +148,37 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
     return out
 
 
+def attempt_json(attempt: Attempt) -> dict[str, Any]:
+    """summary.json's ``this_attempt``."""
+    return {**_fields(attempt), "latency_ms": _fields(attempt.latency_ms)}
+
+
+def attempt_from_json(value: Mapping[str, Any]) -> Attempt:
+    latency = value.get("latency_ms") or {}
+    return Attempt(
+        requests=int(value.get("requests") or 0),
+        retries=int(value.get("retries") or 0),
+        rate_limited=int(value.get("rate_limited") or 0),
+        max_in_flight=int(value.get("max_in_flight") or 0),
+        duration_s=float(value.get("duration_s") or 0),
+        records=int(value.get("records") or 0),
+        rows_per_s=value.get("rows_per_s"),
+        latency_ms=Latency(latency.get("p50"), latency.get("p95"), latency.get("p99")),
+        started_at=value.get("started_at"),
+        finished_at=value.get("finished_at"),
+    )
+
+
 def summary_from_json(value: Mapping[str, Any]) -> RunSummary:
-    """A summary.json read back (``merge``); keys it lacks are zero or empty."""
+    """A summary.json read back (``merge``); keys it lacks are zero or empty. One written
+    before ``this_attempt`` existed had one attempt: its top-level figures."""
     latency = value.get("latency_ms") or {}
     source = value.get("input")
+    attempt = value.get("this_attempt") or {
+        **value,
+        "records": value.get("records_this_run"),
+        "started_at": None,
+    }
     return RunSummary(
         status=RunStatus(value["status"]),
         message=value.get("message"),
@@ -155,7 +194,6 @@ def summary_from_json(value: Mapping[str, Any]) -> RunSummary:
         rate_limited=int(value.get("rate_limited") or 0),
         max_in_flight=int(value.get("max_in_flight") or 0),
         duration_s=float(value.get("duration_s") or 0),
-        records_this_run=int(value.get("records_this_run") or 0),
         rows_per_s=value.get("rows_per_s"),
         latency_ms=Latency(latency.get("p50"), latency.get("p95"), latency.get("p99")),
         input=None if not source else InputFacts(source["path"], source["size"], source["hash"]),
@@ -164,10 +202,13 @@ def summary_from_json(value: Mapping[str, Any]) -> RunSummary:
         base_url=value.get("base_url"),
         out_dir=value.get("out_dir"),
         finished_at=value.get("finished_at"),
+        started_at=value.get("started_at"),
+        attempts=int(value.get("attempts") or 1),
+        this_attempt=attempt_from_json(attempt),
         shard=value.get("shard"),
         warnings=list(value.get("warnings") or []),
     )
 
 
-def _fields(value: Latency | InputFacts) -> dict[str, Any]:
+def _fields(value: Latency | InputFacts | Attempt) -> dict[str, Any]:
     return dataclasses.asdict(value)

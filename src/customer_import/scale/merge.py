@@ -14,8 +14,16 @@ from typing import Final
 
 import polars as pl
 
-from customer_import.contracts import Latency, RecordStatus, RunStatus, RunSummary, ShardStatus
+from customer_import.contracts import (
+    Attempt,
+    Latency,
+    RecordStatus,
+    RunStatus,
+    RunSummary,
+    ShardStatus,
+)
 from customer_import.errors import ConfigError
+from customer_import.outputs.attempts import per_s
 from customer_import.outputs.files import (
     MISSING_NAME,
     REJECTS_NAME,
@@ -24,7 +32,7 @@ from customer_import.outputs.files import (
     atomic_text,
     write_summary,
 )
-from customer_import.outputs.summary import per_s, summary_from_json
+from customer_import.outputs.summary import summary_from_json
 
 _STATUS_ORDER: Final = (RunStatus.COMPLETED, RunStatus.INTERRUPTED, RunStatus.ABORTED)
 
@@ -94,7 +102,7 @@ def merged_summary(summaries: list[RunSummary]) -> RunSummary:
         stages.update(s.rejected_by_stage)
         omitted.update(s.omitted)
     duration = max(s.duration_s for s in summaries)
-    records = sum(s.records_this_run for s in summaries)
+    records = sum(s.this_attempt.records for s in summaries)  # of the attempts, all shards'
     return RunSummary(
         status=max((s.status for s in summaries), key=_STATUS_ORDER.index),
         message="; ".join(f"shard {s.shard}: {s.message}" for s in summaries if s.message) or None,
@@ -111,9 +119,11 @@ def merged_summary(summaries: list[RunSummary]) -> RunSummary:
         # the shards' maxima added up: an upper bound of the run's
         max_in_flight=sum(s.max_in_flight for s in summaries),
         duration_s=duration,
-        records_this_run=records,
-        rows_per_s=per_s(records, duration),
-        latency_ms=_worst_latency(summaries),
+        rows_per_s=per_s(sum(s.rows - s.pending for s in summaries), duration),
+        latency_ms=_worst_latency([s.latency_ms for s in summaries]),
+        attempts=max(s.attempts for s in summaries),
+        started_at=min((s.started_at or "" for s in summaries), default="") or None,
+        this_attempt=_merged_attempt([s.this_attempt for s in summaries], records),
         input=first.input,
         encoding=first.encoding,
         delimiter=first.delimiter,
@@ -124,7 +134,25 @@ def merged_summary(summaries: list[RunSummary]) -> RunSummary:
     )
 
 
-def _worst_latency(summaries: list[RunSummary]) -> Latency:
+def _merged_attempt(attempts: list[Attempt], records: int) -> Attempt:
+    """The shards' attempts as one: counts added up, the longest duration, the most in flight
+    added up (an upper bound), the worst latency."""
+    duration = max(a.duration_s for a in attempts)
+    return Attempt(
+        requests=sum(a.requests for a in attempts),
+        retries=sum(a.retries for a in attempts),
+        rate_limited=sum(a.rate_limited for a in attempts),
+        max_in_flight=sum(a.max_in_flight for a in attempts),
+        duration_s=duration,
+        records=records,
+        rows_per_s=per_s(records, duration),
+        latency_ms=_worst_latency([a.latency_ms for a in attempts]),
+        started_at=min((a.started_at or "" for a in attempts), default="") or None,
+        finished_at=max((a.finished_at or "" for a in attempts), default="") or None,
+    )
+
+
+def _worst_latency(latencies: list[Latency]) -> Latency:
     """Percentiles cannot be merged exactly: the worst shard's, an upper bound."""
 
     def worst(values: list[float | None]) -> float | None:
@@ -132,7 +160,7 @@ def _worst_latency(summaries: list[RunSummary]) -> Latency:
         return max(known) if known else None
 
     return Latency(
-        worst([s.latency_ms.p50 for s in summaries]),
-        worst([s.latency_ms.p95 for s in summaries]),
-        worst([s.latency_ms.p99 for s in summaries]),
+        worst([latency.p50 for latency in latencies]),
+        worst([latency.p95 for latency in latencies]),
+        worst([latency.p99 for latency in latencies]),
     )

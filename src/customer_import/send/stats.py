@@ -20,6 +20,26 @@ class LatencyHistogram:
         self._counts: dict[int, int] = {}
         self.count = 0
 
+    @classmethod
+    def of(cls, buckets: dict[int, int] | dict[str, int]) -> LatencyHistogram:
+        """A histogram of ``buckets`` (``buckets``' form; keys may be JSON's strings)."""
+        histogram = cls()
+        histogram.add_buckets({int(k): int(v) for k, v in buckets.items()})
+        return histogram
+
+    @property
+    def buckets(self) -> dict[int, int]:
+        """Counts by bucket: another histogram of the same buckets can add them."""
+        return dict(self._counts)
+
+    def add_buckets(self, buckets: dict[int, int]) -> None:
+        for bucket, count in buckets.items():
+            self._counts[bucket] = self._counts.get(bucket, 0) + count
+            self.count += count
+
+    def latency(self) -> Latency:
+        return Latency(*(self.percentile(q) for q in (50, 95, 99)))
+
     def add(self, ms: float) -> None:
         bucket = 0 if ms <= 0.01 else int((math.log(ms) - self._LOG_MIN) * self._PER_LOG) + 1
         self._counts[bucket] = self._counts.get(bucket, 0) + 1
@@ -46,11 +66,11 @@ class SendStats:
     latency: LatencyHistogram = field(default_factory=LatencyHistogram)
 
     def facts(self) -> SendFacts:
-        percentiles = (self.latency.percentile(q) for q in (50, 95, 99))
         return SendFacts(
             self.requests,
             self.retries,
             self.rate_limited,
             self.max_in_flight,
-            Latency(*percentiles),
+            self.latency.latency(),
+            self.latency.buckets,
         )
