@@ -269,7 +269,11 @@ def _name_part(expr: pl.Expr, part: str) -> pl.Expr:
 def id_only(frame: pl.DataFrame, plan: MappingPlan) -> pl.Series:
     """The cleaned externalId of each record, null where it cannot be a real id (validation
     rejects it): such ids are never counted as repeated, nor sharded together."""
-    mapped = map_batch(frame, plan, only=(EXTERNAL_ID,))
+    return usable_ids(map_batch(frame, plan, only=(EXTERNAL_ID,)), plan)
+
+
+def usable_ids(mapped: pl.DataFrame, plan: MappingPlan) -> pl.Series:
+    """``id_only`` of a batch already mapped."""
     ids = mapped[EXTERNAL_ID]
     inexact = mapped[INEXACT_ID] if INEXACT_ID in mapped.columns else None
     return ids.set(id_reasons(ids, inexact, plan.max_id_length).is_not_null(), None)

@@ -32,7 +32,7 @@ from customer_import.contracts import (
 from customer_import.schema import STRING_FIELDS
 from customer_import.transform.duplicates import Decision, RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
-from customer_import.transform.mapping import MappingPlan, id_only, map_batch
+from customer_import.transform.mapping import MappingPlan, id_only, map_batch, usable_ids
 from customer_import.transform.parallel import OrderedMap
 from customer_import.transform.quality import (
     SuspectText,
@@ -172,10 +172,10 @@ class BatchPreparer:
     def prepare(self, batch: Batch) -> Prepared:
         """Safe to call from several threads at once."""
         frame = batch.frame
-        ids = id_only(frame, self._plan)
+        mapped = map_batch(frame, self._plan)
+        ids = usable_ids(mapped, self._plan)
         held_mask = id_hashes(ids).is_in(self._repeated.implode()).fill_null(False)
         held_rows = frame[ROW].filter(held_mask)
-        mapped = map_batch(frame, self._plan)
         validated = self._validator.validate(mapped)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
