@@ -52,16 +52,21 @@ class FieldStats:
         self._held: list[pl.DataFrame] = []
 
     def add(self, checked: pl.DataFrame) -> None:
-        """Counts a checked frame: each target's value, ERR and OMIT columns."""
+        """Counts a checked frame: each target's value, ERR and OMIT columns. Every field's
+        counts in one pass over the frame; reasons only for the fields that have some."""
+        if not checked.height:
+            return
+        counts = checked.select(
+            expr for target in self.fields for expr in _count_exprs(target)
+        ).row(0, named=True)
         for target, report in self.fields.items():
-            _add_field(
-                report,
-                checked.select(
-                    pl.col(target),
-                    pl.col(f"{target}{ERR}").alias("_err"),
-                    pl.col(f"{target}{OMIT}").alias("_omit"),
-                ),
-            )
+            empty, rejected, omitted = (counts[f"{target}{k}"] for k in _COUNTS)
+            report.empty += empty
+            report.rejected += rejected
+            report.omitted += omitted
+            report.valid += checked.height - empty - rejected - omitted
+            if rejected or omitted:
+                _add_reasons_of(report, checked, target, rejected=rejected, omitted=omitted)
 
     def hold(self, checked: pl.DataFrame) -> None:
         """Records of repeated ids: counted by ``settle`` once the run has decided them."""
@@ -88,24 +93,28 @@ class FieldStats:
                 _keep_examples(total, kind, examples)
 
 
-def _add_field(report: FieldReport, frame: pl.DataFrame) -> None:
-    value, err, omit = pl.col(frame.columns[0]), pl.col("_err"), pl.col("_omit")
-    counts = frame.select(
-        empty=(value.is_null() & err.is_null()).sum(),
-        rejected=err.is_not_null().sum(),
-        omitted=omit.is_not_null().sum(),
-        total=pl.len(),
-    ).row(0, named=True)
-    report.empty += counts["empty"]
-    report.rejected += counts["rejected"]
-    report.omitted += counts["omitted"]
-    report.valid += counts["total"] - counts["empty"] - counts["rejected"] - counts["omitted"]
-    if counts["rejected"]:
+_COUNTS: Final = ("#empty", "#rejected", "#omitted")
+
+
+def _count_exprs(target: str) -> list[pl.Expr]:
+    value, err, omit = pl.col(target), pl.col(f"{target}{ERR}"), pl.col(f"{target}{OMIT}")
+    return [
+        (value.is_null() & err.is_null()).sum().alias(f"{target}#empty"),
+        err.is_not_null().sum().alias(f"{target}#rejected"),
+        omit.is_not_null().sum().alias(f"{target}#omitted"),
+    ]
+
+
+def _add_reasons_of(
+    report: FieldReport, checked: pl.DataFrame, target: str, *, rejected: int, omitted: int
+) -> None:
+    value, err, omit = pl.col(target), pl.col(f"{target}{ERR}"), pl.col(f"{target}{OMIT}")
+    if rejected:
         kinds = err.str.replace(r"^[^:]+: ", "")
-        _add_reasons(report, frame.filter(err.is_not_null()), value, kinds)
-    if counts["omitted"]:
+        _add_reasons(report, checked.filter(err.is_not_null()), value, kinds)
+    if omitted:
         kinds = pl.lit("omitted: ") + omit
-        _add_reasons(report, frame.filter(omit.is_not_null()), value, kinds)
+        _add_reasons(report, checked.filter(omit.is_not_null()), value, kinds)
 
 
 def _add_reasons(report: FieldReport, judged: pl.DataFrame, value: pl.Expr, why: pl.Expr) -> None:
