@@ -136,6 +136,9 @@ def test_workers_split_the_records_between_processes_and_merge(
         tmp_path / "out" / "shards" / "1-of-2",
         tmp_path / "out" / "shards" / "2-of-2",
     ]
+    # one page for the merged run, linking each shard's own (with its timeline and fields)
+    page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert 'href="shards/1-of-2/report.html"' in page and "Reject reasons" in page
 
 
 def test_workers_are_refused_before_starting_when_concurrency_cannot_be_shared(

@@ -235,6 +235,9 @@ class OutputConfig(_Strict):
     """Output directory; default out/<job name> beside the job file."""
     state_dir: Path | None = None
     """Incremental sync state; default state/ beside the job file."""
+    metrics_file: Path | None = None
+    """The last run's metrics in Prometheus' text format (a ``.prom`` file in node_exporter's
+    textfile collector folder), written at the end of every run; none by default."""
 
 
 class JobConfig(_Strict):
@@ -335,10 +338,16 @@ def _resolve_paths(job: JobConfig, base: Path) -> JobConfig:
         source_path = _under(base, source_path)
     out_dir = _under(base, job.output.dir or Path("out") / job.name)
     state_dir = _under(base, job.output.state_dir or Path("state"))
+    metrics = job.output.metrics_file
+    paths = {
+        "dir": out_dir,
+        "state_dir": state_dir,
+        "metrics_file": metrics and _under(base, metrics),
+    }
     return job.model_copy(
         update={
             "source": job.source.model_copy(update={"path": source_path}),
-            "output": job.output.model_copy(update={"dir": out_dir, "state_dir": state_dir}),
+            "output": job.output.model_copy(update=paths),
         }
     )
 

@@ -3,4 +3,7 @@
 finish.py    the last stage: reject sources, summary, files
 files.py     results.csv, rejects.csv, missing.csv, summary.json (atomic, owner-only)
 summary.py   summary.json's numbers
+attempts.py  this attempt's figures, and every attempt's (a resumed run)
+report.py    report.html: the run for a person (svg.py draws its charts)
+metrics.py   [output] metrics_file: the last run for Prometheus
 """

@@ -24,6 +24,8 @@ from customer_import.outputs.files import (
     write_results,
     write_summary,
 )
+from customer_import.outputs.metrics import write_metrics
+from customer_import.outputs.report import write_report
 from customer_import.outputs.summary import RunFacts, RunIdentity, build_summary
 from customer_import.record.journal import Journal
 from customer_import.source import Source
@@ -55,9 +57,13 @@ class RunOutputs:
             (self.out_dir / MISSING_NAME).unlink(missing_ok=True)
         write_summary(summary, self.out_dir)
         ending = facts.ending
-        return RunReport(
+        report = RunReport(
             ending.status, summary, self.out_dir, ending.message, ending.signum, ending.resumable
         )
+        write_report(self.out_dir, report, timeline=facts.timeline, fields=facts.field_stats)
+        if self._run.metrics_file is not None:
+            write_metrics(self._run.metrics_file, report)
+        return report
 
     def _fill_reject_sources(self) -> str | None:
         """Source values of API and transport rejects, from one more read of the file; a

@@ -4,9 +4,10 @@ earlier attempts included); what this attempt alone did comes from the run."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from customer_import.contracts import (
@@ -22,6 +23,8 @@ from customer_import.contracts import (
 )
 from customer_import.outputs.attempts import attempt_of, record_attempt
 from customer_import.record.journal import Journal
+from customer_import.send.timeline import Point
+from customer_import.transform.fieldstats import FieldStats
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +39,8 @@ class RunIdentity:
     base_url: str
     out_dir: str
     shard: str | None = None
+    metrics_file: Path | None = None
+    """``[output] metrics_file``: where the outputs stage writes the run's metrics."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +55,10 @@ class RunFacts:
     sent: SendFacts
     warnings: list[str] = field(default_factory=list)
     incremental: IncrementalFacts | None = None
+    timeline: Sequence[Point] = ()
+    """Requests and latency over the run, for report.html."""
+    field_stats: FieldStats | None = None
+    """Per-field counts of the records this attempt read, for report.html."""
 
 
 def build_summary(run: RunIdentity, facts: RunFacts, journal: Journal) -> RunSummary:

@@ -53,8 +53,10 @@ from customer_import.run.progress import ProgressReporter
 from customer_import.run.settings import Settings, resolve_settings, run_identity
 from customer_import.send.setup import open_sender
 from customer_import.send.stats import SendStats
+from customer_import.send.timeline import Timeline
 from customer_import.source import Source, open_source
 from customer_import.transform.duplicates import decide
+from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.frames import send_items
 from customer_import.transform.guard import InvalidRatioGuard, guard_empty
 from customer_import.transform.mapping import MappingPlan
@@ -120,6 +122,7 @@ class _Run:
         self.recorder = Recorder(journal, group=settings.concurrency)
         self.progress = ProgressReporter(options.progress)
         self.stats = SendStats()
+        self.timeline = Timeline()
         self.preparer: BatchPreparer | None = None
         self.prepared: OrderedMap[Batch, Prepared] | None = None
         self.stopping = Stopping()
@@ -158,6 +161,8 @@ class _Run:
             (self.preparer.warnings() if self.preparer else [])
             + (self.sync.warnings if self.sync else []),
             self.sync.facts(self.journal.count_deactivated()) if self.sync is not None else None,
+            timeline=self.timeline.points,
+            field_stats=self.preparer.stats if self.preparer else None,
         )
         return self.outputs.finish(facts, self.sync.missing_ids if self.sync else [])
 
@@ -194,8 +199,10 @@ class _Run:
         done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
         self.recorder.resumed(self.journal.count_by_status())
         split = self.sync.split_unchanged if self.sync is not None else None
+        # Per-field counts in every run (report.html): a pass over each batch's checked frame
+        stats = self.options.field_stats or FieldStats(tuple(self.job.mapping.fields))
         self.preparer = BatchPreparer(
-            self.plan, self.outputs.kept_columns, repeated, done, split, self.options.field_stats
+            self.plan, self.outputs.kept_columns, repeated, done, split, stats
         )
         return self.preparer
 
@@ -241,7 +248,8 @@ class _Run:
         ) as sender:
             self.stats = sender.stats
             self.stopping.listen(sender.stop)
-            await sender.run(items)
+            with self.timeline.sampling(sender.stats):  # once a second, off the request path
+                await sender.run(items)
 
     def _progress(self) -> Progress:
         return self.recorder.progress(self.total, self.stats.requests)

@@ -98,4 +98,5 @@ def run_identity(
         base_url=settings.base_url,
         out_dir=str(settings.out_dir),
         shard=str(options.shard) if options.shard else None,
+        metrics_file=job.output.metrics_file,
     )

@@ -18,6 +18,7 @@ from customer_import.contracts import (
     Attempt,
     Latency,
     RecordStatus,
+    RunReport,
     RunStatus,
     RunSummary,
     ShardStatus,
@@ -32,6 +33,7 @@ from customer_import.outputs.files import (
     atomic_text,
     write_summary,
 )
+from customer_import.outputs.report import REPORT_NAME, write_report
 from customer_import.outputs.summary import summary_from_json
 
 _STATUS_ORDER: Final = (RunStatus.COMPLETED, RunStatus.INTERRUPTED, RunStatus.ABORTED)
@@ -50,6 +52,10 @@ def merge_outputs(shard_dirs: list[Path], out_dir: Path) -> RunSummary:
         )
     summary = dataclasses.replace(merged_summary(summaries), out_dir=str(out_dir))
     write_summary(summary, out_dir)
+    # A merged run's page: the counts and reasons; the shards' own pages have the rest.
+    pages = [d / REPORT_NAME for d in shard_dirs if (d / REPORT_NAME).exists()]
+    report = RunReport(summary.status, summary, Path(summary.out_dir or out_dir), summary.message)
+    write_report(out_dir, report, shard_reports=pages)
     return summary
 
 

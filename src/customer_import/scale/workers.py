@@ -30,6 +30,7 @@ from customer_import.config import JobConfig
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport
 from customer_import.errors import ConfigError, ImportJobError, RunAborted
 from customer_import.logs import configure as configure_logs
+from customer_import.outputs.metrics import write_metrics
 from customer_import.record.locks import FolderLock
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
@@ -77,7 +78,10 @@ def run_in_workers(
     if not all((folder / "summary.json").exists() for folder in folders):
         raise RunAborted(f"a worker stopped without writing its summary (exit codes {codes})")
     summary = merge_outputs(folders, out_dir)
-    return RunReport(summary.status, summary, out_dir, summary.message, signum)
+    report = RunReport(summary.status, summary, out_dir, summary.message, signum)
+    if job.output.metrics_file is not None:
+        write_metrics(job.output.metrics_file, report)
+    return report
 
 
 def _check(job: JobConfig, options: RunOptions, workers: int) -> None:
@@ -124,6 +128,8 @@ def _run_all(
 def _worker(job: JobConfig, options: RunOptions, progress: Connection, log_format: str) -> None:
     """One shard, in its own process: exits with the run's exit code."""
     configure_logs(log_format)
+    no_metrics = job.output.model_copy(update={"metrics_file": None})  # the merged run's, after
+    job = job.model_copy(update={"output": no_metrics})
     options = dataclasses.replace(options, progress=progress.send)
     try:
         report = run_job(job, options)

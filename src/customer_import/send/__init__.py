@@ -6,4 +6,5 @@ answers.py   what an answer means (the one place that decides), and a record's o
 flow.py      how fast: rate pacing, rate discovery on 429, the circuit breaker
 client.py    httpx requests over the chosen transport
 stats.py     requests, retries, latency
+timeline.py  requests and latency over the run, sampled once a second (report.html)
 """
