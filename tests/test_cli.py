@@ -67,6 +67,7 @@ def test_a_dry_run_needs_no_credentials(tmp_path: Path) -> None:
     result = run_cli("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
     assert result.returncode == ExitCode.OK, result.stderr
     assert "completed: 2 records" in result.stdout
+    assert f"report.html: {tmp_path / 'out' / 'report.html'}" in result.stdout
     assert read_summary(tmp_path / "out")["valid"] == 2
 
 
@@ -117,6 +118,7 @@ def test_json_logs_are_one_object_a_line_and_never_hold_the_key(
     assert (finished["status"], finished["exit_code"], finished["rows"]) == ("completed", 1, 3)
     assert (finished["created"], finished["rejected"]) == (2, 1)
     assert finished["rejected_by_stage"] == {"validation": 1}
+    assert finished["files"]["report.html"] == str(tmp_path / "out" / "report.html")
 
 
 def test_json_logs_carry_the_fatal_reason_as_an_event_and_nothing_else_on_stdout(

@@ -15,6 +15,7 @@ from tqdm import tqdm
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport, RunStatus
 from customer_import.logs import event, mask, mask_value
 from customer_import.outputs.files import MISSING_NAME, REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
+from customer_import.outputs.report import REPORT_NAME
 from customer_import.outputs.summary import attempt_json
 from customer_import.transform.fieldstats import FieldStats
 
@@ -103,9 +104,19 @@ def print_report(report: RunReport) -> None:
         lines.append(f"  rejected by stage: {_counts(s.rejected_by_stage)}")
     if report.message:
         lines.append(f"  {report.message}")
-    for name in (RESULTS_NAME, REJECTS_NAME, SUMMARY_NAME):
-        lines.append(f"  {name}: {report.out_dir / name}")
+    for name, path in _files(report).items():
+        if name != MISSING_NAME:  # named above, with the missing customers
+            lines.append(f"  {name}: {path}")
     print("\n".join(lines))
+
+
+def _files(report: RunReport) -> dict[str, str]:
+    """The files a person reads after a run, by name: missing.csv when it was written."""
+    names = [RESULTS_NAME, REJECTS_NAME, SUMMARY_NAME, REPORT_NAME]
+    inc = report.summary.incremental
+    if inc is not None and inc.missing_since_last_run:
+        names.append(MISSING_NAME)
+    return {name: str(report.out_dir / name) for name in names}
 
 
 def log_report(report: RunReport) -> None:
@@ -141,6 +152,7 @@ def log_report(report: RunReport) -> None:
         "attempts": s.attempts,
         "this_attempt": attempt_json(s.this_attempt),
         "out_dir": str(report.out_dir),
+        "files": _files(report),
     }
     if s.incremental is not None:
         fields["missing_since_last_run"] = s.incremental.missing_since_last_run
