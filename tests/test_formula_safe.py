@@ -122,8 +122,9 @@ def test_a_dry_run_of_a_rejects_file_finds_the_same_values(tmp_path: Path) -> No
     results = raw_rows(tmp_path / "dry" / "results.csv")
     assert [r[1] for r in results[1:]] == ["'=1+1", "C-2", "C-3", "'-4"]
     again = raw_rows(tmp_path / "dry" / "rejects.csv")
-    assert again[0] == raw_rows(first)[0]
+    assert again[0] == [*raw_rows(first)[0][:-4], "source_row", "source_file", *TRAILER]
     assert again[1][:6] == raw_rows(first)[5][:6]  # record 5's cells, unchanged
+    assert again[1][6:8] == ["5", "export.csv"]  # where it first was
 
 
 def test_results_csv_writes_ids_sheet_safe(tmp_path: Path) -> None:

@@ -262,10 +262,10 @@ def test_a_run_that_stops_while_a_batch_is_being_read_ends_cleanly_and_resumes(
     assert_conservation(tmp_path / "out", 3_000)
 
 
-def test_unfinished_run_is_not_overwritten_without_resume_or_restart(
+def test_on_unfinished_refuse_asks_for_resume_or_restart(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
-    job = mixed_job(tmp_path)
+    job = mixed_job(tmp_path, extra='max_invalid_ratio = 1.0\non_unfinished = "refuse"')
     sandbox.revoke_key()
     run(job, sandbox)
 
@@ -353,7 +353,10 @@ def test_rejects_file_can_be_fixed_and_fed_back(tmp_path: Path, sandbox: Sandbox
     assert sandbox.get("C-3")["email"] == "alan@example.com"  # type: ignore[index]
     assert_conservation(tmp_path / "again", 4)
     header = (tmp_path / "again" / "rejects.csv").read_text(encoding="utf-8").splitlines()[0]
-    assert header == "id,first,last,email,phone,status,email_opt_out,_row,_stage,_reason,_raw"
+    assert header == (
+        "id,first,last,email,phone,status,email_opt_out,source_row,source_file,"
+        "_row,_stage,_reason,_raw"
+    )
 
 
 def test_the_api_key_appears_in_no_output(

@@ -22,12 +22,14 @@ from customer_import.console import ProgressRenderer, log_report, print_report, 
 from customer_import.contracts import ExitCode, RunReport
 from customer_import.errors import ConfigError, ImportJobError
 from customer_import.record import incremental, snapshot
+from customer_import.record.history import History
+from customer_import.record.locks import FolderLock
 from customer_import.run.options import RunOptions
 from customer_import.run.process import handlers_set
 from customer_import.runner import run_job
 from customer_import.sandbox import cli as sandbox_cli
 from customer_import.scaffold import init_job
-from customer_import.scale.merge import merge_outputs
+from customer_import.scale.merge import merge_run
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.sharding import Shard
 
@@ -74,9 +76,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _add_run(parser: argparse.ArgumentParser) -> None:
+def _add_input(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("job", type=Path, help="the job file (TOML)")
     parser.add_argument("--input", type=_input, help="input file or URL instead of [source] path")
+    parser.add_argument("--encoding", help="the input's codec (or auto) instead of [source]'s")
+    parser.add_argument(
+        "--delimiter",
+        type=_delimiter,
+        help="the input's delimiter instead of [source]'s: , ; | tab",
+    )
+
+
+def _delimiter(text: str) -> str:
+    """--delimiter: "tab" (or "\\t", as a shell passes it) is a tab."""
+    return "\t" if text.lower() in ("tab", "\\t") else text
+
+
+def _add_run(parser: argparse.ArgumentParser) -> None:
+    _add_input(parser)
     parser.add_argument("--out", type=Path, help="output directory instead of [output] dir")
     parser.add_argument("--base-url", help="API base URL instead of [api] base_url")
     parser.add_argument("--concurrency", type=int, help="most requests in flight at once")
@@ -106,7 +123,9 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
     )
     resume = parser.add_mutually_exclusive_group()
     resume.add_argument("--resume", action="store_true", help="continue an unfinished run")
-    resume.add_argument("--restart", action="store_true", help="discard an unfinished run")
+    resume.add_argument(
+        "--restart", action="store_true", help="close an unfinished run as abandoned, start anew"
+    )
     parser.add_argument(
         "--shard", type=_shard, help="K/N: only the records whose id hashes to shard K of N"
     )
@@ -127,8 +146,7 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_check(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("job", type=Path, help="the job file (TOML)")
-    parser.add_argument("--input", type=_input, help="input file or URL instead of [source] path")
+    _add_input(parser)
     parser.add_argument(
         "--out", type=Path, help="where rejects.csv goes (default: <output dir>/check)"
     )
@@ -187,6 +205,8 @@ def _run(args: argparse.Namespace) -> int:
     with ProgressRenderer(bar=text and not args.no_progress) as on_progress:
         options = RunOptions(
             input=args.input,
+            encoding=args.encoding,
+            delimiter=args.delimiter,
             out_dir=args.out,
             base_url=args.base_url,
             concurrency=args.concurrency,
@@ -221,7 +241,9 @@ def _shard(spec: str) -> Shard:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    summary = merge_outputs(args.shards, args.out)
+    history = History(args.out)
+    with FolderLock(args.out, "the output folder"):
+        summary = merge_run(args.shards, history, history.new_run())
     report = RunReport(summary.status, summary, args.out, summary.message)
     print_report(report)
     return report.exit_code
@@ -233,6 +255,8 @@ def _check(args: argparse.Namespace) -> int:
     stats = FieldStats(tuple(job.mapping.fields))
     options = RunOptions(
         input=args.input,
+        encoding=args.encoding,
+        delimiter=args.delimiter,
         out_dir=args.out or job.output.dir / "check",
         dry_run=True,
         restart=True,

@@ -44,6 +44,9 @@ BASE_URL_ENV: Final = "CUSTOMER_IMPORT_BASE_URL"
 RunMode = Literal["full", "incremental"]
 DuplicatesMode = Literal["last", "first", "reject"]
 OnMissing = Literal["ignore", "deactivate"]
+OnUnfinished = Literal["auto", "resume", "restart", "refuse"]
+Delimiter = Literal["auto", ",", ";", "\t", "|"]
+DEFAULT_KEEP_RUNS: Final = 30
 
 _HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a key or id can be
 _URL: Final = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+://")  # two letters at least: not "C:\"
@@ -66,7 +69,7 @@ class SourceConfig(_Strict):
     (s3://, gs://, file://) stays text and is never resolved against the job file's folder."""
     encoding: str = "utf-8"
     """Any Python codec name, or "auto" (BOM sniffing, then UTF-8, else Windows-1252)."""
-    delimiter: Literal["auto", ",", ";", "\t", "|"] = "auto"
+    delimiter: Delimiter = "auto"
     """"auto" detects the delimiter from the header line."""
     null_values: list[str] | None = None
     """Cells equal to one of these (both trimmed; compared exactly) are empty. None: the
@@ -238,6 +241,8 @@ class OutputConfig(_Strict):
     metrics_file: Path | None = None
     """The last run's metrics in Prometheus' text format (a ``.prom`` file in node_exporter's
     textfile collector folder), written at the end of every run; none by default."""
+    keep_runs: int = Field(default=DEFAULT_KEEP_RUNS, ge=1)
+    """How many runs' folders ``history/`` keeps; older ones are removed when a run ends."""
 
 
 class JobConfig(_Strict):
@@ -251,6 +256,10 @@ class JobConfig(_Strict):
     """Incremental: customers gone from the export since the last run are listed, or deactivated."""
     duplicates: DuplicatesMode = "last"
     """Which record of a repeated externalId is sent; "reject" rejects them all."""
+    on_unfinished: OnUnfinished = "auto"
+    """An output folder holding an unfinished run: "auto" resumes it when the input and job
+    are unchanged, else closes it as abandoned (in its history folder) and starts anew;
+    "resume" and "restart" always do that; "refuse" stops (exit 2). --resume/--restart win."""
     allow_empty: bool = False
     """Accept an export with no record; by default it stops the run (exit 3), nothing sent."""
     max_missing_ratio: float = Field(default=0.1, ge=0, le=1)

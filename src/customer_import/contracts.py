@@ -71,6 +71,8 @@ class RunStatus(StrEnum):
     COMPLETED = "completed"
     ABORTED = "aborted"
     INTERRUPTED = "interrupted"
+    ABANDONED = "abandoned"
+    """Unfinished, then closed by a later run instead of resumed (only in history/)."""
 
 
 class ExitCode(IntEnum):
@@ -365,6 +367,10 @@ class RunSummary:
     """A merged run's shards."""
     omitted: Mapping[str, int] = field(default_factory=dict)
     """Per field, the records imported (or valid) without it because its value was invalid."""
+    run_id: str | None = None
+    """The run's id: its folder in ``history/``."""
+    refeed_of: str | None = None
+    """A fed back rejects file: the id of the run that wrote it, when known."""
 
     def count(self, status: RecordStatus) -> int:
         return self.counts.get(status, 0)

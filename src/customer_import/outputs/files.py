@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
@@ -26,6 +26,10 @@ RESULTS_NAME: Final = "results.csv"
 REJECTS_NAME: Final = "rejects.csv"
 SUMMARY_NAME: Final = "summary.json"
 MISSING_NAME: Final = "missing.csv"
+PENDING_NAME: Final = "pending.csv"
+LINEAGE: Final = ("source_row", "source_file")
+"""Columns of a fed back rejects file's results and rejects: where each record first was.
+In rejects.csv they come just before ``_row,_stage,_reason,_raw``."""
 _MISSING_LABELS: Final[dict[object, str]] = {
     RecordStatus.CREATED: "deactivated",
     RecordStatus.UPDATED: "deactivated",
@@ -64,21 +68,40 @@ def atomic_text(path: Path) -> Iterator[IO[str]]:
         tmp.unlink(missing_ok=True)
 
 
-def write_results(journal: Journal, out_dir: Path) -> None:
+def write_results(journal: Journal, out_dir: Path, *, lineage: bool = False) -> None:
+    """``lineage``: a fed back rejects file's results end with source_row, source_file."""
     with atomic_text(out_dir / RESULTS_NAME) as handle:
         writer = csv.writer(handle)
-        writer.writerow(RESULTS_HEADER)
-        writer.writerows(journal.results())
+        writer.writerow([*RESULTS_HEADER, *(LINEAGE if lineage else ())])
+        writer.writerows(journal.results(lineage=lineage))
 
 
-def write_rejects(journal: Journal, out_dir: Path, header: list[str]) -> None:
-    """The source's own header (dropped columns left out), then _row,_stage,_reason,_raw."""
+def write_rejects(
+    journal: Journal, out_dir: Path, header: list[str], *, lineage: bool = False
+) -> None:
+    """The source's own header (dropped columns left out), then (``lineage``) source_row and
+    source_file, then _row,_stage,_reason,_raw."""
+    origins = journal.lineage() if lineage else {}
     with atomic_text(out_dir / REJECTS_NAME) as handle:
         writer = csv.writer(handle)
-        writer.writerow([*map(sheet_safe, header), *REJECTS_TRAILER])
+        writer.writerow([*map(sheet_safe, header), *(LINEAGE if lineage else ()), *REJECTS_TRAILER])
         for row, source, stage, reason, raw in journal.rejects():
             values = source if source else [""] * len(header)
-            writer.writerow([*map(sheet_safe, values), row, stage, *map(sheet_safe, (reason, raw))])
+            origin = [sheet_safe(v) for v in origins.get(row, ("", ""))] if lineage else []
+            tail = [row, stage, *map(sheet_safe, (reason, raw))]
+            writer.writerow([*map(sheet_safe, values), *origin, *tail])
+
+
+def write_pending(rows: Iterable[int], out_dir: Path) -> int:
+    """An abandoned run's records that never got an outcome; returns how many."""
+    count = 0
+    with atomic_text(out_dir / PENDING_NAME) as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["row"])
+        for row in rows:
+            writer.writerow([row])
+            count += 1
+    return count
 
 
 def sheet_safe(text: str | None) -> str:
@@ -118,11 +141,14 @@ def rejects_columns(
     """Unique names and original header names of the columns the rejects file may carry.
 
     Columns in ``drop_columns`` are never copied. When the input is an earlier run's
-    rejects.csv, its trailing _row/_stage/_reason/_raw describe that run, not the customer.
+    rejects.csv, its trailing _row/_stage/_reason/_raw describe that run, not the customer,
+    and so do the source_row/source_file before them (a rejects file of a fed back one).
     """
     dropped = {d.strip().casefold() for d in drop}
     pairs = list(zip(columns, header, strict=True))
     if tuple(header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER:
         pairs = pairs[: -len(REJECTS_TRAILER)]
+        if tuple(h for _, h in pairs[-len(LINEAGE) :]) == LINEAGE:
+            pairs = pairs[: -len(LINEAGE)]
     kept = [(c, h) for c, h in pairs if h.strip().casefold() not in dropped]
     return [c for c, _ in kept], [h for _, h in kept]

@@ -4,13 +4,16 @@ API and transport rejects learn their source values only at the end, from one mo
 the input. That read may fail (the file was moved away or changed after it was read); the
 files are written all the same, those rejects without their source values, and a warning
 says so.
+
+The files go into the run's folder in ``history/``, then are copied to the top of the output
+folder (``History.publish``): the top-level files are always the latest run's.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
-from pathlib import Path
 
 import polars as pl
 
@@ -24,9 +27,11 @@ from customer_import.outputs.files import (
     write_results,
     write_summary,
 )
+from customer_import.outputs.lineage import record_lineage
 from customer_import.outputs.metrics import write_metrics
 from customer_import.outputs.report import write_report
 from customer_import.outputs.summary import RunFacts, RunIdentity, build_summary
+from customer_import.record.history import History
 from customer_import.record.journal import Journal
 from customer_import.source import Source
 
@@ -34,33 +39,53 @@ log = logging.getLogger("customer_import")
 
 
 class RunOutputs:
-    """Where a run's files go, and which source columns its rejects file carries."""
+    """Where a run's files go, and which source columns its rejects file carries.
+
+    ``first_file``: for a fed back rejects file, the name of the input of the run that wrote
+    it (results and rejects then say where each record first was: source_row, source_file).
+    """
 
     def __init__(
-        self, out_dir: Path, journal: Journal, source: Source, drop: list[str], run: RunIdentity
+        self,
+        history: History,
+        journal: Journal,
+        source: Source,
+        drop: list[str],
+        run: RunIdentity,
+        first_file: str = "",
     ) -> None:
-        self.out_dir, self._journal, self._source, self._run = out_dir, journal, source, run
+        self.out_dir, self._journal, self._source, self._run = history.out_dir, journal, source, run
+        self._history, self._first_file = history, first_file
+        assert run.run_id is not None
+        self.folder = history.folder(run.run_id)
         self.kept_columns, self.kept_header = rejects_columns(source.columns, source.header, drop)
+        journal.set_meta(rejects_header=json.dumps(self.kept_header))  # for a killed run's
 
     def finish(self, facts: RunFacts, missing_ids: list[str]) -> RunReport:
-        """Write results.csv, rejects.csv, missing.csv and summary.json; returns the report."""
-        unread = self._fill_reject_sources()
-        if unread is not None:
-            facts = dataclasses.replace(facts, warnings=[*facts.warnings, unread])
+        """Write results.csv, rejects.csv, missing.csv, summary.json and report.html into the
+        run's folder, then copy them to the top; returns the report."""
+        warnings = [self._fill_reject_sources()]
+        lineage = self._source.own_rejects
+        if lineage:
+            warnings.append(record_lineage(self._journal, self._source, self._first_file))
+        found = [w for w in warnings if w is not None]
+        if found:
+            facts = dataclasses.replace(facts, warnings=[*facts.warnings, *found])
         summary = build_summary(self._run, facts, self._journal)
         self._journal.flush()
-        write_results(self._journal, self.out_dir)
-        write_rejects(self._journal, self.out_dir, self.kept_header)
+        write_results(self._journal, self.folder, lineage=lineage)
+        write_rejects(self._journal, self.folder, self.kept_header, lineage=lineage)
         if missing_ids:
-            write_missing(missing_ids, self._journal, self.out_dir)
+            write_missing(missing_ids, self._journal, self.folder)
         else:  # the top-level files are this run's: an earlier night's list is not
-            (self.out_dir / MISSING_NAME).unlink(missing_ok=True)
-        write_summary(summary, self.out_dir)
+            (self.folder / MISSING_NAME).unlink(missing_ok=True)
+        write_summary(summary, self.folder)
         ending = facts.ending
         report = RunReport(
             ending.status, summary, self.out_dir, ending.message, ending.signum, ending.resumable
         )
-        write_report(self.out_dir, report, timeline=facts.timeline, fields=facts.field_stats)
+        write_report(self.folder, report, timeline=facts.timeline, fields=facts.field_stats)
+        self._history.publish(self.folder.name)
         if self._run.metrics_file is not None:
             write_metrics(self._run.metrics_file, report)
         return report

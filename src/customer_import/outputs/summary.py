@@ -41,6 +41,8 @@ class RunIdentity:
     shard: str | None = None
     metrics_file: Path | None = None
     """``[output] metrics_file``: where the outputs stage writes the run's metrics."""
+    run_id: str | None = None
+    refeed_of: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +107,8 @@ def build_summary(run: RunIdentity, facts: RunFacts, journal: Journal) -> RunSum
         shard=run.shard,
         warnings=facts.warnings,
         incremental=facts.incremental,
+        run_id=run.run_id,
+        refeed_of=run.refeed_of,
     )
 
 
@@ -114,6 +118,8 @@ def summary_json(summary: RunSummary) -> dict[str, Any]:
         "status": str(summary.status),
         "message": summary.message,
         "job": summary.job,
+        "run_id": summary.run_id,
+        "refeed_of": summary.refeed_of,
         "dry_run": summary.dry_run,
         "rows": summary.rows,
         **{str(s): summary.count(s) for s in RecordStatus},
@@ -216,6 +222,8 @@ def summary_from_json(value: Mapping[str, Any]) -> RunSummary:
         this_attempt=attempt_from_json(attempt),
         shard=value.get("shard"),
         warnings=list(value.get("warnings") or []),
+        run_id=value.get("run_id"),
+        refeed_of=value.get("refeed_of"),
     )
 
 

@@ -3,6 +3,10 @@ state.
 
     journal.py      SQLite journal of outcomes: the run's single source of truth
     recorder.py     outcomes into the journal, counted for progress
+    opening.py      which journal a run gets: new, the unfinished one resumed, or after it
+                    was closed as abandoned; or a refusal
+    history.py      history/<run id>/: every run's files, the latest copied to the top
+    locks.py        one run at a time on a folder
     snapshot.py     incremental state: the body the API holds for each externalId
     incremental.py  one run's use of that state: diff, deactivations, merge
 """

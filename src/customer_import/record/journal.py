@@ -45,6 +45,8 @@ class JournalState(StrEnum):
     COMPLETED = "completed"
     GUARDED = "guarded"
     """Stopped by max_invalid_ratio before sending: nothing to resume."""
+    ABANDONED = "abandoned"
+    """Unfinished, then closed by a later run rather than resumed (``on_unfinished``)."""
 
 
 _SCHEMA = """
@@ -62,6 +64,11 @@ CREATE TABLE IF NOT EXISTS outcomes (
     reason TEXT,
     source TEXT,                   -- rejects: the record's source values, a JSON array
     raw TEXT                       -- parse rejects: the line as read
+);
+CREATE TABLE IF NOT EXISTS lineage (   -- a fed back rejects file: where each record first was
+    row INTEGER PRIMARY KEY,
+    source_row TEXT NOT NULL,
+    source_file TEXT NOT NULL
 );
 CREATE TABLE IF NOT EXISTS omitted (   -- on_invalid = "omit": values left out of a record
     row INTEGER NOT NULL,
@@ -298,10 +305,24 @@ class Journal:
         )
         return dict(self._rows(query))
 
-    def results(self) -> Iterator[tuple[object, ...]]:
+    def set_lineage(self, rows: Iterable[tuple[int, str, str]]) -> None:
+        """(row, source_row, source_file) of the records of a fed back rejects file."""
+        with self._lock, self._db:
+            self._db.executemany("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?)", rows)
+
+    def lineage(self) -> dict[int, tuple[str, str]]:
+        """row -> (source_row, source_file) of the rejected records (``set_lineage``)."""
+        query = (
+            "SELECT row, l.source_row, l.source_file FROM outcomes JOIN lineage AS l USING (row)"
+            " WHERE status = 'rejected'"
+        )
+        return {row: (source_row, file) for row, source_row, file in self._rows(query)}
+
+    def results(self, *, lineage: bool = False) -> Iterator[tuple[object, ...]]:
         """(row, externalId, status, http_status, attempts, created_at, updated_at, detail,
         warnings) as results.csv writes them: empty values are '', text is sheet-safe (SQLite
-        does both: a million rows are not looped over in Python)."""
+        does both: a million rows are not looped over in Python). ``lineage``: then
+        source_row and source_file (``set_lineage``)."""
         warnings = "''"
         joined = ""
         if self._rows("SELECT 1 FROM omitted LIMIT 1"):
@@ -310,12 +331,21 @@ class Journal:
                 " LEFT JOIN (SELECT row, group_concat(field || ' omitted: ' || reason, '; ')"
                 " AS text FROM omitted GROUP BY row) AS w USING (row)"
             )
+        origin = ""
+        if lineage:
+            origin = f", ifnull(l.source_row, ''), {sheet_safe('l.source_file')}"
+            joined += " LEFT JOIN lineage AS l USING (row)"
         yield from self._db.execute(
             f"SELECT row, {sheet_safe('external_id')}, status, ifnull(http_status, ''),"
             f" attempts, {sheet_safe('created_at')}, {sheet_safe('updated_at')},"
-            f" {sheet_safe('detail')}, {warnings}"
+            f" {sheet_safe('detail')}, {warnings}{origin}"
             f" FROM outcomes{joined} WHERE status != 'rejected' AND row > 0 ORDER BY row"
         )
+
+    def pending_rows(self, records: int) -> Iterator[int]:
+        """Record numbers 1..``records`` without an outcome."""
+        done = set(self._column("SELECT row FROM outcomes WHERE row > 0"))
+        return (row for row in range(1, records + 1) if row not in done)
 
     def rejects(self) -> Iterator[tuple[int, list[str], str, str, str | None]]:
         """(row, source values, stage, reason, raw)."""

@@ -35,7 +35,13 @@ class RunOptions:
     allow_missing: bool = False
     """Deactivate the customers missing from the export however many they are (this run)."""
     resume: bool = False
+    """Resume the unfinished run in the output folder (or refuse): overrides on_unfinished."""
     restart: bool = False
+    """Close the unfinished run as abandoned and start anew: overrides on_unfinished."""
+    encoding: str | None = None
+    """Overrides ``[source] encoding`` for this input (``--encoding``)."""
+    delimiter: str | None = None
+    """Overrides ``[source] delimiter`` for this input (``--delimiter``)."""
     progress: Callable[[Progress], None] | None = None
     """Called about twice a second with what the run has done; a callback that raises is
     turned off and the run goes on."""

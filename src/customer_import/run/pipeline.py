@@ -1,12 +1,12 @@
 """run_job(): the only module that knows the order of the stages.
 
-settings, credentials -> open the source -> plan the mapping -> the journal (new, resumed
-or refused) -> the incremental state
+settings, credentials -> the output folder -> open the source -> plan the mapping -> the
+journal (new, resumed, or after the unfinished run was abandoned; or refused) -> incremental state
 -> pre-pass: count the records, find the repeated externalIds
 -> batches: read (one thread), map and validate (two threads), a few batches ahead of the
    sender -> send (a dry run records them as valid)
 -> repeated ids decided and sent -> deactivations (incremental sync)
--> outputs: reject sources, summary.json, results.csv, rejects.csv, on every exit path
+-> outputs (reject sources, the files), on every exit path: in the run's folder, copied to the top
 """
 
 from __future__ import annotations
@@ -34,27 +34,19 @@ from customer_import.contracts import (
     SendItem,
 )
 from customer_import.errors import Guard, RunAborted
-from customer_import.outputs.finish import RunOutputs
 from customer_import.outputs.summary import RunFacts
 from customer_import.record.incremental import IncrementalSync, incremental_sync
-from customer_import.record.journal import Journal
-from customer_import.record.opening import open_run_journal, run_fingerprint
 from customer_import.record.recorder import Recorder
 from customer_import.run.ending import ending_of, whole_file_check
+from customer_import.run.folder import RunFolder
 from customer_import.run.options import RunOptions
-from customer_import.run.process import (
-    Stopping,
-    handlers_set,
-    lean_gc,
-    loop_signals,
-    run_async,
-)
+from customer_import.run.process import Stopping, handlers_set, lean_gc, loop_signals, run_async
 from customer_import.run.progress import ProgressReporter
-from customer_import.run.settings import Settings, resolve_settings, run_identity
+from customer_import.run.settings import Settings, resolve_settings, with_source_flags
 from customer_import.send.setup import open_sender
 from customer_import.send.stats import SendStats
 from customer_import.send.timeline import Timeline
-from customer_import.source import Source, open_source
+from customer_import.source import Source
 from customer_import.transform.duplicates import decide
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.frames import send_items
@@ -79,22 +71,19 @@ def run_job(job: JobConfig, options: RunOptions | None = None) -> RunReport:
     is sent. Its files are written however the run ends."""
     options = options or RunOptions()
     environ = os.environ if options.environ is None else options.environ
+    job = with_source_flags(job, options)
     settings = resolve_settings(job, options, environ)
     credentials = None if options.dry_run else read_credentials(job.api, environ)
-    source = open_source(job.source, settings.input, options.input_copy)
-    with source, ExitStack() as held:  # the locks of the output folder and the state, too
+    folder = RunFolder(settings.out_dir, job.output.keep_runs)  # locked, journal, history
+    with folder, ExitStack() as held:  # the lock of the state, too
+        source = held.enter_context(folder.open_input(job.source, settings.input, options))
         plan = plan_job(job, source)
-        job_id = run_fingerprint(job, dry_run=options.dry_run, shard=options.shard)
-        journal = held.enter_context(  # a remote object's digest is taken as it is copied
-            open_run_journal(
-                settings.out_dir, source.digest, job_id, options.resume, options.restart
-            )
-        )
+        folder.open(job, options, source.digest)  # a remote object's is taken as it is copied
         scratch = settings.out_dir if options.dry_run else None  # a dry run writes no state
         sync = incremental_sync(job, settings.base_url, environ, options.mode or job.mode, scratch)
         if sync is not None:
             held.enter_context(sync)
-        run = _Run(job, settings, options, source, plan, journal, sync, credentials)
+        run = _Run(job, settings, options, source, plan, folder, sync, credentials)
         # Once the run has ended, the handlers from before it are put back.
         with lean_gc(), handlers_set(None) if options.handle_signals else nullcontext():
             return run.execute()
@@ -110,16 +99,15 @@ class _Run:
         options: RunOptions,
         source: Source,
         plan: MappingPlan,
-        journal: Journal,
+        folder: RunFolder,
         sync: IncrementalSync | None,
         credentials: Credentials | None,
     ) -> None:
         self.job, self.settings, self.options = job, settings, options
-        self.source, self.plan, self.journal, self.sync = source, plan, journal, sync
+        self.source, self.plan, self.journal, self.sync = source, plan, folder.journal, sync
         self.credentials = credentials
-        run = run_identity(job, settings, options, source)
-        self.outputs = RunOutputs(settings.out_dir, journal, source, job.source.drop_columns, run)
-        self.recorder = Recorder(journal, group=settings.concurrency)
+        self.outputs = folder.outputs(job, settings, options, source)
+        self.recorder = Recorder(self.journal, group=settings.concurrency)
         self.progress = ProgressReporter(options.progress)
         self.stats = SendStats()
         self.timeline = Timeline()
@@ -189,6 +177,7 @@ class _Run:
         found = await asyncio.to_thread(scan, stopping=stopping)
         self.stopping.check("while the records were being counted")
         self.total = found.records
+        self.journal.set_meta(records=str(self.total), shard=str(self.options.shard or ""))
         log.info("%d records; %d ids occur more than once", self.total, len(found.repeated))
         guard_empty(found.file_records, self.job.allow_empty)
         if self.sync is not None:

@@ -8,11 +8,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from customer_import.config import BASE_URL_ENV, JobConfig
+from pydantic import ValidationError
+
+from customer_import.config import (
+    BASE_URL_ENV,
+    JobConfig,
+    SourceConfig,
+    describe_validation_error,
+)
 from customer_import.contracts import InputFacts, SendLimits
 from customer_import.errors import ConfigError
 from customer_import.hosts import is_loopback
 from customer_import.outputs.summary import RunIdentity
+from customer_import.record.opening import Policy
 from customer_import.run.options import RunOptions
 from customer_import.transform.sharding import check_shardable
 
@@ -61,6 +69,33 @@ def resolve_settings(job: JobConfig, options: RunOptions, environ: Mapping[str, 
     )
 
 
+def with_source_flags(job: JobConfig, options: RunOptions) -> JobConfig:
+    """The job with ``--encoding`` / ``--delimiter`` in place of its ``[source]`` values."""
+    flags = source_flags(options)
+    if not flags:
+        return job
+    try:
+        source = SourceConfig.model_validate({**job.source.model_dump(), **flags})
+    except ValidationError as exc:
+        raise ConfigError(f"--{', --'.join(flags)}: {describe_validation_error(exc)}") from exc
+    return job.model_copy(update={"source": source})
+
+
+def source_flags(options: RunOptions) -> dict[str, str]:
+    given = {"encoding": options.encoding, "delimiter": options.delimiter}
+    return {key: value for key, value in given.items() if value is not None}
+
+
+def unfinished_policy(job: JobConfig, options: RunOptions) -> Policy:
+    """What to do with an unfinished run in the output folder: a flag wins over the job."""
+    dry_run = options.dry_run
+    if options.resume:
+        return Policy("resume", "--resume", dry_run)
+    if options.restart:
+        return Policy("restart", "--restart", dry_run)
+    return Policy(job.on_unfinished, f'on_unfinished = "{job.on_unfinished}"', dry_run)
+
+
 def check_base_url(url: str, allow_insecure_http: bool) -> None:
     """https anywhere; plain http only to this machine unless the job explicitly allows it."""
     try:
@@ -86,7 +121,12 @@ def check_base_url(url: str, allow_insecure_http: bool) -> None:
 
 
 def run_identity(
-    job: JobConfig, settings: Settings, options: RunOptions, source: Source
+    job: JobConfig,
+    settings: Settings,
+    options: RunOptions,
+    source: Source,
+    run_id: str,
+    refeed_of: str | None = None,
 ) -> RunIdentity:
     """What the summary says the run is."""
     return RunIdentity(
@@ -99,4 +139,6 @@ def run_identity(
         out_dir=str(settings.out_dir),
         shard=str(options.shard) if options.shard else None,
         metrics_file=job.output.metrics_file,
+        run_id=run_id,
+        refeed_of=refeed_of,
     )

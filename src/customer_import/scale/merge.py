@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from collections import Counter
 from pathlib import Path
 from typing import Final
 
 import polars as pl
 
+from customer_import.config import DEFAULT_KEEP_RUNS
 from customer_import.contracts import (
     Attempt,
     Latency,
@@ -35,12 +37,37 @@ from customer_import.outputs.files import (
 )
 from customer_import.outputs.report import REPORT_NAME, write_report
 from customer_import.outputs.summary import summary_from_json
+from customer_import.record.history import History
 
-_STATUS_ORDER: Final = (RunStatus.COMPLETED, RunStatus.INTERRUPTED, RunStatus.ABORTED)
+_STATUS_ORDER: Final = (
+    RunStatus.COMPLETED,
+    RunStatus.INTERRUPTED,
+    RunStatus.ABORTED,
+    RunStatus.ABANDONED,
+)
 
 
-def merge_outputs(shard_dirs: list[Path], out_dir: Path) -> RunSummary:
-    """Write the merged files into ``out_dir``; returns the merged summary."""
+def merge_run(
+    shard_dirs: list[Path], history: History, run_id: str, keep_runs: int = DEFAULT_KEEP_RUNS
+) -> RunSummary:
+    """The merged files written into the run's folder in ``history``, then copied to the top
+    of its output folder (which the caller has locked); the oldest runs pruned."""
+    folder = history.folder(run_id)
+    try:
+        summary = merge_outputs(shard_dirs, folder, shown=history.out_dir, run_id=run_id)
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)  # the run never was
+        raise
+    history.publish(run_id)
+    history.prune(keep_runs, spare={run_id})
+    return summary
+
+
+def merge_outputs(
+    shard_dirs: list[Path], out_dir: Path, *, shown: Path | None = None, run_id: str | None = None
+) -> RunSummary:
+    """Write the merged files into ``out_dir``; returns the merged summary (its ``out_dir``
+    is ``shown``, where the user finds the files, when given)."""
     summaries = [_read_summary(d) for d in shard_dirs]
     _check_same_input(summaries, shard_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -50,7 +77,9 @@ def merge_outputs(shard_dirs: list[Path], out_dir: Path) -> RunSummary:
         _merge_csv(
             [d for d in shard_dirs if (d / MISSING_NAME).exists()], MISSING_NAME, None, out_dir
         )
-    summary = dataclasses.replace(merged_summary(summaries), out_dir=str(out_dir))
+    summary = dataclasses.replace(
+        merged_summary(summaries), out_dir=str(shown or out_dir), run_id=run_id
+    )
     write_summary(summary, out_dir)
     # A merged run's page: the counts and reasons; the shards' own pages have the rest.
     pages = [d / REPORT_NAME for d in shard_dirs if (d / REPORT_NAME).exists()]
@@ -131,6 +160,7 @@ def merged_summary(summaries: list[RunSummary]) -> RunSummary:
         started_at=min((s.started_at or "" for s in summaries), default="") or None,
         this_attempt=_merged_attempt([s.this_attempt for s in summaries], records),
         input=first.input,
+        refeed_of=first.refeed_of,
         encoding=first.encoding,
         delimiter=first.delimiter,
         base_url=first.base_url,

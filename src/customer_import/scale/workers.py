@@ -16,6 +16,7 @@ import dataclasses
 import logging
 import multiprocessing
 import os
+import shutil
 import sys
 import threading
 from collections import Counter
@@ -26,16 +27,17 @@ from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 
-from customer_import.config import JobConfig
+from customer_import.config import JobConfig, is_url
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport
 from customer_import.errors import ConfigError, ImportJobError, RunAborted
 from customer_import.logs import configure as configure_logs
 from customer_import.outputs.metrics import write_metrics
+from customer_import.record.history import History
 from customer_import.record.locks import FolderLock
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.run.process import handlers_set
-from customer_import.scale.merge import merge_outputs
+from customer_import.scale.merge import merge_run
 from customer_import.source import shared_copy
 from customer_import.transform.sharding import Shard, check_shardable, concurrency_shares
 
@@ -57,31 +59,49 @@ def run_in_workers(
     out_dir = options.out_dir or job.output.dir
     assert out_dir is not None  # load_job always resolves it
     folders = shard_dirs(out_dir, workers)
+    history = History(out_dir)
     # The merged folder is this run's (each worker locks its shard's); an object on S3 or GCS
     # is copied once for all the workers, rather than once each.
     with (
         FolderLock(out_dir, "the output folder"),
         shared_copy(options.input or job.source.path) as copy,
     ):
-        shared = dataclasses.replace(
-            options, input_copy=copy, progress=None, transport=None, handle_signals=True
-        )
-        plans = [
-            dataclasses.replace(shared, shard=Shard(k, workers), out_dir=folder)
-            for k, folder in enumerate(folders, 1)
-        ]
-        codes, signum = _run_all(
-            job, plans, log_format, CombinedProgress(workers, options.progress)
-        )
-    if ExitCode.NOTHING_DONE in codes:
-        raise ConfigError("a worker refused to start (its message is above); nothing was merged")
-    if not all((folder / "summary.json").exists() for folder in folders):
-        raise RunAborted(f"a worker stopped without writing its summary (exit codes {codes})")
-    summary = merge_outputs(folders, out_dir)
+        run_id = history.new_run()
+        try:
+            copy = copy or _kept_input(history, run_id, options.input or job.source.path)
+            shared = dataclasses.replace(
+                options, input_copy=copy, progress=None, transport=None, handle_signals=True
+            )
+            plans = [
+                dataclasses.replace(shared, shard=Shard(k, workers), out_dir=folder)
+                for k, folder in enumerate(folders, 1)
+            ]
+            codes, signum = _run_all(
+                job, plans, log_format, CombinedProgress(workers, options.progress)
+            )
+            if ExitCode.NOTHING_DONE in codes:
+                raise ConfigError(
+                    "a worker refused to start (its message is above); nothing was merged"
+                )
+            if not all((folder / "summary.json").exists() for folder in folders):
+                raise RunAborted(
+                    f"a worker stopped without writing its summary (exit codes {codes})"
+                )
+        except BaseException:
+            shutil.rmtree(history.folder(run_id), ignore_errors=True)  # nothing merged into it
+            raise
+        summary = merge_run(folders, history, run_id, job.output.keep_runs)
     report = RunReport(summary.status, summary, out_dir, summary.message, signum)
     if job.output.metrics_file is not None:
         write_metrics(job.output.metrics_file, report)
     return report
+
+
+def _kept_input(history: History, run_id: str, given: Path | str | None) -> Path | None:
+    """A local input in the output folder, copied into the run's folder for the workers."""
+    if given is None or is_url(given) or not history.holds(Path(given)):
+        return None
+    return history.input_for(run_id, Path(given)) if Path(given).is_file() else None
 
 
 def _check(job: JobConfig, options: RunOptions, workers: int) -> None:

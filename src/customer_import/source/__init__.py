@@ -39,24 +39,34 @@ __all__ = [
 ]
 
 
-def open_source(config: SourceConfig, path: Path | str, copied: Path | None = None) -> Source:
+def open_source(
+    config: SourceConfig,
+    path: Path | str,
+    copied: Path | None = None,
+    *,
+    pinned: frozenset[str] = frozenset(),
+) -> Source:
     """Open an export and read its header: a local path, or an s3://, gs:// or file:// URL.
 
     ConfigError for a URL the job cannot use; InputError when the input cannot be read as a
     table. A remote object is copied first (``remote.py``); ``Source.close`` deletes the copy.
-    ``copied``: a copy of the remote object already made by whoever calls (``shared_copy``), read
-    instead of transferring the object again, and left for the caller to delete.
+    ``copied``: a copy already made by whoever calls, read instead of the input and left for
+    the caller to delete: a remote object's (``shared_copy``), or a local file's (one in the
+    output folder, which a run keeps in its history). ``pinned``: the ``config`` settings
+    given for this input on the command line ("encoding", "delimiter"), which win even over
+    what the tool's own rejects file is known to be.
     """
     if not is_url(path):
-        return _open_file(config, Path(path), str(Path(path)), Path(path).name)
+        local = Path(path)
+        return _open_file(config, copied or local, str(local), local.name, pinned)
     url = remote.parse_url(str(path))
     if url.scheme == "file":
-        return _open_file(config, remote.file_url_path(url), url.text, url.file_name)
+        return _open_file(config, remote.file_url_path(url), url.text, url.file_name, pinned)
     if copied is not None:
-        return _open_file(config, copied, url.text, url.file_name)
+        return _open_file(config, copied, url.text, url.file_name, pinned)
     copy = _fetched(url)
     try:
-        source = _open_file(config, copy.path, url.text, url.file_name)
+        source = _open_file(config, copy.path, url.text, url.file_name, pinned)
     except BaseException:
         copy.discard()
         raise
@@ -98,10 +108,12 @@ def file_digest(path: Path | str) -> str:
     return remote.remote_digest(url)
 
 
-def _open_file(config: SourceConfig, path: Path, name: str, file_name: str) -> Source:
+def _open_file(
+    config: SourceConfig, path: Path, name: str, file_name: str, pinned: frozenset[str]
+) -> Source:
     """``path`` is read; ``name`` (what the user gave) is shown; ``file_name`` says the format."""
     suffix, gzipped = format_of(file_name, name)
     check_readable(path, name)
     if suffix == ".parquet":
         return open_parquet(config, path, name)
-    return open_csv(config, path, name, suffix, gzipped)
+    return open_csv(config, path, name, suffix, gzipped, pinned)

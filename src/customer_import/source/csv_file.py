@@ -11,6 +11,9 @@ then the ones first read.
 
 from __future__ import annotations
 
+import codecs
+import csv
+import io
 from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from pathlib import Path
@@ -23,15 +26,32 @@ from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, ROW, Batch
 from customer_import.errors import InputError
 from customer_import.source.csv_records import Broken, Record, RecordParser
 from customer_import.source.encoding import resolve_encoding
-from customer_import.source.files import READ_ERRORS, open_text
+from customer_import.source.files import READ_ERRORS, open_binary, open_text
 from customer_import.source.table import Source
 
 _DELIMITERS: Final = (",", ";", "\t", "|")  # also the tie-break order
+_HEAD_BYTES: Final = 1 << 16  # enough for a header line
 _ESCAPED: Final = "^'('*[" + "".join("\\" + c if c in "-^]\\" else c for c in FORMULA_CHARS) + "])"
 
 
-def open_csv(config: SourceConfig, path: Path, name: str, suffix: str, gzipped: bool) -> Source:
-    """Read the header of the file at ``path``; ``name`` (a path or URL) is used in messages."""
+def open_csv(
+    config: SourceConfig,
+    path: Path,
+    name: str,
+    suffix: str,
+    gzipped: bool,
+    pinned: frozenset[str] = frozenset(),
+) -> Source:
+    """Read the header of the file at ``path``; ``name`` (a path or URL) is used in messages.
+
+    The tool's own rejects file is read as it was written, whatever the job's ``encoding``,
+    ``delimiter`` and ``has_header``; ``pinned`` names those given for this input on the
+    command line, which are kept."""
+    own_format = _own_rejects_format(path, gzipped, config, pinned)
+    if own_format is not None:
+        encoding, delimiter = own_format
+        update = {"encoding": encoding, "delimiter": delimiter, "has_header": True}
+        config = config.model_copy(update=update)
     codec = resolve_encoding(path, gzipped, config.encoding, name)
     first_line = _first_line(path, name, gzipped, codec)
     delimiter = _resolve_delimiter(config.delimiter, suffix, first_line)
@@ -49,7 +69,43 @@ def open_csv(config: SourceConfig, path: Path, name: str, suffix: str, gzipped: 
     if own_rejects:
         header = [_unescaped_text(cell) for cell in header]
     backend = _CsvBackend(path, name, gzipped, codec, delimiter, header, config, own_rejects)
-    return Source(path, header, codec, delimiter, backend, name=name)
+    return Source(path, header, codec, delimiter, backend, name=name, own_rejects=own_rejects)
+
+
+def _own_rejects_format(
+    path: Path, gzipped: bool, config: SourceConfig, pinned: frozenset[str]
+) -> tuple[str, str] | None:
+    """(encoding, delimiter) to read the tool's own rejects file with, recognised by the last
+    columns of its header; None for any other file. The tool writes UTF-8 and commas, but
+    ``"auto"`` also reads one a spreadsheet saved again (a BOM, Windows-1252, semicolons)."""
+    encoding = config.encoding if "encoding" in pinned else "auto"
+    delimiters: tuple[str, ...] = _DELIMITERS
+    if "delimiter" in pinned and config.delimiter != "auto":
+        delimiters = (config.delimiter,)
+    try:
+        with open_binary(path, gzipped) as raw:
+            head = _decoded(raw.read(_HEAD_BYTES), encoding)
+    except (*READ_ERRORS, LookupError):
+        return None  # reading it as the job says reports the problem
+    for delimiter in delimiters:
+        lines = io.StringIO(head, newline=None)  # any line end: this is only the header
+        try:
+            header = next((r for r in csv.reader(lines, delimiter=delimiter) if r), [])
+        except csv.Error:
+            continue
+        if tuple(header[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER:
+            return encoding, delimiter
+    return None
+
+
+def _decoded(head: bytes, encoding: str) -> str:
+    """The first bytes as text, enough to read a header by; a BOM decides the codec."""
+    if head.startswith(codecs.BOM_UTF8):
+        return head[len(codecs.BOM_UTF8) :].decode("utf-8", "replace")
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return head.decode("utf-16", "replace")
+    codec = "utf-8" if encoding.strip().lower() == "auto" else encoding
+    return head.decode(codec, "replace")
 
 
 def _first_line(path: Path, name: str, gzipped: bool, codec: str) -> str:

@@ -38,6 +38,7 @@ class Source:
         *,
         name: str | None = None,
         column_types: Mapping[str, pl.DataType] | None = None,
+        own_rejects: bool = False,
     ) -> None:
         self.path = path
         """The local file read: the export itself, or the temporary copy of a remote object."""
@@ -50,6 +51,8 @@ class Source:
         hold text whatever the type: the mapping checks what a type can hold."""
         self.encoding = encoding
         self.delimiter = delimiter
+        self.own_rejects = own_rejects
+        """The tool's own rejects file, fed back: its last columns are _row,_stage,_reason,_raw."""
         stat = path.stat()
         self.size = stat.st_size
         self._identity: tuple[int, ...] | None = _identity(stat)
