@@ -8,19 +8,23 @@ from __future__ import annotations
 
 import argparse
 import itertools
+import json
 import re
 import signal
+import socket
 import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from customer_import.sandbox.app import validate_customer
-from customer_import.sandbox.cli import add_arguments, fault_settings
+from customer_import.sandbox.cli import add_arguments, fault_settings, option_without_effect
 from customer_import.sandbox.faults import Drop, Faults, FaultSettings, TokenBucket
 from customer_import.sandbox.storage import CustomerStore, format_timestamp
 from customer_import.sandbox.testing import SandboxError, SandboxResponse, SandboxServer
@@ -463,9 +467,16 @@ def test_each_random_switch_draws_from_its_own_stream() -> None:
             faults.conflict()
             faults.drop()
             faults.hang()
+            faults.drip()
+            faults.non_json_2xx()
+            faults.html_4xx()
+            faults.shared_quota()
         return draws
 
-    assert failures() == failures(conflict_rate=0.5, reset_rate=0.5, hang_rate=0.5)
+    assert failures() == failures(
+        conflict_rate=0.5, reset_rate=0.5, hang_rate=0.5, drip_ms=1, drip_rate=0.5,
+        non_json_2xx=0.5, html_4xx=0.5, rate_limited_share=0.5,
+    )  # fmt: skip
 
 
 def test_reset_draws_fall_in_both_halves() -> None:
@@ -485,7 +496,12 @@ def test_switched_off_faults_never_fire() -> None:
         assert not faults.conflict()
         assert faults.drop() is None
         assert not faults.hang()
+        assert not faults.drip()
+        assert not faults.non_json_2xx()
+        assert not faults.html_4xx()
+        assert not faults.shared_quota()
     assert faults.retry_after_s() is None
+    assert faults.redirect is None
 
 
 def test_the_switched_on_faults_are_described_at_start() -> None:
@@ -493,6 +509,14 @@ def test_the_switched_on_faults_are_described_at_start() -> None:
 
     assert settings.describe() == (
         "503 for the first 5 requests, reset rate 0.2, hang rate 0.1 (2000 ms), seed 4"
+    )
+    misbehaving = FaultSettings(
+        redirect="https://x.test/", html_4xx=0.1, rate_limited_share=0.5, retry_after="3600",
+        drip_ms=50, drip_rate=0.2, seed=1,
+    )  # fmt: skip
+    assert misbehaving.describe() == (
+        "redirect 301 to https://x.test/, HTML 400 rate 0.1, 429 share 0.5, Retry-After 3600, "
+        "drip a byte every 50 ms (rate 0.2), seed 1"
     )
     assert FaultSettings().describe() == ""
 
@@ -508,6 +532,174 @@ def test_options_give_the_fault_settings() -> None:
     )
     assert args.count_ids
     assert fault_settings(parse()) == FaultSettings()
+    misbehaving = parse(
+        "--drip-ms", "20", "--drip-rate", "0.5", "--non-json-2xx", "0.1", "--html-4xx", "0.2",
+        "--redirect", "https://x.test/a?b=c", "--redirect-status", "307",
+        "--rate-limited-share", "0.5", "--retry-after", "date+60",
+    )  # fmt: skip
+    assert fault_settings(misbehaving) == FaultSettings(
+        drip_ms=20, drip_rate=0.5, non_json_2xx=0.1, html_4xx=0.2, redirect="https://x.test/a?b=c",
+        redirect_status=307, rate_limited_share=0.5, retry_after="date+60",
+    )  # fmt: skip
+    assert option_without_effect(misbehaving) is None
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--retry-after", "60"], "add --rate-limit or --rate-limited-share"),
+        (["--drip-rate", "0.5"], "add --drip-ms"),
+        (["--redirect-status", "307"], "add --redirect"),
+    ],
+)
+def test_an_option_without_the_one_it_qualifies_is_refused(argv: list[str], message: str) -> None:
+    assert message in (option_without_effect(parse(*argv)) or "")
+
+
+def test_the_sandbox_exits_2_for_an_option_that_would_do_nothing() -> None:
+    sandbox = SandboxServer(retry_after=3600)
+
+    with pytest.raises(SandboxError, match="--retry-after applies to 429s"):
+        sandbox.start()
+    assert sandbox.returncode == 2
+
+
+# --- rehearsed trouble: an API that misbehaves, or something in front of it ---
+
+
+@pytest.mark.parametrize("status", [None, 307])
+def test_redirect_answers_every_add_update_with_the_location_and_writes_nothing(
+    status: int | None,
+) -> None:
+    location = "https://api.example.com/v2/customers/add-update"
+    with SandboxServer(redirect=location, redirect_status=status) as sandbox:
+        answers = [sandbox.add_update(customer(new_id())) for _ in range(3)]
+        wrong_key = sandbox.request("POST", "/customers/add-update", body=b"{}", auth=False)
+
+        assert {a.status for a in [*answers, wrong_key]} == {status or 301}
+        assert {a.headers["location"] for a in answers} == {location}
+        assert sandbox.customers() == []  # reads are not redirected
+        assert sandbox.stats()["faults"] == {"redirect": 4}
+
+
+def test_html_4xx_answers_400_with_an_html_page_not_the_envelope_and_writes_nothing() -> None:
+    with SandboxServer(html_4xx=1.0) as sandbox:
+        answer = sandbox.add_update(customer(new_id()))
+
+        assert answer.status == 400
+        assert answer.headers["content-type"].startswith("text/html")
+        assert b"<h1>400 Bad Request</h1>" in answer.body
+        assert sandbox.customers() == []
+
+
+def test_non_json_2xx_answers_200_with_an_html_page_and_writes_nothing() -> None:
+    with SandboxServer(non_json_2xx=0.5, seed=2) as sandbox:
+        answers = [sandbox.add_update(customer(f"N-{i}")) for i in range(20)]
+
+        pages = [i for i, a in enumerate(answers) if a.headers["content-type"].startswith("text/")]
+        assert 0 < len(pages) < 20
+        assert {answers[i].status for i in pages} == {200}
+        assert all(b"Welcome to nginx" in answers[i].body for i in pages)
+        written = sorted(c["externalId"] for c in sandbox.customers())
+        assert written == sorted(f"N-{i}" for i in range(20) if i not in pages)
+        assert sandbox.stats()["faults"] == {"non_json_2xx": len(pages)}
+
+
+def test_a_rate_limited_share_answers_429_retry_after_0_however_slow_the_client() -> None:
+    with SandboxServer(rate_limited_share=0.5, seed=3) as sandbox:
+        answers = []
+        for i in range(40):
+            answers.append(sandbox.add_update(customer(f"Q-{i}")))
+            time.sleep(0.005)  # far below any limit: a bucket would admit every one
+
+        limited = [a for a in answers if a.status == 429]
+        assert 8 < len(limited) < 32
+        assert {a.headers["retry-after"] for a in limited} == {"0"}
+        assert_error(limited[0], 429, "RATE_LIMITED")
+        assert len(sandbox.customers()) == 40 - len(limited)
+
+
+@pytest.mark.parametrize("value", ["99999999999999999999", "Wed, 21 Oct 2043 07:28:00 GMT"])
+def test_retry_after_is_sent_as_given_by_the_rate_limit_and_the_share(value: str) -> None:
+    with SandboxServer(rate_limit=1, rate_limited_share=0.5, retry_after=value, seed=1) as sandbox:
+        answers = [sandbox.add_update(customer(new_id())) for _ in range(6)]
+
+        faults = sandbox.stats()["faults"]
+        assert faults["rate_limit"] > 0 and faults["rate_limited_share"] > 0
+        assert {a.headers.get("retry-after") for a in answers if a.status == 429} == {value}
+
+
+def test_retry_after_date_plus_n_is_an_http_date_n_seconds_after_the_answer() -> None:
+    with SandboxServer(rate_limited_share=1.0, retry_after="date+3600") as sandbox:
+        answer = sandbox.add_update(customer(new_id()))
+
+    assert answer.status == 429
+    when = parsedate_to_datetime(answer.headers["retry-after"])
+    assert abs((when - datetime.now(UTC)).total_seconds() - 3600) < 60
+
+
+def raw_post(sandbox: SandboxServer, body: bytes) -> socket.socket:
+    """An add-update request on a socket of its own, for reading its answer as it arrives."""
+    head = (
+        "POST /customers/add-update HTTP/1.1\r\nHost: sandbox\r\n"
+        f"x-api-key: {sandbox.api_key}\r\nx-merchant-id: {sandbox.merchant_id}\r\n"
+        f"content-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+    )
+    sock = socket.create_connection(("127.0.0.1", sandbox.port), timeout=10)
+    sock.sendall(head.encode() + body)
+    return sock
+
+
+def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """The status line and headers, and what came of the body with them."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        chunk = sock.recv(4096)
+        assert chunk, received
+        received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_drip_sends_the_headers_at_once_then_the_body_a_byte_every_n_ms() -> None:
+    with SandboxServer(drip_ms=5) as sandbox:
+        with raw_post(sandbox, b'{"externalId": "DR-1", "firstName": "Ada"}') as sock:
+            head, body = read_head(sock)
+            headers_at = time.monotonic()
+            length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+            reads = 1
+            while len(body) < length:
+                body += sock.recv(4096)
+                reads += 1
+            elapsed = time.monotonic() - headers_at
+
+        assert head.startswith(b"HTTP/1.1 201")
+        assert len(body) == length > 100
+        assert reads > length // 4  # it came in pieces, not at once
+        assert elapsed >= (length - 2) * 0.005
+        assert json.loads(body)["externalId"] == "DR-1"
+        assert sandbox.stats()["faults"] == {"drip": 1}
+
+
+def test_a_client_that_gives_up_on_a_dripping_answer_was_written_and_is_counted_dropped() -> None:
+    with SandboxServer(drip_ms=50) as sandbox:
+        with raw_post(sandbox, b'{"externalId": "DR-2", "firstName": "Ada"}') as sock:
+            head, _ = read_head(sock)
+        assert head.startswith(b"HTTP/1.1 201")
+
+        assert sandbox.get("DR-2") is not None  # the write came before the answer
+        deadline = time.monotonic() + 10
+        while sandbox.stats()["by_status"].get("dropped") != 1:
+            assert time.monotonic() < deadline, sandbox.stats()
+            time.sleep(0.05)
+
+
+def test_drip_rate_drips_a_share_of_answers_from_a_stream_of_its_own() -> None:
+    faults = Faults(FaultSettings(drip_ms=10, drip_rate=0.3, seed=5))
+
+    drips = sum(faults.drip() for _ in range(1000))
+
+    assert 240 < drips < 360
 
 
 def test_revoked_key_answers_401_to_every_further_add_update() -> None:
@@ -538,6 +730,7 @@ def test_reset_gives_back_a_new_servers_state_but_leaves_the_faults_on() -> None
             "upserts": {"created": 0, "updated": 0},
             "in_flight": 0,
             "max_in_flight": 0,
+            "faults": {},
             "by_external_id": {},
         }
         assert sandbox.customers() == []
@@ -624,6 +817,17 @@ def test_a_non_loopback_host_is_refused_with_exit_2() -> None:
         ["--fail-first", "1.5"],
         ["--latency-ms", "-1"],
         ["--rate-limit", "0"],
+        ["--drip-ms", "-5"],
+        ["--drip-rate", "2"],
+        ["--non-json-2xx", "1.5"],
+        ["--html-4xx", "-1"],
+        ["--rate-limited-share", "1.1"],
+        ["--redirect", ""],
+        ["--redirect", "https://x.test/\u00e9"],
+        ["--redirect-status", "200"],
+        ["--retry-after", ""],
+        ["--retry-after", "date+soon"],
+        ["--retry-after", "12\n34"],
         ["--port", "x"],
         ["--port", "70000"],
         ["--api-key", ""],

@@ -12,7 +12,8 @@ Routes (all JSON):
     POST /_sandbox/reset           a fresh server's state: no customers, zero counts, key valid
 
 Every error has the API's envelope ``{"error": {"code", "message", "details"}}``. A request the
-fault switches drop gets no answer at all: its connection is reset.
+fault switches drop gets no answer at all: its connection is reset. Switches that rehearse
+something in front of the API (a redirect, a proxy's HTML pages) answer without the envelope.
 
 This module holds the routes and handlers; what a body or query must be is in ``validation``,
 the counts in ``stats``, the fault switches in ``faults`` and the customers in ``storage``.
@@ -49,6 +50,18 @@ _HTTP_ERROR_CODES: Final = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "P
 _FAILURE_CODES: Final = {500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}
 # SO_LINGER on, zero seconds: close() sends a TCP RST, as a crashed server or a proxy would
 _RESET_ON_CLOSE: Final = struct.pack("ii", 1, 0)
+# What a web server or proxy in front of the API answers in its place (nginx's own pages).
+_WELCOME_PAGE: Final = (
+    b"<!DOCTYPE html>\n<html>\n<head><title>Welcome to nginx!</title></head>\n<body>\n"
+    b"<h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is "
+    b"successfully installed and working.</p>\n</body>\n</html>\n"
+)
+_BAD_REQUEST_PAGE: Final = (
+    b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n"
+    b"<center><h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n"
+    b"</body>\r\n</html>\r\n"
+)
+_MOVED_PAGE: Final = b"<html><body>Moved</body></html>\n"
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
@@ -116,6 +129,10 @@ def _drop_connection(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+def _html(status: int, page: bytes, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=page, status=status, content_type="text/html", headers=headers)
+
+
 def _answer_lost(request: web.Request) -> bool:
     transport = request.transport
     return transport is None or transport.is_closing()
@@ -171,24 +188,31 @@ class SandboxApi:
             return None
         return error_response(401, "UNAUTHORIZED", message)
 
-    async def add_update(self, request: web.Request) -> web.Response:
+    async def add_update(self, request: web.Request) -> web.StreamResponse:
         """Upsert one customer.
 
-        In order: latency, credentials (then a revoked key), rate limit, first-N failures,
-        random failure, conflict, a reset before the write, validation, the write, a reset
-        after the write, a hang. The body is read first even when refused, so the connection
-        stays reusable for the client's next request.
+        In order: latency, what stands in front of the API (a redirect, HTML pages),
+        credentials (then a revoked key), 429s (a shared quota, then the rate limit), first-N
+        failures, random failure, conflict, a reset before the write, validation, the write, a
+        reset after the write, a hang; then whatever the answer, a drip. The body is read first
+        even when refused, so the connection stays reusable for the client's next request.
         """
+        response = await self._add_update(request)
+        if self.faults.drip() and not _answer_lost(request):
+            return await self._dripped(request, response)
+        return response
+
+    async def _add_update(self, request: web.Request) -> web.Response:
         body = _parse_body(await request.read())
         self.stats.count_id(body)
         if self.faults.latency_s:
             await asyncio.sleep(self.faults.latency_s)
-        refusal = self._unauthorized(request) or self._fault_response()
+        refusal = self._in_front() or self._unauthorized(request) or self._fault_response()
         if refusal is not None:
             return refusal
         drop = self.faults.drop()
         if drop is Drop.BEFORE_WRITE:
-            return _drop_connection(request)
+            return self._dropped(request, "reset_before_write")
         if isinstance(body, _NotJson):
             return _validation_error([body.detail])
         details = validate_customer(body)
@@ -197,10 +221,51 @@ class SandboxApi:
         assert isinstance(body, dict)  # validate_customer said so
         response = self._write(body)
         if drop is Drop.AFTER_WRITE:
-            return _drop_connection(request)
+            return self._dropped(request, "reset_after_write")
         if self.faults.hang():
+            self.stats.faults["hang"] += 1
             await asyncio.sleep(self.faults.hang_s)
         return response
+
+    def _dropped(self, request: web.Request, fault: str) -> web.Response:
+        self.stats.faults[fault] += 1
+        return _drop_connection(request)
+
+    def _in_front(self) -> web.Response | None:
+        """What something in front of the API answers in its place, if a switch says so: it
+        never reaches the API, so no credentials are checked and nothing is written."""
+        faults = self.faults
+        if faults.redirect is not None:
+            self.stats.faults["redirect"] += 1
+            location = {"Location": faults.redirect}
+            return _html(faults.redirect_status, _MOVED_PAGE, location)
+        if faults.html_4xx():
+            self.stats.faults["html_4xx"] += 1
+            return _html(400, _BAD_REQUEST_PAGE)
+        if faults.non_json_2xx():
+            self.stats.faults["non_json_2xx"] += 1
+            return _html(200, _WELCOME_PAGE)
+        return None
+
+    async def _dripped(self, request: web.Request, answer: web.Response) -> web.StreamResponse:
+        """``answer`` with its headers sent at once and its body a byte every ``drip_s``."""
+        self.stats.faults["drip"] += 1
+        body = answer.body
+        assert isinstance(body, bytes)  # every answer here is built from bytes
+        stream = web.StreamResponse(status=answer.status, reason=answer.reason)
+        stream.headers.extend(
+            (name, value) for name, value in answer.headers.items() if name != "Content-Length"
+        )
+        stream.content_length = len(body)
+        try:
+            await stream.prepare(request)
+            for at in range(len(body)):
+                await asyncio.sleep(self.faults.drip_s)
+                await stream.write(body[at : at + 1])
+            await stream.write_eof()
+        except ConnectionError:
+            pass  # the client gave up (its timeout): counted as dropped
+        return stream
 
     def _write(self, body: dict[str, Any]) -> web.Response:
         """The upsert itself, committed before this returns."""
@@ -215,16 +280,25 @@ class SandboxApi:
         """The answer a switched-on fault gives instead of handling the request, if any."""
         if self.faults.key_revoked:
             return error_response(401, "UNAUTHORIZED", "the API key was revoked")
+        if self.faults.shared_quota():
+            return self._rate_limited("rate_limited_share", 0)
         retry_after = self.faults.retry_after_s()
         if retry_after is not None:
-            headers = {"Retry-After": str(retry_after)}
-            return error_response(429, "RATE_LIMITED", "too many requests", headers=headers)
+            return self._rate_limited("rate_limit", retry_after)
+        first = self.faults.fail_first_left
         status = self.faults.failure_status()
         if status is not None:
+            self.stats.faults["fail_first" if first else "fail_rate"] += 1
             return error_response(status, _FAILURE_CODES[status], "simulated server failure")
         if self.faults.conflict():
+            self.stats.faults["conflict"] += 1
             return error_response(409, "DUPLICATE", "Duplicate externalId")
         return None
+
+    def _rate_limited(self, fault: str, wait_s: int) -> web.Response:
+        self.stats.faults[fault] += 1
+        headers = {"Retry-After": self.faults.retry_after_header(wait_s)}
+        return error_response(429, "RATE_LIMITED", "too many requests", headers=headers)
 
     async def get_customer(self, request: web.Request) -> web.Response:
         """One stored customer of the caller's merchant."""

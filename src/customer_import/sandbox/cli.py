@@ -22,7 +22,14 @@ from aiohttp import web
 
 from customer_import.hosts import is_loopback
 from customer_import.sandbox.app import Credentials, create_app
-from customer_import.sandbox.faults import DEFAULT_HANG_MS, Faults, FaultSettings
+from customer_import.sandbox.faults import (
+    DATE_FROM_NOW,
+    DEFAULT_HANG_MS,
+    DEFAULT_REDIRECT_STATUS,
+    REDIRECT_STATUSES,
+    Faults,
+    FaultSettings,
+)
 from customer_import.sandbox.storage import CustomerStore
 
 DEFAULT_PORT: Final = 3156
@@ -96,6 +103,60 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     faults.add_argument(
         "--hang-ms", type=_non_negative, default=DEFAULT_HANG_MS, metavar="N", help="default 60000"
     )
+    faults.add_argument(
+        "--drip-ms",
+        type=_non_negative,
+        default=0.0,
+        metavar="N",
+        help="send an answer's headers at once, then its body one byte every N ms",
+    )
+    faults.add_argument(
+        "--drip-rate",
+        type=_fraction,
+        metavar="F",
+        help="with --drip-ms: drip that fraction of answers, at random (default 1: every one)",
+    )
+    faults.add_argument(
+        "--non-json-2xx",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="answer 200 with an HTML page at random, writing nothing (a proxy, a portal)",
+    )
+    faults.add_argument(
+        "--html-4xx",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="answer 400 with an HTML page, not the API's JSON error, at random (a proxy)",
+    )
+    faults.add_argument(
+        "--redirect",
+        type=_header_value,
+        metavar="URL",
+        help="answer every request with a redirect to URL, writing nothing",
+    )
+    faults.add_argument(
+        "--redirect-status",
+        type=int,
+        choices=REDIRECT_STATUSES,
+        metavar="N",
+        help=f"with --redirect: 301, 302, 303, 307 or 308 (default {DEFAULT_REDIRECT_STATUS})",
+    )
+    faults.add_argument(
+        "--rate-limited-share",
+        type=_fraction,
+        default=0.0,
+        metavar="F",
+        help="answer 429 (Retry-After: 0) at random whatever the pace: a shared quota",
+    )
+    faults.add_argument(
+        "--retry-after",
+        type=_retry_after,
+        metavar="VALUE",
+        help="the Retry-After of every 429 (with --rate-limit or --rate-limited-share): "
+        "seconds such as 3600, an HTTP date, date+N (N s after each answer), any text",
+    )
     faults.add_argument("--seed", type=int, help="makes every random draw repeatable")
     parser.add_argument(
         "--count-ids",
@@ -118,6 +179,10 @@ def run(args: argparse.Namespace) -> int:
             "pass --allow-remote to expose the sandbox to other machines",
             file=sys.stderr,
         )
+        return EXIT_USAGE
+    useless = option_without_effect(args)
+    if useless:
+        print(f"sandbox: {useless}", file=sys.stderr)
         return EXIT_USAGE
     with asyncio.Runner(loop_factory=_loop_factory(args.no_uvloop)) as runner:
         return runner.run(_serve(args, _identity(args)))
@@ -181,7 +246,26 @@ def fault_settings(args: argparse.Namespace) -> FaultSettings:
         reset_rate=args.reset_rate,
         hang_rate=args.hang_rate,
         hang_ms=args.hang_ms,
+        drip_ms=args.drip_ms,
+        drip_rate=1.0 if args.drip_rate is None else args.drip_rate,
+        non_json_2xx=args.non_json_2xx,
+        html_4xx=args.html_4xx,
+        redirect=args.redirect,
+        redirect_status=args.redirect_status or DEFAULT_REDIRECT_STATUS,
+        rate_limited_share=args.rate_limited_share,
+        retry_after=args.retry_after,
     )
+
+
+def option_without_effect(args: argparse.Namespace) -> str | None:
+    """An option given without the one it qualifies: a rehearsal would silently lack it."""
+    if args.retry_after is not None and args.rate_limit is None and not args.rate_limited_share:
+        return "--retry-after applies to 429s: add --rate-limit or --rate-limited-share"
+    if args.drip_rate is not None and not args.drip_ms:
+        return "--drip-rate chooses the answers --drip-ms drips: add --drip-ms"
+    if args.redirect_status is not None and args.redirect is None:
+        return "--redirect-status is the status of --redirect's answers: add --redirect"
+    return None
 
 
 def _stop_on_signals() -> asyncio.Event:
@@ -253,6 +337,19 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError("must be >= 0")
+    return value
+
+
+def _header_value(text: str) -> str:
+    if not text or not text.isprintable() or not text.isascii():
+        raise argparse.ArgumentTypeError("must be printable ASCII, not empty")
+    return text
+
+
+def _retry_after(text: str) -> str:
+    value = _header_value(text)
+    if value.startswith("date+") and not DATE_FROM_NOW.fullmatch(value):
+        raise argparse.ArgumentTypeError("date+N takes N in whole seconds (up to 9 digits)")
     return value
 
 

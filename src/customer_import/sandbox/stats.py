@@ -18,6 +18,7 @@ class Stats:
     ``by_status`` counts a request whose answer never reached the client (its connection was
     dropped by a fault, or the client had gone when the answer was ready) as ``"dropped"``.
     ``by_external_id`` (only with ``count_ids``) counts add-update requests per body externalId.
+    ``faults`` counts the fault switches that fired, by name (``html_4xx``, ``drip``, ...).
     """
 
     count_ids: bool = False
@@ -25,6 +26,7 @@ class Stats:
     by_status: Counter[str] = field(default_factory=Counter)
     by_path: Counter[str] = field(default_factory=Counter)
     by_external_id: Counter[str] = field(default_factory=Counter)
+    faults: Counter[str] = field(default_factory=Counter)
     created: int = 0
     updated: int = 0
     in_flight: int = 0
@@ -39,6 +41,7 @@ class Stats:
             "upserts": {"created": self.created, "updated": self.updated},
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "faults": dict(self.faults),
         }
         if self.count_ids:
             body["by_external_id"] = dict(self.by_external_id)
@@ -55,4 +58,5 @@ class Stats:
         self.by_status.clear()
         self.by_path.clear()
         self.by_external_id.clear()
+        self.faults.clear()
         self.max_in_flight = self.in_flight

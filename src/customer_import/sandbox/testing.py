@@ -31,8 +31,17 @@ from typing import Any, Final, Self
 _LISTENING: Final = re.compile(r"sandbox listening on (http://\S+)")
 # the child must import this very package, even when it is not installed (a plain checkout)
 _SOURCE_ROOT: Final = str(Path(__file__).resolve().parents[2])
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """A redirect is an answer to return (``--redirect``), not one to follow."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 # never send loopback traffic through an http_proxy from the environment
-_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+_OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 _PAGE_SIZE: Final = 100
 
 
@@ -78,6 +87,14 @@ class SandboxServer:
         reset_rate: float | None = None,
         hang_rate: float | None = None,
         hang_ms: float | None = None,
+        drip_ms: float | None = None,
+        drip_rate: float | None = None,
+        non_json_2xx: float | None = None,
+        html_4xx: float | None = None,
+        redirect: str | None = None,
+        redirect_status: int | None = None,
+        rate_limited_share: float | None = None,
+        retry_after: str | int | None = None,
         count_ids: bool = False,
         host: str = "127.0.0.1",
         port: int = 0,
@@ -98,6 +115,14 @@ class SandboxServer:
             "--reset-rate": reset_rate,
             "--hang-rate": hang_rate,
             "--hang-ms": hang_ms,
+            "--drip-ms": drip_ms,
+            "--drip-rate": drip_rate,
+            "--non-json-2xx": non_json_2xx,
+            "--html-4xx": html_4xx,
+            "--redirect": redirect,
+            "--redirect-status": redirect_status,
+            "--rate-limited-share": rate_limited_share,
+            "--retry-after": retry_after,
         }
         self.args = ["--host", host, "--port", str(port)]
         for flag, value in options.items():
