@@ -104,6 +104,10 @@ class Bodies:
         self._next += 1
         return self._bodies[self._next - 1]
 
+    def all(self) -> list[bytes]:
+        """Every body, whether handed out or not."""
+        return self._bodies
+
     def take_many(self, count: int) -> list[bytes]:
         """Up to ``count`` bodies, fewer (or none) at the end or past the deadline."""
         if time.monotonic() >= self.deadline:
@@ -208,13 +212,16 @@ async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
     from customer_import.send.sender import RetryPolicy, Sender
 
     statuses: Counter[int] = Counter()
+    # The Sender takes only an answer that echoes the item's externalId as a success; the
+    # pipeline knows each record's id, so it is looked up here rather than parsed while measured.
+    ids = {body: json.loads(body)["externalId"] for body in bodies.all()}
 
     def on_outcome(outcome: SendOutcome) -> None:
         statuses[outcome.http_status or 0] += 1
 
     async def items(seconds: float) -> AsyncIterator[list[SendItem]]:
         bodies.until(seconds)
-        while batch := [SendItem(0, "", body) for body in bodies.take_many(SENDER_BATCH)]:
+        while batch := [SendItem(0, ids[body], body) for body in bodies.take_many(SENDER_BATCH)]:
             yield batch  # the pipeline hands the Sender a batch of the file at a time
 
     client = make_client(

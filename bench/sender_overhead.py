@@ -30,6 +30,7 @@ STORED = httpx.Response(
     b'"notificationOptions":{"notifyEmail":false,"notifyPhone":false},'
     b'"createdAt":"2026-11-29T16:35:11.772Z","updatedAt":"2026-11-29T16:35:11.772Z"}',
 )
+STORED_ID = "C-0000001"
 CONCURRENCY = 64
 BATCH = 10_000  # the job's batch_size
 
@@ -57,7 +58,8 @@ async def sender(count: int) -> None:
     async def batches() -> AsyncIterator[list[SendItem]]:
         for start in range(0, count, BATCH):
             await asyncio.sleep(0)
-            yield [SendItem(i, "id", b"{}") for i in range(start, min(count, start + BATCH))]
+            # the id STORED echoes: any other answer is not the API's, and is retried
+            yield [SendItem(i, STORED_ID, b"{}") for i in range(start, min(count, start + BATCH))]
 
     client: Any = InstantClient()  # duck-typed: the Sender only calls post()
     run = Sender(client, concurrency=CONCURRENCY, policy=RetryPolicy(), on_outcome=lambda o: None)
