@@ -1,8 +1,8 @@
-"""Every benchmark of issue 7 in one run, printed as one table (``make bench``).
+"""Every benchmark of issues 7 and 17 in one run, printed as one table (``make bench``).
 
-    .venv/bin/python bench/run_all.py                  # full: ~7-10 min on 2 cores
-    .venv/bin/python bench/run_all.py --quick          # smaller sizes, ~2 min
-    .venv/bin/python bench/run_all.py --only send      # send, rate, memory (comma-separated)
+    .venv/bin/python bench/run_all.py                  # full: ~15-20 min on 2 cores
+    .venv/bin/python bench/run_all.py --quick          # smaller sizes, ~3 min
+    .venv/bin/python bench/run_all.py --only send      # send, rate, memory, journal, storm
 
 Columns: benchmark | figure | baseline | ratio (figure / baseline) | target (issue 7) | met?
 The same rows, with the raw numbers of every repeat, go to bench/results/latest.json.
@@ -26,12 +26,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import journal_writes
 import memory
 import rate_limit
 import send_path
+import storm
 from common import RESULTS_DIR, ROOT, Row, log, work_dir
 
-BENCHMARKS: Final = ("send", "rate", "memory")
+BENCHMARKS: Final = ("send", "rate", "memory", "journal", "storm")
 _COLUMNS: Final = ("benchmark", "figure", "baseline", "ratio", "target", "met?")
 
 
@@ -43,15 +45,18 @@ def plans(args: argparse.Namespace) -> dict[str, Any]:
         )
         rate = rate_limit.Plan(records=3_000, timeout_s=90.0)
         mem = memory.Plan(sizes=(200_000, 1_000_000), cap_s=45.0)
+        journal = journal_writes.Plan(rows=12_800, repeats=1)
+        squall = storm.Plan(records=300, timeout_s=120.0)
     else:
         send, rate, mem = send_path.Plan(), rate_limit.Plan(), memory.Plan()
+        journal, squall = journal_writes.Plan(), storm.Plan()
     if args.records:
         send = dataclasses.replace(send, records=args.records)
     if args.job_rounds:
         send = dataclasses.replace(send, job_rounds=args.job_rounds)
     if args.dry_run_cap:
         mem = dataclasses.replace(mem, cap_s=args.dry_run_cap)
-    return {"send": send, "rate": rate, "memory": mem}
+    return {"send": send, "rate": rate, "memory": mem, "journal": journal, "storm": squall}
 
 
 def run_one(name: str, plan: Any, work: Path) -> list[Row]:
@@ -59,6 +64,8 @@ def run_one(name: str, plan: Any, work: Path) -> list[Row]:
         "send": send_path.run,
         "rate": rate_limit.run,
         "memory": memory.run,
+        "journal": journal_writes.run,
+        "storm": storm.run,
     }
     started = time.perf_counter()
     try:
