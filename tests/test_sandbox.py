@@ -567,71 +567,101 @@ def test_the_sandbox_exits_2_for_an_option_that_would_do_nothing() -> None:
 # --- rehearsed trouble: an API that misbehaves, or something in front of it ---
 
 
-@pytest.mark.parametrize("status", [None, 307])
-def test_redirect_answers_every_add_update_with_the_location_and_writes_nothing(
-    status: int | None,
-) -> None:
+@pytest.fixture
+def rehearsal(sandbox: SandboxServer) -> Iterator[SandboxServer]:
+    """The module's server with zeroed stats, for a test that sets faults (dropped after)."""
+    sandbox.reset_stats()
+    yield sandbox
+    sandbox.set_faults()
+
+
+def test_redirect_answers_every_add_update_with_the_location_and_writes_nothing() -> None:
     location = "https://api.example.com/v2/customers/add-update"
-    with SandboxServer(redirect=location, redirect_status=status) as sandbox:
+    with SandboxServer(redirect=location, redirect_status=307) as sandbox:
         answers = [sandbox.add_update(customer(new_id())) for _ in range(3)]
         wrong_key = sandbox.request("POST", "/customers/add-update", body=b"{}", auth=False)
 
-        assert {a.status for a in [*answers, wrong_key]} == {status or 301}
+        assert {a.status for a in [*answers, wrong_key]} == {307}
         assert {a.headers["location"] for a in answers} == {location}
         assert sandbox.customers() == []  # reads are not redirected
         assert sandbox.stats()["faults"] == {"redirect": 4}
 
 
-def test_html_4xx_answers_400_with_an_html_page_not_the_envelope_and_writes_nothing() -> None:
-    with SandboxServer(html_4xx=1.0) as sandbox:
-        answer = sandbox.add_update(customer(new_id()))
+def test_a_redirect_is_a_301_unless_told(rehearsal: SandboxServer) -> None:
+    rehearsal.set_faults(redirect="http://x.test/")
 
-        assert answer.status == 400
-        assert answer.headers["content-type"].startswith("text/html")
-        assert b"<h1>400 Bad Request</h1>" in answer.body
-        assert sandbox.customers() == []
+    answer = rehearsal.add_update(customer(new_id()))
+
+    assert (answer.status, answer.headers["location"]) == (301, "http://x.test/")
 
 
-def test_non_json_2xx_answers_200_with_an_html_page_and_writes_nothing() -> None:
-    with SandboxServer(non_json_2xx=0.5, seed=2) as sandbox:
-        answers = [sandbox.add_update(customer(f"N-{i}")) for i in range(20)]
+def test_html_4xx_answers_400_with_an_html_page_not_the_envelope_and_writes_nothing(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(html_4xx=1.0)
+    external_id = new_id()
 
-        pages = [i for i, a in enumerate(answers) if a.headers["content-type"].startswith("text/")]
-        assert 0 < len(pages) < 20
-        assert {answers[i].status for i in pages} == {200}
-        assert all(b"Welcome to nginx" in answers[i].body for i in pages)
-        written = sorted(c["externalId"] for c in sandbox.customers())
-        assert written == sorted(f"N-{i}" for i in range(20) if i not in pages)
-        assert sandbox.stats()["faults"] == {"non_json_2xx": len(pages)}
+    answer = rehearsal.add_update(customer(external_id))
+
+    assert answer.status == 400
+    assert answer.headers["content-type"].startswith("text/html")
+    assert b"<h1>400 Bad Request</h1>" in answer.body
+    rehearsal.set_faults()
+    assert rehearsal.get(external_id) is None
 
 
-def test_a_rate_limited_share_answers_429_retry_after_0_however_slow_the_client() -> None:
-    with SandboxServer(rate_limited_share=0.5, seed=3) as sandbox:
-        answers = []
-        for i in range(40):
-            answers.append(sandbox.add_update(customer(f"Q-{i}")))
-            time.sleep(0.005)  # far below any limit: a bucket would admit every one
+def test_non_json_2xx_answers_200_with_an_html_page_and_writes_nothing(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(non_json_2xx=0.5, seed=2)
+    ids = [new_id() for _ in range(20)]
 
-        limited = [a for a in answers if a.status == 429]
-        assert 8 < len(limited) < 32
-        assert {a.headers["retry-after"] for a in limited} == {"0"}
-        assert_error(limited[0], 429, "RATE_LIMITED")
-        assert len(sandbox.customers()) == 40 - len(limited)
+    answers = [rehearsal.add_update(customer(external_id)) for external_id in ids]
+
+    pages = [i for i, a in enumerate(answers) if a.headers["content-type"].startswith("text/")]
+    assert 0 < len(pages) < 20
+    assert {answers[i].status for i in pages} == {200}
+    assert all(b"Welcome to nginx" in answers[i].body for i in pages)
+    written = [i for i, external_id in enumerate(ids) if rehearsal.get(external_id)]
+    assert written == [i for i in range(20) if i not in pages]
+    assert rehearsal.stats()["faults"] == {"non_json_2xx": len(pages)}
+
+
+def test_a_rate_limited_share_answers_429_retry_after_0_however_slow_the_client(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(rate_limited_share=0.5, seed=3)
+    answers = []
+    for _ in range(40):
+        answers.append(rehearsal.add_update(customer(new_id())))
+        time.sleep(0.005)  # far below any limit: a bucket would admit every one
+
+    limited = [a for a in answers if a.status == 429]
+    assert 8 < len(limited) < 32
+    assert {a.headers["retry-after"] for a in limited} == {"0"}
+    assert_error(limited[0], 429, "RATE_LIMITED")
+    assert rehearsal.stats()["upserts"]["created"] == 40 - len(limited)
 
 
 @pytest.mark.parametrize("value", ["99999999999999999999", "Wed, 21 Oct 2043 07:28:00 GMT"])
-def test_retry_after_is_sent_as_given_by_the_rate_limit_and_the_share(value: str) -> None:
-    with SandboxServer(rate_limit=1, rate_limited_share=0.5, retry_after=value, seed=1) as sandbox:
-        answers = [sandbox.add_update(customer(new_id())) for _ in range(6)]
+def test_retry_after_is_sent_as_given_by_the_rate_limit_and_the_share(
+    rehearsal: SandboxServer, value: str
+) -> None:
+    rehearsal.set_faults(rate_limit=1, rate_limited_share=0.5, retry_after=value, seed=1)
 
-        faults = sandbox.stats()["faults"]
-        assert faults["rate_limit"] > 0 and faults["rate_limited_share"] > 0
-        assert {a.headers.get("retry-after") for a in answers if a.status == 429} == {value}
+    answers = [rehearsal.add_update(customer(new_id())) for _ in range(6)]
+
+    faults = rehearsal.stats()["faults"]
+    assert faults["rate_limit"] > 0 and faults["rate_limited_share"] > 0
+    assert {a.headers.get("retry-after") for a in answers if a.status == 429} == {value}
 
 
-def test_retry_after_date_plus_n_is_an_http_date_n_seconds_after_the_answer() -> None:
-    with SandboxServer(rate_limited_share=1.0, retry_after="date+3600") as sandbox:
-        answer = sandbox.add_update(customer(new_id()))
+def test_retry_after_date_plus_n_is_an_http_date_n_seconds_after_the_answer(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(rate_limited_share=1.0, retry_after="date+3600")
+
+    answer = rehearsal.add_update(customer(new_id()))
 
     assert answer.status == 429
     when = parsedate_to_datetime(answer.headers["retry-after"])
@@ -661,37 +691,45 @@ def read_head(sock: socket.socket) -> tuple[bytes, bytes]:
     return head, body
 
 
-def test_drip_sends_the_headers_at_once_then_the_body_a_byte_every_n_ms() -> None:
-    with SandboxServer(drip_ms=5) as sandbox:
-        with raw_post(sandbox, b'{"externalId": "DR-1", "firstName": "Ada"}') as sock:
-            head, body = read_head(sock)
-            headers_at = time.monotonic()
-            length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
-            reads = 1
-            while len(body) < length:
-                body += sock.recv(4096)
-                reads += 1
-            elapsed = time.monotonic() - headers_at
+def test_drip_sends_the_headers_at_once_then_the_body_a_byte_every_n_ms(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(drip_ms=5)
+    external_id = new_id()
 
-        assert head.startswith(b"HTTP/1.1 201")
-        assert len(body) == length > 100
-        assert reads > length // 4  # it came in pieces, not at once
-        assert elapsed >= (length - 2) * 0.005
-        assert json.loads(body)["externalId"] == "DR-1"
-        assert sandbox.stats()["faults"] == {"drip": 1}
+    with raw_post(rehearsal, json.dumps(customer(external_id)).encode()) as sock:
+        head, body = read_head(sock)
+        headers_at = time.monotonic()
+        length = int(re.search(rb"(?i)content-length: (\d+)", head)[1])  # type: ignore[index]
+        reads = 1
+        while len(body) < length:
+            body += sock.recv(4096)
+            reads += 1
+        elapsed = time.monotonic() - headers_at
+
+    assert head.startswith(b"HTTP/1.1 201")
+    assert len(body) == length > 100
+    assert reads > length // 4  # it came in pieces, not at once
+    assert elapsed >= (length - 2) * 0.005
+    assert json.loads(body)["externalId"] == external_id
+    assert rehearsal.stats()["faults"] == {"drip": 1}
 
 
-def test_a_client_that_gives_up_on_a_dripping_answer_was_written_and_is_counted_dropped() -> None:
-    with SandboxServer(drip_ms=50) as sandbox:
-        with raw_post(sandbox, b'{"externalId": "DR-2", "firstName": "Ada"}') as sock:
-            head, _ = read_head(sock)
-        assert head.startswith(b"HTTP/1.1 201")
+def test_a_client_that_gives_up_on_a_dripping_answer_was_written_and_is_counted_dropped(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(drip_ms=50)
+    external_id = new_id()
 
-        assert sandbox.get("DR-2") is not None  # the write came before the answer
-        deadline = time.monotonic() + 10
-        while sandbox.stats()["by_status"].get("dropped") != 1:
-            assert time.monotonic() < deadline, sandbox.stats()
-            time.sleep(0.05)
+    with raw_post(rehearsal, json.dumps(customer(external_id)).encode()) as sock:
+        head, _ = read_head(sock)
+
+    assert head.startswith(b"HTTP/1.1 201")
+    assert rehearsal.get(external_id) is not None  # the write came before the answer
+    deadline = time.monotonic() + 10
+    while rehearsal.stats()["by_status"].get("dropped") != 1:
+        assert time.monotonic() < deadline, rehearsal.stats()
+        time.sleep(0.05)
 
 
 def test_drip_rate_drips_a_share_of_answers_from_a_stream_of_its_own() -> None:
@@ -737,6 +775,47 @@ def test_reset_gives_back_a_new_servers_state_but_leaves_the_faults_on() -> None
         # the key is valid again and Z-1 is new again; fail_first was used up, not rewound
         assert sandbox.add_update(customer("Z-1")).status == 201
         assert [c["externalId"] for c in sandbox.customers()] == ["Z-1"]
+
+
+def test_faults_set_while_running_apply_at_once_and_reset_puts_back_the_started_ones() -> None:
+    with SandboxServer(fail_first=1) as sandbox:
+        assert sandbox.set_faults(html_4xx=1.0, seed=3) == "HTML 400 rate 1, seed 3"
+        assert sandbox.add_update(customer("F-1")).body.startswith(b"<html>")
+        sandbox.revoke_key()
+        assert sandbox.set_faults() == ""
+
+        assert_error(sandbox.add_update(customer("F-1")), 401, "UNAUTHORIZED")  # still revoked
+        sandbox.reset()
+        # the started switches, their counters carrying on: fail_first was never used up
+        assert sandbox.add_update(customer("F-1")).status == 503
+        assert sandbox.add_update(customer("F-1")).status == 201
+        assert sandbox.stats()["faults"] == {"fail_first": 1}
+
+
+@pytest.mark.parametrize(
+    ("switches", "message"),
+    [
+        ({"html_4xx": 2}, "argument --html-4xx: must be between 0 and 1"),
+        ({"retry_after": 60}, "--retry-after applies to 429s"),
+        ({"seed": "x"}, "argument --seed: invalid int value"),
+    ],
+)
+def test_faults_set_while_running_are_checked_as_on_the_command_line(
+    sandbox: SandboxServer, switches: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SandboxError, match="VALIDATION_ERROR") as refused:
+        sandbox.set_faults(**switches)
+
+    assert message in str(refused.value)
+    assert sandbox.add_update(customer(new_id())).status == 201  # nothing changed
+
+
+def test_a_body_that_is_not_options_is_refused(sandbox: SandboxServer) -> None:
+    for body in (b"{", b'{"args": "--html-4xx 1"}', b'{"args": [1]}', b"[]"):
+        answer = sandbox.request("POST", "/_sandbox/faults", body=body, auth=False)
+        assert_error(answer, 400, "VALIDATION_ERROR")
+    with pytest.raises(TypeError, match="not a fault switch: port"):
+        sandbox.set_faults(port=1)
 
 
 def test_clearing_the_store_deletes_every_merchants_customers() -> None:

@@ -10,6 +10,7 @@ Routes (all JSON):
     POST /_sandbox/reset-stats     zero the counts
     POST /_sandbox/revoke-key      every further add-update request is answered 401
     POST /_sandbox/reset           a fresh server's state: no customers, zero counts, key valid
+    POST /_sandbox/faults          other fault switches from now on: {"args": ["--html-4xx", "1"]}
 
 Every error has the API's envelope ``{"error": {"code", "message", "details"}}``. A request the
 fault switches drop gets no answer at all: its connection is reset. Switches that rehearse
@@ -27,6 +28,7 @@ import hmac
 import json
 import socket
 import struct
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Final
@@ -34,7 +36,7 @@ from typing import Any, Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from customer_import.sandbox.faults import Drop, Faults
+from customer_import.sandbox.faults import Drop, Faults, FaultSettings
 from customer_import.sandbox.stats import DROPPED, Stats
 from customer_import.sandbox.storage import CustomerStore
 from customer_import.sandbox.validation import BadQuery, Detail, detail, int_param
@@ -64,6 +66,9 @@ _BAD_REQUEST_PAGE: Final = (
 _MOVED_PAGE: Final = b"<html><body>Moved</body></html>\n"
 
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+#: Fault switches from command-line options (``cli.parse_faults``); ValueError when invalid.
+ParseFaults = Callable[[Sequence[str]], FaultSettings]
 
 
 @dataclass(frozen=True)
@@ -148,9 +153,12 @@ class SandboxApi:
         credentials: Credentials,
         *,
         count_ids: bool = False,
+        parse_faults: ParseFaults | None = None,
     ) -> None:
         self.store = store
         self.faults = faults
+        self._started_faults = faults
+        self._parse_faults = parse_faults
         self.credentials = credentials
         self.stats = Stats(count_ids=count_ids)
         self.identity = {"name": "customer-import sandbox", "version": _package_version()}
@@ -345,11 +353,32 @@ class SandboxApi:
     async def reset(self, _request: web.Request) -> web.Response:
         """Back to a fresh server's state, so one server can serve test after test: every
         customer deleted (all merchants), the counts zeroed, a revoked key valid again. The
-        fault switches stay as started, and their counters and random draws carry on."""
+        fault switches are the ones it started with (any set since are dropped), and their
+        counters and random draws carry on."""
         self.store.clear()
+        self.faults = self._started_faults
         self.faults.restore_key()
         self.stats.reset()
         return json_response(self.stats.as_json())
+
+    async def set_faults(self, request: web.Request) -> web.Response:
+        """Other fault switches from now on, given as the command's options
+        (``{"args": ["--html-4xx", "1", "--seed", "3"]}``; ``[]``: none), checked as the
+        command line is; draws and counters start afresh. A revoked key stays revoked."""
+        if self._parse_faults is None:
+            return error_response(404, "NOT_FOUND", "this server cannot change its faults")
+        try:
+            body = await request.json()
+            args = body.get("args") if isinstance(body, dict) else None
+            if not isinstance(args, list) or not all(isinstance(a, str) for a in args):
+                raise ValueError('send {"args": [...]}, the options as strings')
+            settings = self._parse_faults(args)
+        except ValueError as exc:  # a JSONDecodeError too
+            return error_response(400, "VALIDATION_ERROR", str(exc))
+        revoked = self.faults.key_revoked
+        self.faults = Faults(settings)
+        self.faults.key_revoked = revoked
+        return json_response({"faults": settings.describe()})
 
 
 async def _enveloped(handler: Handler, request: web.Request) -> web.StreamResponse:
@@ -370,10 +399,16 @@ def _package_version() -> str:
 
 
 def create_app(
-    store: CustomerStore, faults: Faults, credentials: Credentials, *, count_ids: bool = False
+    store: CustomerStore,
+    faults: Faults,
+    credentials: Credentials,
+    *,
+    count_ids: bool = False,
+    parse_faults: ParseFaults | None = None,
 ) -> web.Application:
-    """The sandbox application; the caller owns ``store`` and closes it after the server stops."""
-    api = SandboxApi(store, faults, credentials, count_ids=count_ids)
+    """The sandbox application; the caller owns ``store`` and closes it after the server stops.
+    Without ``parse_faults``, ``POST /_sandbox/faults`` is refused."""
+    api = SandboxApi(store, faults, credentials, count_ids=count_ids, parse_faults=parse_faults)
     app = web.Application(middlewares=[api.track])
     app.add_routes(
         [
@@ -385,6 +420,7 @@ def create_app(
             web.post("/_sandbox/reset-stats", api.reset_stats),
             web.post("/_sandbox/revoke-key", api.revoke_key),
             web.post("/_sandbox/reset", api.reset),
+            web.post("/_sandbox/faults", api.set_faults),
         ]
     )
     return app

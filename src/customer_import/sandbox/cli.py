@@ -13,7 +13,8 @@ import os
 import signal
 import sqlite3
 import sys
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -68,7 +69,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=_non_empty,
         help=f"merchant id to expect (default: ${MERCHANT_ID_ENV}, else {DEMO_MERCHANT_ID!r})",
     )
-    faults = parser.add_argument_group("rehearsed trouble (POST /customers/add-update only)")
+    _add_fault_arguments(
+        parser.add_argument_group("rehearsed trouble (POST /customers/add-update only)")
+    )
+    parser.add_argument(
+        "--count-ids",
+        action="store_true",
+        help="count add-update requests per externalId in /_sandbox/stats (by_external_id)",
+    )
+    parser.add_argument(
+        "--allow-remote", action="store_true", help="allow a --host that is not loopback"
+    )
+    parser.add_argument(
+        "--no-uvloop", action="store_true", help="use asyncio's own event loop (benchmarks)"
+    )
+
+
+def _add_fault_arguments(faults: argparse._ActionsContainer) -> None:
     faults.add_argument("--latency-ms", type=_non_negative, default=0.0, metavar="N")
     faults.add_argument(
         "--fail-rate", type=_fraction, default=0.0, metavar="F", help="answer 500/503 at random"
@@ -158,17 +175,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "seconds such as 3600, an HTTP date, date+N (N s after each answer), any text",
     )
     faults.add_argument("--seed", type=int, help="makes every random draw repeatable")
-    parser.add_argument(
-        "--count-ids",
-        action="store_true",
-        help="count add-update requests per externalId in /_sandbox/stats (by_external_id)",
-    )
-    parser.add_argument(
-        "--allow-remote", action="store_true", help="allow a --host that is not loopback"
-    )
-    parser.add_argument(
-        "--no-uvloop", action="store_true", help="use asyncio's own event loop (benchmarks)"
-    )
+
+
+class _RaisingParser(argparse.ArgumentParser):
+    """Bad options raise ValueError rather than exit: a running server answers them 400."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        raise ValueError(message)
+
+
+def parse_faults(argv: Sequence[str]) -> FaultSettings:
+    """The fault switches of ``argv`` (fault options only, as on the command line), for
+    ``POST /_sandbox/faults``; ValueError says what is wrong with them."""
+    parser = _RaisingParser(prog="POST /_sandbox/faults", add_help=False)
+    _add_fault_arguments(parser)
+    args = parser.parse_args(list(argv))
+    useless = option_without_effect(args)
+    if useless:
+        raise ValueError(useless)
+    return fault_settings(args)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -217,7 +242,13 @@ async def _serve(args: argparse.Namespace, identity: _Identity) -> int:
 
 async def _serve_store(args: argparse.Namespace, identity: _Identity, store: CustomerStore) -> int:
     settings = fault_settings(args)
-    app = create_app(store, Faults(settings), identity.credentials, count_ids=args.count_ids)
+    app = create_app(
+        store,
+        Faults(settings),
+        identity.credentials,
+        count_ids=args.count_ids,
+        parse_faults=parse_faults,
+    )
     runner = web.AppRunner(app, access_log=None, shutdown_timeout=SHUTDOWN_GRACE_S)
     await runner.setup()
     try:

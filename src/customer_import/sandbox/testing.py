@@ -43,6 +43,14 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 # never send loopback traffic through an http_proxy from the environment
 _OPENER: Final = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirects())
 _PAGE_SIZE: Final = 100
+#: The keywords of the fault switches (each the option's name: ``html_4xx`` is ``--html-4xx``).
+FAULT_KEYWORDS: Final = frozenset(
+    {
+        "latency_ms", "fail_rate", "rate_limit", "seed", "fail_first", "conflict_rate",
+        "reset_rate", "hang_rate", "hang_ms", "drip_ms", "drip_rate", "non_json_2xx",
+        "html_4xx", "redirect", "redirect_status", "rate_limited_share", "retry_after",
+    }
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -324,9 +332,26 @@ class SandboxServer:
 
     def reset(self) -> None:
         """Back to the state a fresh server starts in: no customers (of any merchant), zero
-        stats, a revoked key valid again; for one server shared by many tests. Fault switches
-        are not reset: a test that needs faults starts its own server."""
+        stats, a revoked key valid again, the fault switches it was started with (any
+        ``set_faults`` dropped); for one server shared by many tests."""
         self._expect(200, "POST", "/_sandbox/reset")
+
+    def set_faults(self, **switches: float | str | None) -> str:
+        """Other fault switches from now on, by the keywords of the constructor
+        (``set_faults(html_4xx=1.0)``; none: no faults); returns them in words. Draws and
+        counters start afresh; ``reset()`` puts back the ones the server started with. Cheaper
+        than a server of its own (a process), and it can change the API's ways mid-run."""
+        unknown = set(switches) - FAULT_KEYWORDS
+        if unknown:
+            raise TypeError(f"not a fault switch: {', '.join(sorted(unknown))}")
+        args = []
+        for name, value in switches.items():
+            if value is not None:
+                args += ["--" + name.replace("_", "-"), str(value)]
+        body = json.dumps({"args": args}).encode()
+        answer = self.request("POST", "/_sandbox/faults", body=body, auth=False)
+        described: str = _checked(answer, 200)["faults"]
+        return described
 
     def get(self, external_id: str) -> dict[str, Any] | None:
         """The stored customer, or None when there is none."""
