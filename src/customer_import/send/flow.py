@@ -118,7 +118,7 @@ class Pacer:
         self._last_success = now
         while self._successes and self._successes[0] < now - _WINDOW_S:
             self._successes.popleft()
-        self._judged(now, limited=False)
+        self._judged(now, now if sent_at is None else sent_at, limited=False)
         self._grow(now)
 
     def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> None:
@@ -129,16 +129,17 @@ class Pacer:
                     "the API asks to wait %.0f s (Retry-After): every request waits", retry_after
                 )
             self._pause(now + retry_after)
+        sent_at = now if sent_at is None else sent_at
         if self._adaptive and self._judge.held_share is None:
-            self._adapt(now, now if sent_at is None else sent_at)
-        self._judged(now, limited=True)
+            self._adapt(now, sent_at)
+        self._judged(now, sent_at, limited=True)
         self._last_limited = now
 
-    def _judged(self, now: float, *, limited: bool) -> None:
+    def _judged(self, now: float, sent_at: float, *, limited: bool) -> None:
         """Once slowing down is found not to lower the share of 429s (``goodput.py``), hold
-        the pace with the most successes; cut only when the share rises above the held one's,
-        and go back to the usual cuts when 429s become rare."""
-        window = self._judge.answered(now, limited) if self._adaptive else None
+        the pace with the most successes; cut only when the share rises clearly above the
+        usual one, and go back to the usual cuts when 429s become rare."""
+        window = self._judge.answered(sent_at, limited) if self._adaptive else None
         if window is None:
             return
         if self._judge.held_share is None:
