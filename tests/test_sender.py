@@ -159,6 +159,19 @@ def test_connection_errors_and_timeouts_are_retried() -> None:
             httpx.Response(201, json=STORED),
         )
     )
+    # The refused connection came before the API had ever answered: it does not use up an
+    # attempt (records wait for an API never reached, up to connect_grace_s); the timeout does.
+    assert (outcomes[0].status, outcomes[0].attempts) == ("created", 2)
+
+
+def test_a_refused_connection_uses_up_an_attempt_once_the_api_has_answered() -> None:
+    outcomes, _ = send(
+        answers(
+            httpx.Response(503),
+            httpx.ConnectError("refused"),
+            httpx.Response(201, json=STORED),
+        )
+    )
     assert (outcomes[0].status, outcomes[0].attempts) == ("created", 3)
 
 

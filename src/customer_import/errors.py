@@ -4,7 +4,8 @@
     ├── ConfigError                job file, flags, environment, mapping vs file      exit 2
     ├── InputError                 the input cannot be read at all                    exit 2
     └── RunAborted                 the run must stop; what is done is kept, resumable exit 3
-        ├── FatalApiError          401/403/404: every further request would fail too
+        ├── FatalApiError          401/403/404, a redirect: every further request would fail too
+        │   └── NotTheApi          something in front of the API answers every request
         ├── ApiUnavailable         every request failed for longer than api.max_outage_s
         ├── RateLimited            nothing but 429 for longer than api.max_rate_limited_s
         ├── InputChanged           the input file changed while the run read it
@@ -53,6 +54,10 @@ class FatalApiError(RunAborted):
     def __init__(self, message: str, status_code: int | None = None) -> None:
         super().__init__(message)
         self.status_code = status_code
+
+
+class NotTheApi(FatalApiError):
+    """Something in front of the API (a proxy, a gateway) answers the requests."""
 
 
 class ApiUnavailable(RunAborted):

@@ -259,6 +259,16 @@ class Journal:
             )
         return cursor.rowcount
 
+    def forget_rows(self, rows: list[int], stage: RejectStage) -> int:
+        """Turn these rows' rejects of one stage back into pending records; returns how many."""
+        self.flush()
+        with self._lock, self._db:
+            cursor = self._db.executemany(
+                "DELETE FROM outcomes WHERE row = ? AND status = 'rejected' AND stage = ?",
+                [(row, stage) for row in rows],
+            )
+        return cursor.rowcount
+
     def rows_missing_source(self) -> list[int]:
         query = "SELECT row FROM outcomes WHERE status = 'rejected' AND source IS NULL AND row > 0"
         return self._column(query)

@@ -18,6 +18,7 @@ from customer_import.contracts import (
 )
 from customer_import.record.commits import GroupCommit
 from customer_import.record.journal import Journal
+from customer_import.send.front_door import FIRST_ANSWERS
 from customer_import.transform.duplicates import Decision
 
 #: Outcomes committed together when no group size is given. A run gives its concurrency: a
@@ -49,6 +50,9 @@ class Recorder:
         self.counters = Counters()
         self.this_run = 0  # input records this attempt gave an outcome: not earlier attempts'
         self._transport_rejects = 0  # of this attempt, input records'
+        self._first_api_rejects: list[int] = []  # this attempt's first, should a proxy be behind
+        # the answers a front door is judged on, and those of the requests then in flight
+        self._watched = FIRST_ANSWERS + group
 
     def resumed(self, by_status: Mapping[str, int]) -> None:
         """The outcomes earlier attempts gave (a resume), counted for progress."""
@@ -64,6 +68,15 @@ class Recorder:
         self.counters.add(RecordStatus.REJECTED, -forgotten)
         return forgotten
 
+    def forget_first_api_rejects(self) -> int:
+        """This attempt's first API rejects back to pending (they were answered by something in
+        front of the API, not the API): returns how many."""
+        rows, self._first_api_rejects = self._first_api_rejects, []
+        forgotten = self.journal.forget_rows(rows, RejectStage.API)
+        self.this_run -= forgotten
+        self.counters.add(RecordStatus.REJECTED, -forgotten)
+        return forgotten
+
     def result(self, row: ResultRow) -> None:
         self.journal.add_result(row)
         self._counted(row.status, this_run=row.row > 0)
@@ -72,6 +85,8 @@ class Recorder:
         self.journal.add_reject(row)
         if row.row > 0 and row.stage is RejectStage.TRANSPORT:
             self._transport_rejects += 1
+        elif row.stage is RejectStage.API and len(self._first_api_rejects) < self._watched:
+            self._first_api_rejects.append(row.row)
         self._counted(RecordStatus.REJECTED, this_run=row.row > 0)
 
     def prepared(self, batch: PreparedBatch) -> None:

@@ -9,6 +9,7 @@ from customer_import.errors import (
     FatalApiError,
     Guard,
     Interrupted,
+    NotTheApi,
     RunAborted,
 )
 from customer_import.record.journal import Journal
@@ -32,16 +33,24 @@ def ending_of(failure: BaseException | None, api: ApiConfig, recorder: Recorder)
 
 
 def _explain(exc: RunAborted, api: ApiConfig, recorder: Recorder) -> str:
+    if isinstance(exc, Guard):
+        return str(exc)  # nothing was sent: the next run starts afresh
+    message = str(exc)
     if isinstance(exc, ApiUnavailable):
         # Records that ran out of attempts as the outage began failed for the same reason:
         # pending, not rejected, so a resume once the API is back sends them too.
-        forgotten = recorder.forget_transport_rejects()
-        return f"{exc}; {forgotten} records that failed as it began are pending again"
-    if isinstance(exc, Guard):
-        return str(exc)  # nothing was sent: the next run starts afresh
+        message += _pending_again(recorder.forget_transport_rejects(), "failed as it began")
+    if isinstance(exc, NotTheApi):  # the records it rejected were not the API's rejects
+        message += _pending_again(recorder.forget_first_api_rejects(), "it rejected")
     if isinstance(exc, FatalApiError) and exc.status_code == 401:
-        return f"{exc} ({api.api_key_env}, {api.merchant_id_env}); then run again with --resume"
-    return f"{exc}; fix it, then run again with --resume"
+        message += f" ({api.api_key_env}, {api.merchant_id_env})"
+    if "--resume" not in message:
+        message += "; fix it, then run again with --resume"
+    return message
+
+
+def _pending_again(records: int, how: str) -> str:
+    return f"; the {records} records that {how} are pending again" if records else ""
 
 
 def whole_file_check(ending: Ending, total: int, journal: Journal) -> Ending:

@@ -278,15 +278,22 @@ class CircuitBreaker:
         self._next_probe = 0.0
         self._probing = False
         self._last_failure: str | None = None
+        self._give_up: tuple[float, Callable[[], None]] | None = None
 
     @property
     def is_open(self) -> bool:
         return self._opened_at is not None
 
+    def give_up_at(self, deadline: float, give_up: Callable[[], None]) -> None:
+        """While open, call ``give_up`` (which raises) once ``deadline`` has passed."""
+        self._give_up = (deadline, give_up)
+
     async def admit(self) -> None:
         """Return when a request may go: always while closed; one probe at a time while open."""
         while self._opened_at is not None:
             now = time.monotonic()
+            if self._give_up is not None and now >= self._give_up[0]:
+                self._give_up[1]()
             if now - self._opened_at > self._max_outage_s:
                 raise ApiUnavailable(
                     f"the API has failed every request for over {self._max_outage_s:.0f} s "

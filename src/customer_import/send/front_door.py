@@ -8,7 +8,7 @@ from typing import Final
 
 import httpx
 
-from customer_import.errors import FatalApiError
+from customer_import.errors import NotTheApi
 from customer_import.send.answers import Disposition, is_error_envelope
 
 FIRST_ANSWERS: Final = 20
@@ -33,7 +33,7 @@ class FrontDoor:
         self._left -= 1
         if self._left == 0:
             seen = ", ".join(f"{kind.strip()} ({n}x)" for kind, n in self._kinds.most_common(3))
-            raise FatalApiError(
+            raise NotTheApi(
                 f"the first {sum(self._kinds.values())} answers were all rejects without the "
                 f"API's error body ({seen}): something in front of the API is answering (a "
                 "proxy, a gateway); check api.base_url, then run again with --resume"

@@ -93,7 +93,7 @@ class GoodputJudge:
         return best.requests_per_s
 
     def while_holding(self, window: Window) -> str:
-        """"over" (few 429s: the quota has room again), "risen" (clearly more 429s than
+        """ "over" (few 429s: the quota has room again), "risen" (clearly more 429s than
         usual: the job's own pace), or "hold"."""
         assert self.held_share is not None
         share, usual = window.share_limited, self.held_share

@@ -38,6 +38,7 @@ from customer_import.send.front_door import FrontDoor
 from customer_import.send.stats import SendStats
 
 PATH: Final = "/customers/add-update"
+_ABSURD_WAIT_S: Final = 366 * 24 * 3600.0  # a Retry-After beyond a year is no date to give
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,7 +185,7 @@ class Sender:
                 self._front_door.check(response, verdict.disposition)
             if verdict.disposition is Disposition.RETRY:
                 self._check_reached(unreached, error)
-                attempts = await self._after_failure(attempts, error or verdict.problem)
+                attempts = await self._after_failure(attempts, error or verdict.problem, unreached)
                 if attempts >= self._policy.max_attempts:
                     return outcome_of(item, verdict, response, error, attempts)
                 self.stats.retries += 1
@@ -206,17 +207,28 @@ class Sender:
         self._first_failure = self._first_failure or now
         if unreached:
             self._connect_error = error  # the OS error of the last attempt to connect
+            # workers waiting for the breaker stop at the grace too, not at their next probe
+            deadline = self._first_failure + self._policy.connect_grace_s
+            self._breaker.give_up_at(deadline, self._never_reached)
         if self._connect_error and now - self._first_failure > self._policy.connect_grace_s:
-            raise ApiUnavailable(
-                f"no request reached the API at {self._client.base_url} in "
-                f"{now - self._first_failure:.0f} s ({self._connect_error}): check "
-                "api.base_url, the network, the proxy; then run again with --resume"
-            )
+            self._never_reached()
 
-    async def _after_failure(self, attempts: int, error: str | None) -> int:
-        """A transient failure uses up an attempt, unless an outage is under way (breaker open)."""
+    def _never_reached(self) -> None:
+        assert self._first_failure is not None
+        raise ApiUnavailable(
+            f"no request reached the API at {self._client.base_url} in "
+            f"{time.monotonic() - self._first_failure:.0f} s ({self._connect_error}): check "
+            "api.base_url, the network, the proxy; then run again with --resume"
+        )
+
+    async def _after_failure(self, attempts: int, error: str | None, unreached: bool) -> int:
+        """A transient failure uses up an attempt, unless an outage is under way (breaker open)
+        or the API was never reached yet (records wait for it, up to ``connect_grace_s``)."""
         self._breaker.on_failure(error)
         if self._breaker.is_open:
+            return attempts
+        if unreached and not self._answered:
+            await asyncio.sleep(self._policy.backoff(max(1, attempts)))
             return attempts
         attempts += 1
         if attempts < self._policy.max_attempts:
@@ -234,12 +246,10 @@ class Sender:
             )
         retry_after = parse_retry_after(response.headers.get("retry-after")) if response else None
         if retry_after is not None and retry_after > self._policy.max_rate_limited_s:
-            when = datetime.now(UTC) + timedelta(seconds=min(retry_after, 1e9))
             raise RateLimited(
                 f"the API asks to wait {retry_after:.0f} s before the next request (Retry-After), "
-                f"longer than api.max_rate_limited_s = {self._policy.max_rate_limited_s:.0f}: it "
-                f"takes requests again from {when.isoformat(timespec='seconds')}; run again with "
-                "--resume then"
+                f"longer than api.max_rate_limited_s = {self._policy.max_rate_limited_s:.0f}: "
+                f"{_when_again(retry_after)}"
             )
         self._pacer.on_rate_limited(retry_after, sent_at)
         await asyncio.sleep(retry_after if retry_after is not None else self._policy.backoff(2))
@@ -268,3 +278,11 @@ class Sender:
             self._waiting.add(task)
             stats.in_flight -= 1
             stats.latency.add((time.perf_counter() - started) * 1000)
+
+
+def _when_again(retry_after: float) -> str:
+    if retry_after > _ABSURD_WAIT_S:
+        return "a wait no API means (a broken header?); run again with --resume later"
+    when = datetime.now(UTC) + timedelta(seconds=retry_after)
+    again = when.isoformat(timespec="seconds")
+    return f"it takes requests again from {again}; run again with --resume then"
