@@ -948,3 +948,23 @@ def test_a_key_from_elsewhere_is_named_by_source_only(
 
     assert f"API key from {source} (not shown)" in sandbox.output
     assert key not in sandbox.output
+
+
+def test_max_in_flight_counts_the_requests_a_client_has_in_flight_without_latency(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """A handler that never waits used to count them one at a time: 1 for a job with 32."""
+    from customer_import.config import load_job
+    from customer_import.run.options import RunOptions
+    from customer_import.run.pipeline import run_job
+    from tests.conftest import write_csv, write_job
+
+    lines = [f"F-{i},First,Last,,,," for i in range(2_000)]
+    job = write_job(tmp_path, write_csv(tmp_path / "in.csv", *lines), base_url=sandbox.base_url)
+
+    environ = {"CUSTOMERS_API_KEY": sandbox.api_key, "CUSTOMERS_MERCHANT_ID": sandbox.merchant_id}
+    report = run_job(load_job(job), RunOptions(environ=environ, concurrency=32))
+
+    assert report.summary.max_in_flight == 32
+
+    assert sandbox.stats()["max_in_flight"] > 1

@@ -170,6 +170,10 @@ class SandboxApi:
             return await _enveloped(handler, request)
         stats = self.stats
         stats.in_flight += 1
+        # Let the requests already received on other connections be counted before this one is
+        # answered: a handler that never waits would otherwise count one at a time, whatever
+        # the client has in flight (max_in_flight 1 for a job with 32).
+        await asyncio.sleep(0)
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
             response = await _enveloped(handler, request)
