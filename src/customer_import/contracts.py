@@ -21,23 +21,19 @@ from typing import TYPE_CHECKING, Final, NamedTuple
 if TYPE_CHECKING:
     import polars as pl
 
-# Columns of the frames stages hand each other.
+# Columns of the frames stages hand each other. The record number (Int64, 1-based) has a name
+# no export uses (a source column called so is renamed); the reason holds one "field: reason"
+# per field, joined by "; ". The id, body and reason are String.
 ROW: Final = "__row__"
-"""The 1-based record number (Int64): a name no export uses (a column called so is renamed)."""
 EXTERNAL_ID: Final = "externalId"
-"""The cleaned externalId (String)."""
 BODY: Final = "_body"
-"""The JSON request body (String)."""
 REASON: Final = "_reason"
-"""Why a record is rejected (String): one "field: reason" per field, joined by "; "."""
 
-# The rejects file: what marks it when it is read back as an input.
+# The rejects file: the columns it adds after the source's own mark it when read back.
 REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
-"""The columns rejects.csv adds after the source's own."""
 FORMULA_CHARS: Final = "=+-@\t\r"
-"""A cell of an output CSV that starts with one of these (after any apostrophes) is written
-with a leading apostrophe, so a spreadsheet shows it as text and never runs it as a formula.
-Reading the tool's own rejects file back removes exactly that apostrophe."""
+"""An output cell starting with one of these (after any apostrophes) gets a leading one, so a
+spreadsheet never runs it as a formula; reading the tool's own rejects back removes it."""
 
 
 class RecordStatus(StrEnum):
@@ -255,8 +251,7 @@ class Ending:
     message: str | None = None
     signum: int | None = None
     resumable: bool = True
-    """False when a guard stopped the run before anything was sent: the next run starts
-    afresh, and ``--resume`` is not the fix."""
+    """False when a guard stopped the run before anything was sent: nothing to resume."""
 
 
 @dataclass(frozen=True, slots=True)
