@@ -17,17 +17,15 @@ fault switches drop gets no answer at all: its connection is reset. Switches tha
 something in front of the API (a redirect, a proxy's HTML pages) answer without the envelope.
 
 This module holds the routes and handlers; what a body or query must be is in ``validation``,
-the counts in ``stats``, the fault switches in ``faults`` and the customers in ``storage``.
+the counts in ``stats``, the fault switches in ``faults``, the answers of an API that
+misbehaves in ``misbehaviour`` and the customers in ``storage``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hmac
 import json
-import socket
-import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -37,6 +35,7 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from customer_import.sandbox.faults import Drop, Faults, FaultSettings
+from customer_import.sandbox.misbehaviour import answer_lost, dripped, drop_connection, in_front
 from customer_import.sandbox.stats import DROPPED, Stats
 from customer_import.sandbox.storage import CustomerStore
 from customer_import.sandbox.validation import BadQuery, Detail, detail, int_param
@@ -50,21 +49,6 @@ MAX_PAGE_SIZE: Final = 100
 #: Error codes of statuses that aiohttp itself raises (unknown path, wrong method, huge body).
 _HTTP_ERROR_CODES: Final = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE"}
 _FAILURE_CODES: Final = {500: "INTERNAL_ERROR", 503: "SERVICE_UNAVAILABLE"}
-# SO_LINGER on, zero seconds: close() sends a TCP RST, as a crashed server or a proxy would
-_RESET_ON_CLOSE: Final = struct.pack("ii", 1, 0)
-# What a web server or proxy in front of the API answers in its place (nginx's own pages).
-_WELCOME_PAGE: Final = (
-    b"<!DOCTYPE html>\n<html>\n<head><title>Welcome to nginx!</title></head>\n<body>\n"
-    b"<h1>Welcome to nginx!</h1>\n<p>If you see this page, the nginx web server is "
-    b"successfully installed and working.</p>\n</body>\n</html>\n"
-)
-_BAD_REQUEST_PAGE: Final = (
-    b"<html>\r\n<head><title>400 Bad Request</title></head>\r\n<body>\r\n"
-    b"<center><h1>400 Bad Request</h1></center>\r\n<hr><center>nginx</center>\r\n"
-    b"</body>\r\n</html>\r\n"
-)
-_MOVED_PAGE: Final = b"<html><body>Moved</body></html>\n"
-
 _encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
 
 #: Fault switches from command-line options (``cli.parse_faults``); ValueError when invalid.
@@ -122,27 +106,6 @@ def _parse_body(raw: bytes) -> object:
         return _NotJson(exc)
 
 
-def _drop_connection(request: web.Request) -> web.Response:
-    """Reset the connection: the client gets no answer. The returned response is never sent."""
-    transport = request.transport
-    if transport is not None:
-        sock = transport.get_extra_info("socket")
-        if sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
-        transport.abort()
-    return web.Response(status=204)
-
-
-def _html(status: int, page: bytes, headers: dict[str, str] | None = None) -> web.Response:
-    return web.Response(body=page, status=status, content_type="text/html", headers=headers)
-
-
-def _answer_lost(request: web.Request) -> bool:
-    transport = request.transport
-    return transport is None or transport.is_closing()
-
-
 class SandboxApi:
     """The handlers, holding the state they share: storage, faults, credentials and stats."""
 
@@ -181,7 +144,7 @@ class SandboxApi:
             stats.in_flight -= 1
         resource = request.match_info.route.resource
         stats.requests_total += 1
-        stats.by_status[DROPPED if _answer_lost(request) else str(response.status)] += 1
+        stats.by_status[DROPPED if answer_lost(request) else str(response.status)] += 1
         stats.by_path[request.path if resource is None else resource.canonical] += 1
         return response
 
@@ -210,8 +173,9 @@ class SandboxApi:
         even when refused, so the connection stays reusable for the client's next request.
         """
         response = await self._add_update(request)
-        if self.faults.drip() and not _answer_lost(request):
-            return await self._dripped(request, response)
+        if self.faults.drip() and not answer_lost(request):
+            self.stats.faults["drip"] += 1
+            return await dripped(request, response, self.faults.drip_s)
         return response
 
     async def _add_update(self, request: web.Request) -> web.Response:
@@ -219,7 +183,8 @@ class SandboxApi:
         self.stats.count_id(body)
         if self.faults.latency_s:
             await asyncio.sleep(self.faults.latency_s)
-        refusal = self._in_front() or self._unauthorized(request) or self._fault_response()
+        refusal = in_front(self.faults, self.stats) or self._unauthorized(request)
+        refusal = refusal or self._fault_response()
         if refusal is not None:
             return refusal
         drop = self.faults.drop()
@@ -241,43 +206,7 @@ class SandboxApi:
 
     def _dropped(self, request: web.Request, fault: str) -> web.Response:
         self.stats.faults[fault] += 1
-        return _drop_connection(request)
-
-    def _in_front(self) -> web.Response | None:
-        """What something in front of the API answers in its place, if a switch says so: it
-        never reaches the API, so no credentials are checked and nothing is written."""
-        faults = self.faults
-        if faults.redirect is not None:
-            self.stats.faults["redirect"] += 1
-            location = {"Location": faults.redirect}
-            return _html(faults.redirect_status, _MOVED_PAGE, location)
-        if faults.html_4xx():
-            self.stats.faults["html_4xx"] += 1
-            return _html(400, _BAD_REQUEST_PAGE)
-        if faults.non_json_2xx():
-            self.stats.faults["non_json_2xx"] += 1
-            return _html(200, _WELCOME_PAGE)
-        return None
-
-    async def _dripped(self, request: web.Request, answer: web.Response) -> web.StreamResponse:
-        """``answer`` with its headers sent at once and its body a byte every ``drip_s``."""
-        self.stats.faults["drip"] += 1
-        body = answer.body
-        assert isinstance(body, bytes)  # every answer here is built from bytes
-        stream = web.StreamResponse(status=answer.status, reason=answer.reason)
-        stream.headers.extend(
-            (name, value) for name, value in answer.headers.items() if name != "Content-Length"
-        )
-        stream.content_length = len(body)
-        try:
-            await stream.prepare(request)
-            for at in range(len(body)):
-                await asyncio.sleep(self.faults.drip_s)
-                await stream.write(body[at : at + 1])
-            await stream.write_eof()
-        except ConnectionError:
-            pass  # the client gave up (its timeout): counted as dropped
-        return stream
+        return drop_connection(request)
 
     def _write(self, body: dict[str, Any]) -> web.Response:
         """The upsert itself, committed before this returns."""
