@@ -56,6 +56,12 @@ active = { column = "status", true = ["Active"], false = ["Inactive"] }
 """
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto``: two workers a core. Most of the slow tests wait (on a sandbox's latency, a
+    child process, a signal, a pacer), so a core serves a second worker while one waits."""
+    return 2 * (os.cpu_count() or 1)
+
+
 @pytest.fixture(scope="session")
 def shared_sandbox() -> Iterator[SandboxServer]:
     """One sandbox without faults for the whole session (one per xdist worker): each start
