@@ -201,15 +201,17 @@ def assert_all_sent(out_dir: Path, expected: dict[str, Customer]) -> None:
 # --- rate limits: 429 never uses up a record's attempts ---
 
 
-def test_429_with_retry_after_is_waited_out_without_using_up_attempts(tmp_path: Path) -> None:
+def test_429_with_retry_after_is_waited_out_without_using_up_attempts(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     lines, expected = valid_input(50)
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, rate_limit=15) as sandbox:
-        job = job_file(tmp_path, lines, sandbox.base_url, concurrency=8, max_attempts=1)
+    sandbox.set_faults(rate_limit=15)
+    job = job_file(tmp_path, lines, sandbox.base_url, concurrency=8, max_attempts=1)
 
-        report = run(job)
+    report = run(job)
 
-        assert sandbox.stats()["by_status"].get("429", 0) > 0
-        assert stored(sandbox) == expected
+    assert sandbox.stats()["by_status"].get("429", 0) > 0
+    assert stored(sandbox) == expected
     assert_all_sent(tmp_path / "out", expected)
     assert report.summary.rate_limited > 0
     # max_attempts = 1: a 429 counted as an attempt would have rejected the record
@@ -325,28 +327,28 @@ class FakeClock:
 # --- transient faults: retried, and the server ends with the right data ---
 
 
-def test_a_burst_of_503s_is_retried_through(tmp_path: Path) -> None:
+def test_a_burst_of_503s_is_retried_through(tmp_path: Path, sandbox: SandboxServer) -> None:
     lines, expected = valid_input(30)
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_first=12) as sandbox:
-        # more attempts than the burst is long: no record can run out, whoever meets the 503s
-        report = run(job_file(tmp_path, lines, sandbox.base_url, max_attempts=13))
+    sandbox.set_faults(fail_first=12)
+    # more attempts than the burst is long: no record can run out, whoever meets the 503s
+    report = run(job_file(tmp_path, lines, sandbox.base_url, max_attempts=13))
 
-        assert sandbox.stats()["by_status"]["503"] == 12
-        assert stored(sandbox) == expected
+    assert sandbox.stats()["by_status"]["503"] == 12
+    assert stored(sandbox) == expected
     assert_all_sent(tmp_path / "out", expected)
     assert report.summary.retries == 12
     assert report.summary.requests == 30 + 12
 
 
-def test_random_500s_and_503s_are_retried(tmp_path: Path) -> None:
+def test_random_500s_and_503s_are_retried(tmp_path: Path, sandbox: SandboxServer) -> None:
     lines, expected = valid_input(60)
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, fail_rate=0.3, seed=3) as sandbox:
-        report = run(job_file(tmp_path, lines, sandbox.base_url, max_attempts=12))
+    sandbox.set_faults(fail_rate=0.3, seed=3)
+    report = run(job_file(tmp_path, lines, sandbox.base_url, max_attempts=12))
 
-        by_status = sandbox.stats()["by_status"]
-        failures = by_status.get("500", 0) + by_status.get("503", 0)
-        assert failures > 0
-        assert stored(sandbox) == expected
+    by_status = sandbox.stats()["by_status"]
+    failures = by_status.get("500", 0) + by_status.get("503", 0)
+    assert failures > 0
+    assert stored(sandbox) == expected
     assert_all_sent(tmp_path / "out", expected)
     assert report.summary.retries == failures
     assert {r["status"] for r in results_by_row(tmp_path / "out").values()} == {"created"}
@@ -386,14 +388,14 @@ def test_connection_resets_before_and_after_the_write_end_with_the_right_data(
     ids=["reset", "hang"],
 )
 def test_a_transport_reject_says_whether_the_connection_was_lost_or_timed_out(
-    tmp_path: Path, transport: str, faults: dict[str, Any], reason: str
+    tmp_path: Path, transport: str, faults: dict[str, Any], reason: str, sandbox: SandboxServer
 ) -> None:
     lines, _ = valid_input(2)
-    with SandboxServer(api_key=API_KEY, merchant_id=MERCHANT_ID, seed=1, **faults) as sandbox:
-        job = job_file(
-            tmp_path, lines, sandbox.base_url, max_attempts=2, timeout=0.3, transport=transport
-        )
-        run(job)
+    sandbox.set_faults(seed=1, **faults)
+    job = job_file(
+        tmp_path, lines, sandbox.base_url, max_attempts=2, timeout=0.3, transport=transport
+    )
+    run(job)
 
     rejects = read_csv(tmp_path / "out" / "rejects.csv")
     assert [r["_stage"] for r in rejects] == ["transport", "transport"]
@@ -405,33 +407,31 @@ def test_a_transport_reject_says_whether_the_connection_was_lost_or_timed_out(
 
 @pytest.mark.parametrize("transport", ["aiohttp", "httpx"])
 def test_timeouts_are_retried_and_a_late_write_is_not_doubled(
-    tmp_path: Path, transport: str
+    tmp_path: Path, transport: str, sandbox: SandboxServer
 ) -> None:
     lines, expected = valid_input(24)
-    with SandboxServer(
-        api_key=API_KEY, merchant_id=MERCHANT_ID, hang_rate=0.2, hang_ms=1000, seed=6
-    ) as sandbox:
-        job = job_file(
-            tmp_path, lines, sandbox.base_url, timeout=0.5, max_attempts=12, transport=transport
-        )
+    sandbox.set_faults(hang_rate=0.2, hang_ms=1000, seed=6)
+    job = job_file(
+        tmp_path, lines, sandbox.base_url, timeout=0.5, max_attempts=12, transport=transport
+    )
 
-        report = run(job)
+    report = run(job)
 
-        assert stored(sandbox) == expected
-        assert sandbox.stats()["upserts"]["created"] == 24
+    assert stored(sandbox) == expected
+    assert sandbox.stats()["upserts"]["created"] == 24
     assert_all_sent(tmp_path / "out", expected)
     assert report.summary.retries > 0
 
 
-def test_409_races_are_retried_until_the_write_lands(tmp_path: Path) -> None:
+def test_409_races_are_retried_until_the_write_lands(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
     lines, expected = valid_input(40)
-    with SandboxServer(
-        api_key=API_KEY, merchant_id=MERCHANT_ID, conflict_rate=0.3, seed=8
-    ) as sandbox:
-        report = run(job_file(tmp_path, lines, sandbox.base_url, max_attempts=12))
+    sandbox.set_faults(conflict_rate=0.3, seed=8)
+    report = run(job_file(tmp_path, lines, sandbox.base_url, max_attempts=12))
 
-        stats = sandbox.stats()
-        assert stored(sandbox) == expected
+    stats = sandbox.stats()
+    assert stored(sandbox) == expected
     assert stats["by_status"]["409"] == report.summary.retries > 0
     assert stats["upserts"] == {"created": 40, "updated": 0}
     assert_all_sent(tmp_path / "out", expected)
