@@ -4,7 +4,10 @@
 
 Generates an 8-column CSV (ids with leading zeros, quoted commas, a few broken lines) in a
 temporary directory, removes it afterwards, and prints rows/s for each phase and the process's
-peak RSS. The file is never written into the repository.
+peak RSS. The file is never written into the repository. Each phase is read by the job's reader
+(Polars for the clean stretches, the record parser for the rest) and by the record parser
+alone, beside a bare ``pl.scan_csv`` of the same file (all columns as text): the ratios to that
+read are the figures to compare across runs. ``--repeats`` reads take the median.
 """
 
 from __future__ import annotations
@@ -12,13 +15,18 @@ from __future__ import annotations
 import argparse
 import gzip
 import resource
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+
+import polars as pl
 
 from customer_import.config import SourceConfig
 from customer_import.source import open_source
+from customer_import.source.csv_file import _CsvBackend
 
 HEADER = "id,first_name,last_name,email,phone,opt_in,created_at,note\n"
 
@@ -38,14 +46,34 @@ def write_csv(path: Path, rows: int, gzipped: bool) -> None:
             )
 
 
-def read_all(path: Path, batch_size: int, columns: list[str] | None) -> tuple[int, float, float]:
+def read_all(
+    path: Path, batch_size: int, columns: list[str] | None, parser_only: bool = False
+) -> tuple[int, float, float]:
     """Records read (rows + broken), wall seconds, CPU seconds: open_source included."""
+    _CsvBackend.record_parser_only = parser_only
     wall, cpu = time.perf_counter(), time.process_time()
     records = 0
     with open_source(SourceConfig(batch_size=batch_size), path) as source:
         for batch in source.batches(columns):
             records += batch.frame.height + len(batch.failures)
+    _CsvBackend.record_parser_only = False
     return records, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def bare_polars(path: Path, columns: list[str] | None) -> tuple[int, float, float]:
+    """The same file through ``pl.scan_csv`` alone, every column text, in batches."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    scan = pl.scan_csv(path, infer_schema=False, truncate_ragged_lines=True)
+    if columns is not None:
+        scan = scan.select(columns)
+    rows = sum(batch.height for batch in scan.collect_batches())
+    return rows, time.perf_counter() - wall, time.process_time() - cpu
+
+
+def median_read(repeats: int, read: Callable[[], tuple[int, float, float]]) -> tuple[int, float]:
+    """Records and the median wall seconds of ``repeats`` reads."""
+    runs = [read() for _ in range(repeats)]
+    return runs[0][0], statistics.median(wall for _, wall, _ in runs)
 
 
 def peak_rss_mb() -> float:
@@ -58,6 +86,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--batch-size", type=int, default=50_000)
     parser.add_argument("--gzip", action="store_true")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / ("bench.csv.gz" if args.gzip else "bench.csv")
@@ -65,11 +94,17 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"{args.rows:,} rows, 8 columns, {size_mb:.0f} MB ({path.name})")
         for label, columns in (("all columns", None), ("id column only", ["id"])):
-            records, wall, cpu = read_all(path, args.batch_size, columns)
-            print(
-                f"{label:15} {records:,} records in {wall:.2f} s: {records / wall:,.0f} rows/s "
-                f"({records / cpu:,.0f} rows per CPU second)"
-            )
+            _, bare = median_read(args.repeats, lambda c=columns: bare_polars(path, c))
+            for reader, parser_only in (("job's reader", False), ("record parser", True)):
+                records, wall = median_read(
+                    args.repeats,
+                    lambda c=columns, p=parser_only: read_all(path, args.batch_size, c, p),
+                )
+                print(
+                    f"{label:15} {reader:14} {records:,} records in {wall:.2f} s: "
+                    f"{records / wall:,.0f} rows/s, {bare / wall:.2f} x bare pl.scan_csv "
+                    f"({bare:.2f} s)"
+                )
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 
 

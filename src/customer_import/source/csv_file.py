@@ -14,17 +14,17 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterable, Iterator
-from operator import itemgetter
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Final, cast
+from typing import IO, Final
 
 import polars as pl
 
 from customer_import.config import SourceConfig
-from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, ROW, Batch, ParseFailure
+from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, Batch, ParseFailure
 from customer_import.errors import InputError
-from customer_import.source.csv_records import Broken, Record, RecordParser
+from customer_import.source.csv_records import Broken, RecordParser
+from customer_import.source.csv_stretches import Stretches, rebatched, records_batch
 from customer_import.source.encoding import resolve_encoding
 from customer_import.source.files import READ_ERRORS, open_binary, open_text
 from customer_import.source.table import Source
@@ -138,6 +138,10 @@ def _detect_delimiter(line: str) -> str:
 
 
 class _CsvBackend:
+    record_parser_only = False
+    """Read every record with the record parser, not clean stretches with Polars: the
+    reference the equivalence tests compare the Polars reader with."""
+
     def __init__(
         self,
         path: Path,
@@ -168,20 +172,30 @@ class _CsvBackend:
         self, text: IO[str], select: list[int], names: list[str], size: int
     ) -> Iterator[Batch]:
         expected = "header" if self._has_header else "first record"
-        parser = RecordParser(text, self._delimiter, expected)
-        if self._has_header:
-            parser.first_record()
-        number, seen_broken = 0, parser.broken
-        while chunk := parser.read(size, self._width):
-            size = self._batch_size
-            # The parser's counter spares a scan of the chunk when nothing in it is broken.
-            has_broken, seen_broken = parser.broken != seen_broken, parser.broken
-            batch = _csv_batch(chunk, number, has_broken, select, names)
+        if self.record_parser_only:
+            parts = self._parsed(text, select, names, expected)
+        else:
+            stretches = Stretches(text, self._delimiter, self._width, self._has_header, expected)
+            parts = stretches.parts(select, names, self._batch_size)
+        for batch in rebatched(parts, size, self._batch_size):
             if self._withhold_raw and batch.failures:
                 batch = Batch(batch.frame, [_withheld(f) for f in batch.failures])
             if self._own_rejects:
                 batch = Batch(_unescaped(batch.frame), batch.failures)
             yield batch
+
+    def _parsed(
+        self, text: IO[str], select: list[int], names: list[str], expected: str
+    ) -> Iterator[Batch]:
+        """Every record read by the record parser (what the Polars reader is compared with)."""
+        parser = RecordParser(text, self._delimiter, expected)
+        if self._has_header:
+            parser.first_record()
+        number, seen_broken = 0, parser.broken
+        while chunk := parser.read(self._batch_size, self._width):
+            # The parser's counter spares a scan of the chunk when nothing in it is broken.
+            has_broken, seen_broken = parser.broken != seen_broken, parser.broken
+            yield records_batch(chunk, number, has_broken, select, names)
             number += len(chunk)
 
     def close(self) -> None:
@@ -208,30 +222,3 @@ def _withheld(failure: ParseFailure) -> ParseFailure:
     of a ``drop_columns`` column (a plaintext password) cannot be cut out of it."""
     withheld = "the line's text is withheld: the file has a column in drop_columns"
     return ParseFailure(failure.row, "", f"{failure.reason} ({withheld})")
-
-
-def _csv_batch(
-    chunk: list[Record], before: int, has_broken: bool, select: list[int], names: list[str]
-) -> Batch:
-    """Records numbered from ``before + 1``; the common all-good case skips the per-record loop."""
-    if not has_broken:
-        numbers = range(before + 1, before + len(chunk) + 1)
-        return Batch(_frame(numbers, cast(list[list[str]], chunk), select, names), [])
-    rows, good, failures = [], [], []
-    for number, record in enumerate(chunk, before + 1):
-        if isinstance(record, Broken):
-            failures.append(ParseFailure(number, record.raw, record.reason))
-        else:
-            rows.append(record)
-            good.append(number)
-    return Batch(_frame(good, rows, select, names), failures)
-
-
-def _frame(
-    numbers: Iterable[int], rows: list[list[str]], select: list[int], names: list[str]
-) -> pl.DataFrame:
-    columns = [pl.Series(ROW, numbers, dtype=pl.Int64)]
-    for index, name in zip(select, names, strict=True):
-        # map(itemgetter) runs in C: one pass per selected column, none for the others.
-        columns.append(pl.Series(name, list(map(itemgetter(index), rows)), dtype=pl.String))
-    return pl.DataFrame(columns)

@@ -49,8 +49,9 @@ class _LineFeed:
     the last finished record (lines are numbered from 1), so earlier chunks can be dropped.
     """
 
-    def __init__(self, text: IO[str]) -> None:
+    def __init__(self, text: IO[str], at_start: bool = True) -> None:
         self._text = text
+        self._at_start = at_start  # only the text's first line may start with a BOM to drop
         self._chunks: deque[list[str]] = deque()
         self._first = 1  # number of the first line of self._chunks[0]
         self.done = 0
@@ -58,8 +59,9 @@ class _LineFeed:
 
     def _read_chunks(self) -> Iterator[list[str]]:
         while chunk := self._text.readlines(_LINES_HINT):
-            if self._first == 1 and not self._chunks and chunk[0].startswith("\ufeff"):
+            if self._at_start and chunk[0].startswith("\ufeff"):
                 chunk[0] = chunk[0][1:]  # a BOM the codec kept (e.g. explicit utf-16-le)
+            self._at_start = False
             while self._chunks and self._first + len(self._chunks[0]) <= self.done:
                 self._first += len(self._chunks.popleft())
             self._chunks.append(chunk)
@@ -77,8 +79,10 @@ class _LineFeed:
 class RecordParser:
     """Records from physical lines: field lists, or ``Broken`` with the line's raw text."""
 
-    def __init__(self, text: IO[str], delimiter: str, expected: str) -> None:
-        self._feed = _LineFeed(text)
+    def __init__(self, text: IO[str], delimiter: str, expected: str, at_start: bool = True) -> None:
+        """``at_start``: ``text`` begins at the start of the file (whose BOM is dropped), not
+        at a line in its middle (``csv_stretches`` hands over a dirty stretch)."""
+        self._feed = _LineFeed(text, at_start)
         self._delimiter = delimiter
         self._expected = expected  # what the field count is compared with, for messages
         self.broken = 0  # broken records produced so far
@@ -88,6 +92,11 @@ class RecordParser:
         # The reader's line_num 1 is the line after the last finished record.
         lines = chain(replay, self._feed.lines)
         return csv.reader(lines, delimiter=self._delimiter, strict=True), self._feed.done
+
+    @property
+    def lines_done(self) -> int:
+        """Physical lines read by the records finished so far (blank lines included)."""
+        return self._feed.done
 
     def first_record(self) -> Record | None:
         """The first non-blank record, with any field count (the header)."""
