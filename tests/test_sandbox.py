@@ -55,6 +55,15 @@ def slow_sandbox() -> Iterator[SandboxServer]:
         yield server
 
 
+@pytest.fixture
+def rehearsal(sandbox: SandboxServer) -> Iterator[SandboxServer]:
+    """The module's server as a fresh one (no customers, zero stats), for a test that sets
+    faults: one server's start saved a test; the faults are dropped after it."""
+    sandbox.reset()
+    yield sandbox
+    sandbox.set_faults()
+
+
 def assert_error(response: SandboxResponse, status: int, code: str) -> dict[str, Any]:
     """Check the API's error envelope and return its ``error`` object."""
     assert response.status == status, response.body
@@ -287,24 +296,24 @@ def test_timestamps_are_utc_with_milliseconds() -> None:
 # --- rehearsed trouble ---
 
 
-def test_fail_rate_1_answers_500_or_503_and_writes_nothing() -> None:
-    with SandboxServer(fail_rate=1.0, seed=7) as sandbox:
-        statuses = Counter(sandbox.add_update(customer(new_id())).status for _ in range(30))
+def test_fail_rate_1_answers_500_or_503_and_writes_nothing(rehearsal: SandboxServer) -> None:
+    rehearsal.set_faults(fail_rate=1.0, seed=7)
+    statuses = Counter(rehearsal.add_update(customer(new_id())).status for _ in range(30))
 
-        assert set(statuses) == {500, 503}
-        assert sandbox.customers() == []
-        assert sandbox.stats()["upserts"] == {"created": 0, "updated": 0}
+    assert set(statuses) == {500, 503}
+    assert rehearsal.customers() == []
+    assert rehearsal.stats()["upserts"] == {"created": 0, "updated": 0}
 
 
-def test_beyond_the_rate_limit_answers_429_with_retry_after() -> None:
-    with SandboxServer(rate_limit=2) as sandbox:
-        responses = [sandbox.add_update(customer(new_id())) for _ in range(3)]
+def test_beyond_the_rate_limit_answers_429_with_retry_after(rehearsal: SandboxServer) -> None:
+    rehearsal.set_faults(rate_limit=2)
+    responses = [rehearsal.add_update(customer(new_id())) for _ in range(3)]
 
-        assert [r.status for r in responses[:2]] == [201, 201]  # the burst: one second's worth
-        assert_error(responses[2], 429, "RATE_LIMITED")
-        assert responses[2].headers["retry-after"] == "1"
-        time.sleep(0.6)  # a token every 0.5 s
-        assert sandbox.add_update(customer(new_id())).status == 201
+    assert [r.status for r in responses[:2]] == [201, 201]  # the burst: one second's worth
+    assert_error(responses[2], 429, "RATE_LIMITED")
+    assert responses[2].headers["retry-after"] == "1"
+    time.sleep(0.6)  # a token every 0.5 s
+    assert rehearsal.add_update(customer(new_id())).status == 201
 
 
 def test_token_bucket_allows_one_second_burst_then_the_rate() -> None:
@@ -356,65 +365,69 @@ def outcome(sandbox: SandboxServer, body: dict[str, Any], timeout_s: float = 10.
         return "timeout" if isinstance(reason, TimeoutError) else "reset"
 
 
-def test_fail_first_answers_503_to_the_first_n_then_serves() -> None:
-    with SandboxServer(fail_first=3) as sandbox:
-        responses = [sandbox.add_update(customer(f"F-{i}")) for i in range(5)]
+def test_fail_first_answers_503_to_the_first_n_then_serves(rehearsal: SandboxServer) -> None:
+    rehearsal.set_faults(fail_first=3)
+    responses = [rehearsal.add_update(customer(f"F-{i}")) for i in range(5)]
 
-        for response in responses[:3]:
-            assert_error(response, 503, "SERVICE_UNAVAILABLE")
-        assert [r.status for r in responses[3:]] == [201, 201]
-        assert [c["externalId"] for c in sandbox.customers()] == ["F-3", "F-4"]
-
-
-def test_fail_first_does_not_count_requests_refused_for_credentials() -> None:
-    with SandboxServer(fail_first=1) as sandbox:
-        refused = sandbox.request(
-            "POST", "/customers/add-update", json_body=customer("F-1"), auth=False
-        )
-        assert refused.status == 401
-        assert sandbox.add_update(customer("F-1")).status == 503
-        assert sandbox.add_update(customer("F-1")).status == 201
+    for response in responses[:3]:
+        assert_error(response, 503, "SERVICE_UNAVAILABLE")
+    assert [r.status for r in responses[3:]] == [201, 201]
+    assert [c["externalId"] for c in rehearsal.customers()] == ["F-3", "F-4"]
 
 
-def test_conflict_rate_1_answers_409_duplicate_and_writes_nothing() -> None:
-    with SandboxServer(conflict_rate=1.0, seed=1) as sandbox:
-        response = sandbox.add_update(customer("K-1"))
-
-        error = assert_error(response, 409, "DUPLICATE")
-        assert error["message"] == "Duplicate externalId"
-        assert sandbox.customers() == []
-        assert sandbox.stats()["upserts"] == {"created": 0, "updated": 0}
-
-
-def test_reset_rate_1_resets_every_connection_half_before_half_after_the_write() -> None:
-    with SandboxServer(reset_rate=1.0, seed=5) as sandbox:
-        ids = [f"X-{i}" for i in range(40)]
-
-        outcomes = {outcome(sandbox, customer(i)) for i in ids}
-
-        assert outcomes == {"reset"}
-        stats = sandbox.stats()
-        stored = {c["externalId"] for c in sandbox.customers()}
-        assert 0 < len(stored) < len(ids)  # both halves happen: 40 fair coins are not all equal
-        assert stats["by_status"] == {"dropped": 40}
-        assert stats["upserts"] == {"created": len(stored), "updated": 0}
+def test_fail_first_does_not_count_requests_refused_for_credentials(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(fail_first=1)
+    refused = rehearsal.request(
+        "POST", "/customers/add-update", json_body=customer("F-1"), auth=False
+    )
+    assert refused.status == 401
+    assert rehearsal.add_update(customer("F-1")).status == 503
+    assert rehearsal.add_update(customer("F-1")).status == 201
 
 
-def test_a_write_whose_answer_was_lost_is_found_by_the_retry() -> None:
-    with SandboxServer(reset_rate=0.5, seed=5) as sandbox:
-        answers: dict[str, list[int | str]] = {}
-        for i in range(30):
-            external_id = f"L-{i}"
-            attempts = answers.setdefault(external_id, [])
-            while not attempts or attempts[-1] == "reset":
-                attempts.append(outcome(sandbox, customer(external_id, lastName=f"n{i}")))
+def test_conflict_rate_1_answers_409_duplicate_and_writes_nothing(rehearsal: SandboxServer) -> None:
+    rehearsal.set_faults(conflict_rate=1.0, seed=1)
+    response = rehearsal.add_update(customer("K-1"))
 
-        stored = {c["externalId"]: c for c in sandbox.customers()}
-        assert sorted(stored) == sorted(answers)
-        assert all(stored[f"L-{i}"]["lastName"] == f"n{i}" for i in range(30))
-        # After a reset, the retry says 201 when the write had not happened, 200 when it had.
-        after_reset = {a[-1] for a in answers.values() if len(a) > 1}
-        assert after_reset == {200, 201}
+    error = assert_error(response, 409, "DUPLICATE")
+    assert error["message"] == "Duplicate externalId"
+    assert rehearsal.customers() == []
+    assert rehearsal.stats()["upserts"] == {"created": 0, "updated": 0}
+
+
+def test_reset_rate_1_resets_every_connection_half_before_half_after_the_write(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(reset_rate=1.0, seed=5)
+    ids = [f"X-{i}" for i in range(40)]
+
+    outcomes = {outcome(rehearsal, customer(i)) for i in ids}
+
+    assert outcomes == {"reset"}
+    stats = rehearsal.stats()
+    stored = {c["externalId"] for c in rehearsal.customers()}
+    assert 0 < len(stored) < len(ids)  # both halves happen: 40 fair coins are not all equal
+    assert stats["by_status"] == {"dropped": 40}
+    assert stats["upserts"] == {"created": len(stored), "updated": 0}
+
+
+def test_a_write_whose_answer_was_lost_is_found_by_the_retry(rehearsal: SandboxServer) -> None:
+    rehearsal.set_faults(reset_rate=0.5, seed=5)
+    answers: dict[str, list[int | str]] = {}
+    for i in range(30):
+        external_id = f"L-{i}"
+        attempts = answers.setdefault(external_id, [])
+        while not attempts or attempts[-1] == "reset":
+            attempts.append(outcome(rehearsal, customer(external_id, lastName=f"n{i}")))
+
+    stored = {c["externalId"]: c for c in rehearsal.customers()}
+    assert sorted(stored) == sorted(answers)
+    assert all(stored[f"L-{i}"]["lastName"] == f"n{i}" for i in range(30))
+    # After a reset, the retry says 201 when the write had not happened, 200 when it had.
+    after_reset = {a[-1] for a in answers.values() if len(a) > 1}
+    assert after_reset == {200, 201}
 
 
 def test_the_same_seed_gives_the_same_resets() -> None:
@@ -427,18 +440,20 @@ def test_the_same_seed_gives_the_same_resets() -> None:
     assert stored_after_resets() == stored_after_resets()
 
 
-def test_hang_holds_the_answer_after_the_write_so_an_impatient_client_times_out() -> None:
-    with SandboxServer(hang_rate=1.0, hang_ms=600, seed=1) as sandbox:
-        assert outcome(sandbox, customer("H-1"), timeout_s=0.3) == "timeout"
+def test_hang_holds_the_answer_after_the_write_so_an_impatient_client_times_out(
+    rehearsal: SandboxServer,
+) -> None:
+    rehearsal.set_faults(hang_rate=1.0, hang_ms=600, seed=1)
+    assert outcome(rehearsal, customer("H-1"), timeout_s=0.3) == "timeout"
 
-        assert sandbox.get("H-1") is not None  # the write landed; only the answer was late
-        deadline = time.monotonic() + 10
-        while sandbox.stats()["by_status"].get("dropped") != 1:  # the answer found no client
-            assert time.monotonic() < deadline
-            time.sleep(0.05)
-        started = time.monotonic()
-        assert outcome(sandbox, customer("H-2"), timeout_s=10) == 201  # a patient client waits
-        assert time.monotonic() - started >= 0.6
+    assert rehearsal.get("H-1") is not None  # the write landed; only the answer was late
+    deadline = time.monotonic() + 10
+    while rehearsal.stats()["by_status"].get("dropped") != 1:  # the answer found no client
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    started = time.monotonic()
+    assert outcome(rehearsal, customer("H-2"), timeout_s=10) == 201  # a patient client waits
+    assert time.monotonic() - started >= 0.6
 
 
 def test_count_ids_counts_add_update_requests_per_external_id() -> None:
@@ -567,24 +582,18 @@ def test_the_sandbox_exits_2_for_an_option_that_would_do_nothing() -> None:
 # --- rehearsed trouble: an API that misbehaves, or something in front of it ---
 
 
-@pytest.fixture
-def rehearsal(sandbox: SandboxServer) -> Iterator[SandboxServer]:
-    """The module's server with zeroed stats, for a test that sets faults (dropped after)."""
-    sandbox.reset_stats()
-    yield sandbox
-    sandbox.set_faults()
-
-
-def test_redirect_answers_every_add_update_with_the_location_and_writes_nothing() -> None:
+def test_redirect_answers_every_add_update_with_the_location_and_writes_nothing(
+    rehearsal: SandboxServer,
+) -> None:
     location = "https://api.example.com/v2/customers/add-update"
-    with SandboxServer(redirect=location, redirect_status=307) as sandbox:
-        answers = [sandbox.add_update(customer(new_id())) for _ in range(3)]
-        wrong_key = sandbox.request("POST", "/customers/add-update", body=b"{}", auth=False)
+    rehearsal.set_faults(redirect=location, redirect_status=307)
+    answers = [rehearsal.add_update(customer(new_id())) for _ in range(3)]
+    wrong_key = rehearsal.request("POST", "/customers/add-update", body=b"{}", auth=False)
 
-        assert {a.status for a in [*answers, wrong_key]} == {307}
-        assert {a.headers["location"] for a in answers} == {location}
-        assert sandbox.customers() == []  # reads are not redirected
-        assert sandbox.stats()["faults"] == {"redirect": 4}
+    assert {a.status for a in [*answers, wrong_key]} == {307}
+    assert {a.headers["location"] for a in answers} == {location}
+    assert rehearsal.customers() == []  # reads are not redirected
+    assert rehearsal.stats()["faults"] == {"redirect": 4}
 
 
 def test_a_redirect_is_a_301_unless_told(rehearsal: SandboxServer) -> None:
