@@ -3,8 +3,11 @@ conservation check every end-to-end test ends with."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -12,6 +15,7 @@ import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 
@@ -41,6 +45,42 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def run_main(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """``run_cli`` in this process: ``cli.main`` with the same environment rule and both
+    streams captured. A child process costs about a second of CPU (its imports), so tests
+    keep ``run_cli`` for what needs a process of its own: signals, kill -9, runs at once."""
+    from customer_import import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    with (
+        _logging_kept(),
+        mock.patch.dict(os.environ, cli_env(env), clear=True),
+        contextlib.redirect_stdout(out),
+        contextlib.redirect_stderr(err),
+    ):
+        try:
+            code = cli.main(list(args))
+        except SystemExit as exc:  # --help, a usage error
+            code = exc.code if isinstance(exc.code, int) else 1
+    return subprocess.CompletedProcess(
+        ["customer-import", *args], code, out.getvalue(), err.getvalue()
+    )
+
+
+@contextlib.contextmanager
+def _logging_kept() -> Iterator[None]:
+    """The command sets its loggers' handlers (to the stderr of the moment) and stops their
+    propagation: put them back, so later tests' ``caplog`` sees the logs again."""
+    names = ["customer_import", "py.warnings"]
+    saved = [(lg, lg.handlers[:], lg.level, lg.propagate) for lg in map(logging.getLogger, names)]
+    try:
+        yield
+    finally:
+        logging.captureWarnings(False)
+        for logger, handlers, level, propagate in saved:
+            logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 HEADER = "id,first,last,email,phone,status,email_opt_out"

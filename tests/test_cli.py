@@ -23,6 +23,7 @@ from tests.conftest import (
     cli_env,
     read_summary,
     run_cli,
+    run_main,
     write_csv,
     write_job,
 )
@@ -40,7 +41,7 @@ def job_with(tmp_path: Path, *lines: str, base_url: str = "http://127.0.0.1:9") 
 
 
 def test_help_lists_the_commands() -> None:
-    result = run_cli("--help")
+    result = run_main("--help")
     assert result.returncode == 0
     assert "run" in result.stdout and "sandbox" in result.stdout
 
@@ -57,14 +58,14 @@ def test_exit_code_says_whether_there_were_rejects(
 
 
 def test_a_real_run_without_credentials_exits_2_naming_the_variable(tmp_path: Path) -> None:
-    result = run_cli("run", str(job_with(tmp_path, *GOOD)))
+    result = run_main("run", str(job_with(tmp_path, *GOOD)))
     assert result.returncode == ExitCode.NOTHING_DONE
     assert "CUSTOMERS_API_KEY" in result.stderr
     assert not (tmp_path / "out").exists()  # nothing started
 
 
 def test_a_dry_run_needs_no_credentials(tmp_path: Path) -> None:
-    result = run_cli("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
+    result = run_main("run", str(job_with(tmp_path, *GOOD)), "--dry-run")
     assert result.returncode == ExitCode.OK, result.stderr
     assert "completed: 2 records" in result.stdout
     assert f"report.html: {tmp_path / 'out' / 'report.html'}" in result.stdout
@@ -76,13 +77,13 @@ def test_an_unknown_key_in_the_job_file_exits_2_naming_it(tmp_path: Path) -> Non
     job.write_text(
         job.read_text(encoding="utf-8") + "\n[reporting]\nformat = 'x'\n", encoding="utf-8"
     )
-    result = run_cli("run", str(job), "--dry-run")
+    result = run_main("run", str(job), "--dry-run")
     assert result.returncode == ExitCode.NOTHING_DONE
     assert "unknown key 'reporting'" in result.stderr
 
 
 def test_plain_http_to_another_machine_is_refused(tmp_path: Path) -> None:
-    result = run_cli(
+    result = run_main(
         "run",
         str(job_with(tmp_path, *GOOD)),
         "--base-url",
@@ -97,7 +98,7 @@ def test_a_refused_key_exits_3_and_says_what_to_check(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     job = job_with(tmp_path, *GOOD, base_url=sandbox.base_url)
-    result = run_cli("run", str(job), env={**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"})
+    result = run_main("run", str(job), env={**CREDENTIALS, "CUSTOMERS_API_KEY": "wrong-key"})
     assert result.returncode == ExitCode.STOPPED
     assert "CUSTOMERS_API_KEY" in result.stdout and "--resume" in result.stdout
     assert read_summary(tmp_path / "out")["status"] == "aborted"
@@ -107,7 +108,7 @@ def test_json_logs_are_one_object_a_line_and_never_hold_the_key(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:
     job = job_with(tmp_path, *GOOD, "C-3,,,,,,", base_url=sandbox.base_url)
-    result = run_cli("run", str(job), "--log-format", "json", env=CREDENTIALS)
+    result = run_main("run", str(job), "--log-format", "json", env=CREDENTIALS)
     assert result.returncode == ExitCode.REJECTS
     # every line the command writes, on either stream (cron's >> log 2>&1 mixes them)
     entries = [json.loads(line) for line in (result.stdout + result.stderr).splitlines()]

@@ -14,7 +14,7 @@ from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
 from customer_import.transform.duplicates import RepeatedIdFinder, id_hashes
-from tests.conftest import CREDENTIALS, load, read_summary, run_cli, write_csv, write_job
+from tests.conftest import CREDENTIALS, load, read_summary, run_main, write_csv, write_job
 
 DEACTIVATE = 'mode = "incremental"\non_missing = "deactivate"'
 
@@ -39,7 +39,7 @@ def test_a_header_only_export_is_refused_with_exit_3_and_nothing_sent(
 ) -> None:
     job = _job(tmp_path, [], base_url=sandbox.base_url)
 
-    result = run_cli("run", str(job), "--no-progress", env=CREDENTIALS)
+    result = run_main("run", str(job), "--no-progress", env=CREDENTIALS)
 
     assert result.returncode == ExitCode.STOPPED, result.stdout + result.stderr
     assert "the export holds no record" in result.stdout
@@ -80,8 +80,8 @@ def test_allow_missing_deactivates_them_for_one_run_and_the_console_says_so(
     assert _run(job, sandbox)[0] is RunStatus.COMPLETED
     write_csv(tmp_path / "in.csv", *[line(i) for i in range(6)])  # 4 of 10 gone: 40 %
 
-    refused = run_cli("run", str(job), "--no-progress", env=CREDENTIALS)
-    allowed = run_cli("run", str(job), "--no-progress", "--allow-missing", env=CREDENTIALS)
+    refused = run_main("run", str(job), "--no-progress", env=CREDENTIALS)
+    allowed = run_main("run", str(job), "--no-progress", "--allow-missing", env=CREDENTIALS)
 
     assert refused.returncode == ExitCode.STOPPED
     assert allowed.returncode == ExitCode.OK, allowed.stdout + allowed.stderr
@@ -110,7 +110,7 @@ def test_many_missing_customers_are_a_warning_when_they_are_only_listed(
 def test_an_incremental_job_is_not_split_into_shards(tmp_path: Path, flags: list[str]) -> None:
     job = _job(tmp_path, [line(1)], extra='mode = "incremental"')
 
-    result = run_cli("run", str(job), "--dry-run", "--no-progress", *flags, env=CREDENTIALS)
+    result = run_main("run", str(job), "--dry-run", "--no-progress", *flags, env=CREDENTIALS)
 
     assert result.returncode == ExitCode.NOTHING_DONE
     assert "an incremental job runs in one process" in result.stderr

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from customer_import.contracts import ExitCode
-from tests.conftest import API_KEY, CREDENTIALS, run_cli, write_csv, write_job
+from tests.conftest import API_KEY, CREDENTIALS, run_main, write_csv, write_job
 
 LINES = ["S-1,Ada,Lovelace,,,,", "S-2,Grace,Hopper,,,,"]
 
@@ -32,7 +32,7 @@ def test_an_output_folder_that_cannot_be_a_folder_is_exit_2(tmp_path: Path, wher
     blocker.write_text("not a folder\n")
     out = blocker if where == "a file" else blocker / "out"
 
-    result = run_cli("run", str(_job(tmp_path)), "--dry-run", "--out", str(out), "--no-progress")
+    result = run_main("run", str(_job(tmp_path)), "--dry-run", "--out", str(out), "--no-progress")
 
     _assert_one_line_exit_2(
         result.stdout, result.stderr, result.returncode, "cannot write to the output folder"
@@ -44,7 +44,7 @@ def test_a_read_only_output_folder_is_exit_2(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir(mode=0o500)
 
-    result = run_cli("run", str(_job(tmp_path)), "--dry-run", "--out", str(out), "--no-progress")
+    result = run_main("run", str(_job(tmp_path)), "--dry-run", "--out", str(out), "--no-progress")
 
     _assert_one_line_exit_2(result.stdout, result.stderr, result.returncode, "Permission denied")
 
@@ -63,7 +63,7 @@ def test_an_api_key_that_cannot_be_a_header_is_exit_2_and_never_shown(
 ) -> None:
     env = {**CREDENTIALS, "CUSTOMERS_API_KEY": key}
 
-    result = run_cli("run", str(_job(tmp_path)), "--no-progress", env=env)
+    result = run_main("run", str(_job(tmp_path)), "--no-progress", env=env)
 
     _assert_one_line_exit_2(
         result.stdout, result.stderr, result.returncode, "CUSTOMERS_API_KEY", "HTTP header"
@@ -72,7 +72,7 @@ def test_an_api_key_that_cannot_be_a_header_is_exit_2_and_never_shown(
 
 
 def test_missing_credentials_name_every_missing_variable(tmp_path: Path) -> None:
-    result = run_cli("run", str(_job(tmp_path)), "--no-progress", env={})
+    result = run_main("run", str(_job(tmp_path)), "--no-progress", env={})
 
     _assert_one_line_exit_2(
         result.stdout,
@@ -90,7 +90,7 @@ def test_credentials_in_the_base_url_are_refused_and_never_written(
     job = _job(tmp_path) if flag else _job(tmp_path, base_url=url)
     args = ["--base-url", url] if flag else []
 
-    result = run_cli("run", str(job), "--no-progress", *args, env=CREDENTIALS)
+    result = run_main("run", str(job), "--no-progress", *args, env=CREDENTIALS)
 
     _assert_one_line_exit_2(
         result.stdout, result.stderr, result.returncode, "user name or password"
