@@ -365,7 +365,7 @@ def test_an_object_that_is_not_a_table_leaves_no_copy(store: FolderStore, temp_d
 
 
 def test_an_unsupported_format_fails_before_any_transfer(store: FolderStore) -> None:
-    url = store.put("exports/export.xlsx", b"PK\x03\x04")
+    url = store.put("exports/export.xls", b"\xd0\xcf\x11\xe0")
     with pytest.raises(InputError, match=r"unsupported file type; expected one of \.csv"):
         open_source(SourceConfig(), url)
     assert store.opened == 0

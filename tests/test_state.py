@@ -90,8 +90,8 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
     assert journal.done_rows() == list(rows)
     assert journal.count_by_status() == {"created": 200, "rejected": 200, "valid": 200}
     results = list(journal.results())
-    assert results[0] == (1, "id-1", "created", 201, 1, "t0", "t0", "", "")
-    assert results[1] == (2, "id-2", "valid", "", 0, "", "", "", "")
+    assert results[0] == (1, "id-1", "created", 201, 1, "t0", "t0", "", "", "", "", "")
+    assert results[1] == (2, "id-2", "valid", "", 0, "", "", "", "", "", "", "")
     assert next(journal.rejects()) == (3, ["a", "b"], "api", "HTTP 400", None)
     journal.close()
 

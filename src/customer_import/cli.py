@@ -56,7 +56,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="customer-import",
-        description="Import a customer export (CSV/Parquet) into the customers API.",
+        description="Import a customer export (CSV/Parquet/Excel) into the customers API.",
     )
     commands = parser.add_subparsers(dest="command", required=True)
     _add_run(commands.add_parser("run", help="run a job: validate and upsert every record"))
@@ -101,6 +101,11 @@ def _add_run(parser: argparse.ArgumentParser) -> None:
         "--rate-limit", type=float, help="requests per second, all workers together"
     )
     parser.add_argument("--dry-run", action="store_true", help="validate only; send nothing")
+    parser.add_argument(
+        "--format",
+        choices=("csv", "xlsx"),
+        help="results and rejects as CSV or Excel workbooks instead of [output] format",
+    )
     parser.add_argument(
         "--allow-missing",
         action="store_true",
@@ -201,6 +206,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.rate_limit is not None and args.rate_limit <= 0:
         raise ConfigError("--rate-limit must be above 0")
     job = load_job(args.job)
+    if args.format is not None:
+        job = job.model_copy(update={"output": job.output.model_copy(update=_format(args))})
     text = args.log_format == "text"
     with ProgressRenderer(bar=text and not args.no_progress) as on_progress:
         options = RunOptions(
@@ -226,6 +233,10 @@ def _run(args: argparse.Namespace) -> int:
     else:  # stdout stays empty: the report is two log lines
         log_report(report)
     return report.exit_code
+
+
+def _format(args: argparse.Namespace) -> dict[str, str]:
+    return {"format": args.format}
 
 
 def _exit_on_sigterm(signum: int, frame: FrameType | None) -> None:

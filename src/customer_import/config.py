@@ -46,6 +46,8 @@ DuplicatesMode = Literal["last", "first", "reject"]
 OnMissing = Literal["ignore", "deactivate"]
 OnUnfinished = Literal["auto", "resume", "restart", "refuse"]
 Delimiter = Literal["auto", ",", ";", "\t", "|"]
+TableFormat = Literal["csv", "xlsx"]
+CsvDelimiter = Literal[",", ";", "\t", "|"]  # those a fed back rejects file is read with
 DEFAULT_KEEP_RUNS: Final = 30
 
 _HEADER_SAFE: Final = re.compile(r"[\x21-\x7e]+")  # visible ASCII: what a key or id can be
@@ -65,8 +67,9 @@ class SourceConfig(_Strict):
     """Where the export is and how its bytes are read."""
 
     path: Path | str | None = None
-    """The export: .csv .tsv .txt .csv.gz .parquet; the format follows the extension. A URL
-    (s3://, gs://, file://) stays text and is never resolved against the job file's folder."""
+    """The export: .csv .tsv .txt .csv.gz .parquet .xlsx; the format follows the extension. A
+    URL (s3://, gs://, file://) stays text and is never resolved against the job file's folder."""
+    sheet: str | None = None  # .xlsx: the sheet to read, by name; None: the first
     encoding: str = "utf-8"
     """Any Python codec name, or "auto" (BOM sniffing, then UTF-8, else Windows-1252)."""
     delimiter: Delimiter = "auto"
@@ -107,8 +110,7 @@ class FieldMapping(_Strict):
     default: str | bool | None = None
     """With ``column``/``columns``: the value when every column is empty."""
     on_invalid: OnInvalid = "reject"
-    """Optional fields: "omit" imports the customer without an invalid value (a warning in
-    results.csv) instead of rejecting the record."""
+    """Optional fields: "omit" imports the customer without an invalid value (a warning)."""
     default_region: str | None = None
     """phoneNumber only: ISO region for numbers without a country code ("US")."""
     true: list[str] = Field(default_factory=list)
@@ -208,8 +210,8 @@ class ApiConfig(_Strict):
     max_rate_limited_s: float = Field(default=600.0, gt=0)
     """Stop (resumable) when the API has answered nothing but 429 for this long."""
     connect_grace_s: float = Field(default=30.0, gt=0)
-    """Stop (resumable) when no request has reached the API (the host name does not resolve,
-    the connection is refused, TLS fails) for this long since the run's first request."""
+    """Stop (resumable) when no request has reached the API (no such host, refused, TLS) for
+    this long since the run's first request."""
     max_outage_s: float = Field(default=300.0, gt=0)
     """Stop (resumable) when every request has failed (5xx, no connection) for this long."""
     breaker_failures: int = Field(default=50, gt=0)
@@ -243,6 +245,11 @@ class OutputConfig(_Strict):
     textfile collector folder), written at the end of every run; none by default."""
     keep_runs: int = Field(default=DEFAULT_KEEP_RUNS, ge=1)
     """How many runs' folders ``history/`` keeps; older ones are removed when a run ends."""
+    format: TableFormat = "csv"
+    """results and rejects as CSV, or as Excel workbooks (every cell text; the excel extra)."""
+    csv_bom: bool = False  # CSV outputs start with a UTF-8 BOM: a spreadsheet reads UTF-8
+    csv_delimiter: CsvDelimiter = ","
+    """CSV outputs' delimiter (";" for a spreadsheet set to a European locale)."""
 
 
 class JobConfig(_Strict):

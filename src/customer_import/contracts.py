@@ -31,6 +31,8 @@ REASON: Final = "_reason"
 
 # The rejects file: the columns it adds after the source's own mark it when read back.
 REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
+PEOPLE: Final = ("firstName", "lastName", "email")
+"""The customer's fields results.csv shows beside its outcome (as validated, so as sent)."""
 FORMULA_CHARS: Final = "=+-@\t\r"
 """An output cell starting with one of these (after any apostrophes) gets a leading one, so a
 spreadsheet never runs it as a formula; reading the tool's own rejects back removes it."""

@@ -15,9 +15,10 @@ from typing import Any
 
 from customer_import.contracts import RunStatus
 from customer_import.outputs.files import (
-    RESULTS_NAME,
+    RESULTS,
     SUMMARY_NAME,
     atomic_text,
+    table_path,
     write_pending,
     write_rejects,
     write_results,
@@ -36,7 +37,7 @@ def close_abandoned(folder: Path, run_id: str, reason: str, by: str) -> int | No
         pending = None
         if records is not None and not summary.get("shard"):
             pending = write_pending(journal.pending_rows(int(records)), folder)
-        if not (folder / RESULTS_NAME).exists():  # killed before it wrote its files
+        if table_path(folder, RESULTS) is None:  # killed before it wrote its files (as CSV)
             write_results(journal, folder)
             header = journal.get_meta("rejects_header")
             if header is not None:

@@ -1,10 +1,13 @@
-"""results.csv, rejects.csv, missing.csv and summary.json, rendered from the journal.
+"""results, rejects, missing.csv and summary.json, rendered from the journal.
 
 Each file is written to a temporary name and renamed into place, so a reader (or a crash)
 never sees half a file. Files that hold customer data are created readable by the owner only.
-A CSV cell that a spreadsheet would run as a formula (it starts with ``=``, ``+``, ``-``, ``@``,
-a tab or a CR) is written with a leading apostrophe; reading the tool's own rejects file back
-removes exactly that apostrophe (``source.csv_file``), so a fixed rejects file round-trips.
+results and rejects are CSV files, or workbooks (``[output] format = "xlsx"``, ``excel.py``),
+whose cells are all text. A CSV cell that a spreadsheet would run as a formula (it starts with
+``=``, ``+``, ``-``, ``@``, a tab or a CR) is written with a leading apostrophe; reading the
+tool's own rejects file back removes exactly that apostrophe (``source.csv_file``), so a fixed
+rejects file round-trips. ``csv_bom`` and ``csv_delimiter`` shape the CSV files for a
+spreadsheet (a BOM that says UTF-8; ``;`` for a European locale).
 """
 
 from __future__ import annotations
@@ -12,18 +15,30 @@ from __future__ import annotations
 import csv
 import json
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Any, Final, Protocol
 
-from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, RecordStatus, RunSummary
+from customer_import.config import OutputConfig, TableFormat
+from customer_import.contracts import (
+    FORMULA_CHARS,
+    PEOPLE,
+    REJECTS_TRAILER,
+    RecordStatus,
+    RunSummary,
+)
 from customer_import.errors import StorageFault
+from customer_import.outputs.excel import SHEET_ROWS, workbook
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
 
+RESULTS: Final = "results"
+REJECTS: Final = "rejects"
 RESULTS_NAME: Final = "results.csv"
 REJECTS_NAME: Final = "rejects.csv"
+FORMATS: Final[tuple[TableFormat, ...]] = ("csv", "xlsx")
 SUMMARY_NAME: Final = "summary.json"
 MISSING_NAME: Final = "missing.csv"
 PENDING_NAME: Final = "pending.csv"
@@ -47,7 +62,73 @@ RESULTS_HEADER: Final = (
     "updated_at",
     "detail",
     "warnings",
+    *PEOPLE,
 )
+
+
+@dataclass(frozen=True, slots=True)
+class Layout:
+    """How results and rejects are written (``[output] format``, ``csv_bom``,
+    ``csv_delimiter``); missing.csv takes the CSV settings."""
+
+    format: TableFormat = "csv"
+    bom: bool = False
+    delimiter: str = ","
+
+    @classmethod
+    def of(cls, output: OutputConfig | None) -> Layout:
+        if output is None:
+            return cls()
+        return cls(output.format, output.csv_bom, output.csv_delimiter)
+
+    def name(self, stem: str) -> str:
+        return f"{stem}.{self.format}"
+
+    @property
+    def escaped(self) -> bool:
+        """CSV cells get the formula-safety apostrophe; a workbook's text cells need none."""
+        return self.format == "csv"
+
+    def fitting(self, stem: str, rows: int) -> tuple[Layout, str | None]:
+        """This layout, or CSV with a warning when a workbook's sheet cannot hold ``rows``."""
+        if self.format != "xlsx" or rows < SHEET_ROWS:
+            return self, None
+        warning = (
+            f"{stem} has {rows:,} rows, more than a worksheet holds ({SHEET_ROWS - 1:,} below "
+            f"its header): written as {stem}.csv instead of {stem}.xlsx"
+        )
+        return Layout("csv", self.bom, self.delimiter), warning
+
+
+class TableWriter(Protocol):
+    """What ``csv.writer`` and ``excel.SheetWriter`` both are."""
+
+    def writerow(self, row: Sequence[Any], /) -> object: ...
+
+    def writerows(self, rows: Iterable[Sequence[Any]], /) -> object: ...
+
+
+@contextmanager
+def open_table(folder: Path, stem: str, layout: Layout) -> Iterator[TableWriter]:
+    """``folder/stem.csv`` or ``.xlsx``, written atomically; the same table in the other
+    format, left by an earlier attempt of the run, is removed once this one is written."""
+    path = folder / layout.name(stem)
+    if layout.format == "xlsx":
+        with workbook(path, stem) as sheet:
+            yield sheet
+    else:
+        with atomic_text(path) as handle:
+            if layout.bom:
+                handle.write("\ufeff")
+            yield csv.writer(handle, delimiter=layout.delimiter)
+    for other in FORMATS:
+        if other != layout.format:
+            (folder / f"{stem}.{other}").unlink(missing_ok=True)
+
+
+def table_path(folder: Path, stem: str) -> Path | None:
+    """The table a run wrote in ``folder``, whichever its format; None when there is none."""
+    return next((p for f in FORMATS if (p := folder / f"{stem}.{f}").is_file()), None)
 
 
 @contextmanager
@@ -68,28 +149,34 @@ def atomic_text(path: Path) -> Iterator[IO[str]]:
         tmp.unlink(missing_ok=True)
 
 
-def write_results(journal: Journal, out_dir: Path, *, lineage: bool = False) -> None:
+def write_results(
+    journal: Journal, out_dir: Path, *, lineage: bool = False, layout: Layout = Layout()
+) -> None:
     """``lineage``: a fed back rejects file's results end with source_row, source_file."""
-    with atomic_text(out_dir / RESULTS_NAME) as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*RESULTS_HEADER, *(LINEAGE if lineage else ())])
-        writer.writerows(journal.results(lineage=lineage))
+    with open_table(out_dir, RESULTS, layout) as table:
+        table.writerow([*RESULTS_HEADER, *(LINEAGE if lineage else ())])
+        table.writerows(journal.results(lineage=lineage, safe=layout.escaped))
 
 
 def write_rejects(
-    journal: Journal, out_dir: Path, header: list[str], *, lineage: bool = False
+    journal: Journal,
+    out_dir: Path,
+    header: list[str],
+    *,
+    lineage: bool = False,
+    layout: Layout = Layout(),
 ) -> None:
     """The source's own header (dropped columns left out), then (``lineage``) source_row and
     source_file, then _row,_stage,_reason,_raw."""
     origins = journal.lineage() if lineage else {}
-    with atomic_text(out_dir / REJECTS_NAME) as handle:
-        writer = csv.writer(handle)
-        writer.writerow([*map(sheet_safe, header), *(LINEAGE if lineage else ()), *REJECTS_TRAILER])
+    cell = sheet_safe if layout.escaped else _text
+    with open_table(out_dir, REJECTS, layout) as table:
+        table.writerow([*map(cell, header), *(LINEAGE if lineage else ()), *REJECTS_TRAILER])
         for row, source, stage, reason, raw in journal.rejects():
             values = source if source else [""] * len(header)
-            origin = [sheet_safe(v) for v in origins.get(row, ("", ""))] if lineage else []
-            tail = [row, stage, *map(sheet_safe, (reason, raw))]
-            writer.writerow([*map(sheet_safe, values), *origin, *tail])
+            origin = [cell(v) for v in origins.get(row, ("", ""))] if lineage else []
+            tail = [row, stage, *map(cell, (reason, raw))]
+            table.writerow([*map(cell, values), *origin, *tail])
 
 
 def write_pending(rows: Iterable[int], out_dir: Path) -> int:
@@ -104,6 +191,10 @@ def write_pending(rows: Iterable[int], out_dir: Path) -> int:
     return count
 
 
+def _text(text: str | None) -> str:
+    return text or ""
+
+
 def sheet_safe(text: str | None) -> str:
     """The cell as written: a leading apostrophe where a spreadsheet would see a formula
     (after any apostrophes, so that reading back removes exactly the one added)."""
@@ -113,16 +204,22 @@ def sheet_safe(text: str | None) -> str:
     return f"'{text}" if first and first in FORMULA_CHARS else text
 
 
-def write_missing(ids: list[str], journal: Journal, out_dir: Path) -> None:
-    """Incremental sync: customers gone from the export since the last run, and what was done."""
+def write_missing(
+    ids: list[str], journal: Journal, out_dir: Path, layout: Layout = Layout()
+) -> None:
+    """Incremental sync: customers gone from the export since the last run, and what was
+    done. Always CSV (with ``layout``'s BOM and delimiter): a list of ids for a script."""
     done = journal.deactivations()
-    with atomic_text(out_dir / MISSING_NAME) as handle:
-        writer = csv.writer(handle)
-        writer.writerow(MISSING_HEADER)
+    with open_table(out_dir, MISSING_NAME.removesuffix(".csv"), Layout("csv", *_csv(layout))) as t:
+        t.writerow(MISSING_HEADER)
         for external_id in ids:
             status, *rest = done.get(external_id, (None,) * 5)
             cells = _blank_nones((external_id, _MISSING_LABELS.get(status, "listed"), *rest))
-            writer.writerow([sheet_safe(c) if isinstance(c, str) else c for c in cells])
+            t.writerow([sheet_safe(c) if isinstance(c, str) else c for c in cells])
+
+
+def _csv(layout: Layout) -> tuple[bool, str]:
+    return layout.bom, layout.delimiter
 
 
 def write_summary(summary: RunSummary, out_dir: Path) -> None:

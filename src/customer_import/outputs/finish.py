@@ -17,10 +17,14 @@ import logging
 
 import polars as pl
 
-from customer_import.contracts import ROW, RunReport
+from customer_import.contracts import ROW, RecordStatus, RunReport
 from customer_import.errors import InputChanged, InputError
+from customer_import.outputs.excel import require_xlsxwriter
 from customer_import.outputs.files import (
     MISSING_NAME,
+    REJECTS,
+    RESULTS,
+    Layout,
     rejects_columns,
     write_missing,
     write_rejects,
@@ -60,23 +64,27 @@ class RunOutputs:
         self.folder = history.folder(run.run_id)
         self.kept_columns, self.kept_header = rejects_columns(source.columns, source.header, drop)
         journal.set_meta(rejects_header=json.dumps(self.kept_header))  # for a killed run's
+        self.layout = Layout.of(run.output)
+        if self.layout.format == "xlsx":  # before anything is sent: the run could not end well
+            require_xlsxwriter()
 
     def finish(self, facts: RunFacts, missing_ids: list[str]) -> RunReport:
-        """Write results.csv, rejects.csv, missing.csv, summary.json and report.html into the
-        run's folder, then copy them to the top; returns the report."""
+        """Write results, rejects (CSV or workbooks), missing.csv, summary.json and
+        report.html into the run's folder, then copy them to the top; returns the report."""
         warnings = [self._fill_reject_sources()]
         lineage = self._source.own_rejects
         if lineage:
             warnings.append(record_lineage(self._journal, self._source, self._first_file))
+        self._journal.flush()
+        results, rejects = self._layouts(warnings)
         found = [w for w in warnings if w is not None]
         if found:
             facts = dataclasses.replace(facts, warnings=[*facts.warnings, *found])
         summary = build_summary(self._run, facts, self._journal)
-        self._journal.flush()
-        write_results(self._journal, self.folder, lineage=lineage)
-        write_rejects(self._journal, self.folder, self.kept_header, lineage=lineage)
+        write_results(self._journal, self.folder, lineage=lineage, layout=results)
+        write_rejects(self._journal, self.folder, self.kept_header, lineage=lineage, layout=rejects)
         if missing_ids:
-            write_missing(missing_ids, self._journal, self.folder)
+            write_missing(missing_ids, self._journal, self.folder, self.layout)
         else:  # the top-level files are this run's: an earlier night's list is not
             (self.folder / MISSING_NAME).unlink(missing_ok=True)
         write_summary(summary, self.folder)
@@ -89,6 +97,15 @@ class RunOutputs:
         if self._run.metrics_file is not None:
             write_metrics(self._run.metrics_file, report)
         return report
+
+    def _layouts(self, warnings: list[str | None]) -> tuple[Layout, Layout]:
+        """results' and rejects' layouts: CSV for one a worksheet cannot hold (a warning)."""
+        counts = self._journal.count_by_status()
+        rejected = counts.get(RecordStatus.REJECTED, 0)
+        results, too_many = self.layout.fitting(RESULTS, sum(counts.values()) - rejected)
+        rejects, too_many_rejects = self.layout.fitting(REJECTS, rejected)
+        warnings += [too_many, too_many_rejects]
+        return results, rejects
 
     def _fill_reject_sources(self) -> str | None:
         """Source values of API and transport rejects, from one more read of the file; a

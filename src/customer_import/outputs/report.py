@@ -11,7 +11,6 @@ run's own outcome does not depend on it.
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import re
@@ -26,11 +25,13 @@ from customer_import.logs import mask, mask_value
 from customer_import.outputs import svg
 from customer_import.outputs.files import (
     MISSING_NAME,
-    REJECTS_NAME,
-    RESULTS_NAME,
+    REJECTS,
+    RESULTS,
     SUMMARY_NAME,
     atomic_text,
+    table_path,
 )
+from customer_import.outputs.reading import read_rows
 from customer_import.send.timeline import Point
 from customer_import.transform.fieldstats import FieldStats
 
@@ -80,7 +81,7 @@ def render(
     sections = [
         _heading(report),
         _counts(report),
-        _rejects(reject_reasons(folder / REJECTS_NAME), s.rejected),
+        _rejects(reject_reasons(table_path(folder, REJECTS)), s.rejected),
         _timeline(timeline, dry_run=s.dry_run),
         _fields(fields),
         _warnings(s.warnings),
@@ -95,7 +96,7 @@ def render(
     )
 
 
-def reject_reasons(path: Path) -> list[Reason]:
+def reject_reasons(path: Path | None) -> list[Reason]:
     """The most common reasons in a rejects file, by stage, each with a few masked examples:
     a validation reject's reason counts once a field it names (values left out of the kind)."""
     found: dict[tuple[str, str], Reason] = {}
@@ -114,19 +115,20 @@ def reject_reasons(path: Path) -> list[Reason]:
     return sorted(found.values(), key=lambda r: -r.count)[:TOP_REASONS]
 
 
-def _read_reasons(path: Path) -> Iterable[tuple[str, str]]:
+def _read_reasons(path: Path | None) -> Iterable[tuple[str, str]]:
     """(``_stage``, ``_reason``) of each row: the trailer's columns, whatever the source's."""
-    if not path.exists():
+    if path is None:
         return
-    with path.open(encoding="utf-8", newline="") as handle:
-        rows = csv.reader(handle)
-        header = next(rows, [])
-        if tuple(header[-len(REJECTS_TRAILER) :]) != REJECTS_TRAILER:
-            return
-        stage_at, reason_at = len(header) - 3, len(header) - 2
-        for row in rows:
-            if len(row) == len(header):
-                yield row[stage_at], row[reason_at].removeprefix("'")
+    rows = read_rows(path)
+    header = next(rows, [])
+    if tuple(header[-len(REJECTS_TRAILER) :]) != REJECTS_TRAILER:
+        return
+    stage_at, reason_at = len(header) - 3, len(header) - 2
+    escaped = path.suffix == ".csv"  # a workbook's cells have no formula prefix
+    for row in rows:
+        if len(row) == len(header):
+            reason = row[reason_at]
+            yield row[stage_at], reason.removeprefix("'") if escaped else reason
 
 
 def _heading(report: RunReport) -> str:
@@ -265,7 +267,8 @@ def _warnings(warnings: Sequence[str]) -> str:
 def _files(folder: Path, shown: Path, shard_reports: Sequence[Path]) -> str:
     """Links to the run's files beside the page, and to the shards' pages (from ``shown``,
     where the user finds the page: it may be written elsewhere first and copied there)."""
-    names = (RESULTS_NAME, REJECTS_NAME, SUMMARY_NAME, MISSING_NAME)
+    tables = [table_path(folder, stem) for stem in (RESULTS, REJECTS)]
+    names = [*(p.name for p in tables if p is not None), SUMMARY_NAME, MISSING_NAME]
     links = [(name, name) for name in names if (folder / name).exists()]
     links += [(f"shard {path.parent.name}", os.path.relpath(path, shown)) for path in shard_reports]
     items = "".join(f'<li><a href="{escape(href)}">{escape(text)}</a></li>' for text, href in links)

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from customer_import.config import OutputConfig
 from customer_import.contracts import (
     Attempt,
     Ending,
@@ -41,6 +42,8 @@ class RunIdentity:
     shard: str | None = None
     metrics_file: Path | None = None
     """``[output] metrics_file``: where the outputs stage writes the run's metrics."""
+    output: OutputConfig | None = None
+    """``[output]``: the results' and rejects' format (None: CSV, as the defaults say)."""
     run_id: str | None = None
     refeed_of: str | None = None
 

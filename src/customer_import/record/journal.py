@@ -1,10 +1,10 @@
 """The run journal: every record's final outcome, committed as the run goes.
 
 SQLite in WAL mode in the output directory. It is the single source of truth for a run:
-results.csv, rejects.csv and summary.json are rendered from it, so a resumed run's
-outputs are the same as an uninterrupted run's, and a ``kill -9`` loses at most the
-outcomes of the last uncommitted flush (those records are simply sent again; the
-upsert is idempotent).
+results, rejects and summary.json are rendered from it, so a resumed run's outputs are the
+same as an uninterrupted run's, and a ``kill -9`` loses at most the outcomes of the last
+uncommitted flush (those records are simply sent again; the upsert is idempotent). A journal
+of an earlier version gains the tables it lacks (``people``: its records' names stay empty).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 
 from customer_import.contracts import (
-    FORMULA_CHARS,
     Omission,
     RecordStatus,
     RejectRow,
@@ -29,6 +28,7 @@ from customer_import.contracts import (
     ResultRow,
 )
 from customer_import.errors import StorageFault
+from customer_import.record.cells import sheet_safe, text
 from customer_import.record.locks import FolderLock
 
 log = logging.getLogger("customer_import")
@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS lineage (   -- a fed back rejects file: where each re
     source_row TEXT NOT NULL,
     source_file TEXT NOT NULL
 );
+CREATE TABLE IF NOT EXISTS people (    -- results' firstName, lastName, email: as validated
+    row INTEGER PRIMARY KEY,
+    first_name TEXT,
+    last_name TEXT,
+    email TEXT
+);
 CREATE TABLE IF NOT EXISTS omitted (   -- on_invalid = "omit": values left out of a record
     row INTEGER NOT NULL,
     field TEXT NOT NULL,
@@ -79,20 +85,6 @@ CREATE TABLE IF NOT EXISTS omitted (   -- on_invalid = "omit": values left out o
 """
 #: Statuses of records imported (or valid) as they are: their omissions are warnings.
 _IMPORTED: Final = "('created', 'updated', 'unchanged', 'valid')"
-
-
-def sheet_safe(column: str) -> str:
-    """SQL: the column's text ('' for null) as results.csv writes it: with a leading apostrophe
-    where a spreadsheet would take it for a formula (``contracts.FORMULA_CHARS``, after any
-    apostrophes, so reading the file back removes exactly the one added). ``unicode()`` of
-    the first character keeps the check to a fifth of a second a million cells."""
-    codes = ", ".join(str(ord(c)) for c in FORMULA_CHARS)
-    mark = "''''"  # SQL for a text of one apostrophe
-    after_marks = f"unicode({column}) = 39 AND unicode(ltrim({column}, {mark})) IN ({codes})"
-    return (
-        f"CASE WHEN unicode({column}) IN ({codes}) OR ({after_marks})"
-        f" THEN {mark} || {column} ELSE ifnull({column}, '') END"
-    )
 
 
 class Journal:
@@ -116,10 +108,17 @@ class Journal:
         self._valid: list[tuple[int, str]] = []  # a dry run's: two values bind faster than eight
         self._rejects: list[tuple[object, ...]] = []
         self._omitted: list[Omission] = []
+        self._people: list[tuple[object, ...]] = []
 
     @property
     def pending_writes(self) -> int:
-        return len(self._results) + len(self._valid) + len(self._rejects) + len(self._omitted)
+        lists: tuple[list[Any], ...] = (self._results, self._valid, self._rejects)
+        return sum(len(p) for p in (*lists, self._omitted, self._people))
+
+    def add_people(self, rows: list[tuple[object, ...]]) -> None:
+        """(row, firstName, lastName, email) of valid records, for results.csv: known when the
+        records are prepared, kept apart from their outcomes (which come later)."""
+        self._people.extend(rows)
 
     def add_result(self, r: ResultRow) -> None:
         self._results.append(r)
@@ -146,16 +145,17 @@ class Journal:
         (what was not written is kept, for a later flush to try again)."""
         with self._lock:
             results, valid, rejects = _take(self._results), _take(self._valid), _take(self._rejects)
-            omitted = _take(self._omitted)
-            if not (results or valid or rejects or omitted):
+            omitted, people = _take(self._omitted), _take(self._people)
+            if not (results or valid or rejects or omitted or people):
                 return
             try:
-                self._write(results, valid, rejects, omitted)
+                self._write(results, valid, rejects, omitted, people)
             except BaseException as exc:
                 self._results[:0] = results  # kept for the next flush
                 self._valid[:0] = valid
                 self._rejects[:0] = rejects
                 self._omitted[:0] = omitted
+                self._people[:0] = people
                 if isinstance(exc, sqlite3.Error | OSError):
                     raise StorageFault(self.path, exc) from exc
                 raise
@@ -166,6 +166,7 @@ class Journal:
         valid: list[tuple[int, str]],
         rejects: list[tuple[object, ...]],
         omitted: list[Omission],
+        people: list[tuple[object, ...]],
     ) -> None:
         self._db.execute("BEGIN")
         try:
@@ -173,6 +174,7 @@ class Journal:
             self._insert(
                 "(row, field, reason)", "(?, ?, ?)", omitted, "INSERT OR REPLACE INTO omitted"
             )
+            self._insert("", "(?, ?, ?, ?)", people, "INSERT OR REPLACE INTO people")
             self._insert(
                 "(row, external_id, status, http_status, attempts, created_at, updated_at, detail)",
                 "(?, ?, ?, ?, ?, ?, ?, ?)",
@@ -201,9 +203,8 @@ class Journal:
 
         Measured with ``bench/journal_writes.py``: a dry run's valid record costs 0.6-0.7 of
         what it costs with ``executemany``, a result 0.7. And sqlite3 lets go of the GIL for
-        every statement it runs: the worker thread that flushes while the event loop sends
-        takes the GIL back from it once a statement, no longer once a row.
-        """
+        every statement: the thread that flushes while the event loop sends takes the GIL
+        back from it once a statement, no longer once a row."""
         if not rows:
             return
         limit = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 999 before SQLite 3.32
@@ -328,27 +329,28 @@ class Journal:
         )
         return {row: (source_row, file) for row, source_row, file in self._rows(query)}
 
-    def results(self, *, lineage: bool = False) -> Iterator[tuple[object, ...]]:
-        """(row, externalId, status, http_status, attempts, created_at, updated_at, detail,
-        warnings) as results.csv writes them: empty values are '', text is sheet-safe (SQLite
-        does both: a million rows are not looped over in Python). ``lineage``: then
-        source_row and source_file (``set_lineage``)."""
+    def results(self, *, lineage: bool = False, safe: bool = True) -> Iterator[tuple[object, ...]]:
+        """results.csv's rows (``outputs.files.RESULTS_HEADER``): empty values are '', text
+        is sheet-safe (``safe=False``: as it is, for a workbook's text cells). ``lineage``:
+        then source_row and source_file (``set_lineage``)."""
+        cell = sheet_safe if safe else text
         warnings = "''"
-        joined = ""
+        joined = " LEFT JOIN people AS p USING (row)"
         if self._rows("SELECT 1 FROM omitted LIMIT 1"):
-            warnings = sheet_safe(f"CASE WHEN status IN {_IMPORTED} THEN w.text END")
-            joined = (
+            warnings = cell(f"CASE WHEN status IN {_IMPORTED} THEN w.text END")
+            joined += (
                 " LEFT JOIN (SELECT row, group_concat(field || ' omitted: ' || reason, '; ')"
                 " AS text FROM omitted GROUP BY row) AS w USING (row)"
             )
         origin = ""
         if lineage:
-            origin = f", ifnull(l.source_row, ''), {sheet_safe('l.source_file')}"
+            origin = f", ifnull(l.source_row, ''), {cell('l.source_file')}"
             joined += " LEFT JOIN lineage AS l USING (row)"
+        people = ", ".join(cell(f"p.{c}") for c in ("first_name", "last_name", "email"))
         yield from self._db.execute(
-            f"SELECT row, {sheet_safe('external_id')}, status, ifnull(http_status, ''),"
-            f" attempts, {sheet_safe('created_at')}, {sheet_safe('updated_at')},"
-            f" {sheet_safe('detail')}, {warnings}{origin}"
+            f"SELECT row, {cell('external_id')}, status, ifnull(http_status, ''),"
+            f" attempts, {cell('created_at')}, {cell('updated_at')},"
+            f" {cell('detail')}, {warnings}, {people}{origin}"
             f" FROM outcomes{joined} WHERE status != 'rejected' AND row > 0 ORDER BY row"
         )
 
@@ -388,8 +390,7 @@ def _take(pending: list[T]) -> list[T]:
     The run only ever appends to these lists (``append``, or ``extend`` by a list): each is one
     step that no other thread interrupts, and so are this copy and this deletion. What is
     appended in between stays in ``pending`` for the next flush. (Swapping in a fresh list
-    instead loses an append that began before the swap and ends after it.)
-    """
+    instead loses an append that began before the swap and ends after it.)"""
     taken = pending[:]
     del pending[: len(taken)]
     return taken

@@ -139,6 +139,7 @@ def run_identity(
         out_dir=str(settings.out_dir),
         shard=str(options.shard) if options.shard else None,
         metrics_file=job.output.metrics_file,
+        output=job.output,
         run_id=run_id,
         refeed_of=refeed_of,
     )

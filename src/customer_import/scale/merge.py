@@ -6,6 +6,7 @@ record number reported by two shards.
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import json
 import shutil
@@ -29,16 +30,20 @@ from customer_import.errors import ConfigError
 from customer_import.outputs.attempts import per_s
 from customer_import.outputs.files import (
     MISSING_NAME,
-    REJECTS_NAME,
-    RESULTS_NAME,
+    REJECTS,
+    RESULTS,
     SUMMARY_NAME,
-    atomic_text,
+    Layout,
+    open_table,
+    table_path,
     write_summary,
 )
+from customer_import.outputs.reading import read_table, written_delimiter
 from customer_import.outputs.report import REPORT_NAME, write_report
 from customer_import.outputs.summary import summary_from_json
 from customer_import.record.history import History
 
+MISSING: Final = MISSING_NAME.removesuffix(".csv")
 _STATUS_ORDER: Final = (
     RunStatus.COMPLETED,
     RunStatus.INTERRUPTED,
@@ -71,12 +76,9 @@ def merge_outputs(
     summaries = [_read_summary(d) for d in shard_dirs]
     _check_same_input(summaries, shard_dirs)
     out_dir.mkdir(parents=True, exist_ok=True)
-    _merge_csv(shard_dirs, RESULTS_NAME, "row", out_dir)
-    _merge_csv(shard_dirs, REJECTS_NAME, "_row", out_dir)
-    if any((d / MISSING_NAME).exists() for d in shard_dirs):
-        _merge_csv(
-            [d for d in shard_dirs if (d / MISSING_NAME).exists()], MISSING_NAME, None, out_dir
-        )
+    _merge_table(shard_dirs, RESULTS, "row", out_dir)
+    _merge_table(shard_dirs, REJECTS, "_row", out_dir)
+    _merge_table(shard_dirs, MISSING, None, out_dir)
     summary = dataclasses.replace(
         merged_summary(summaries), out_dir=str(shown or out_dir), run_id=run_id
     )
@@ -109,24 +111,40 @@ def _check_same_input(summaries: list[RunSummary], folders: list[Path]) -> None:
         raise ConfigError(f"the shards in {listed} come from different inputs or jobs")
 
 
-def _merge_csv(folders: list[Path], name: str, row_column: str | None, out_dir: Path) -> None:
-    frames = [pl.read_csv(f / name, infer_schema=False) for f in folders if (f / name).exists()]
-    headers = {tuple(f.columns) for f in frames}
-    if len(headers) > 1:
-        raise ConfigError(f"the shards' {name} files have different columns")
-    merged = pl.concat(frames) if frames else pl.DataFrame()
+def _merge_table(folders: list[Path], stem: str, row_column: str | None, out_dir: Path) -> None:
+    """The shards' tables of one kind as one, ordered by ``row_column``, in the shards' own
+    format (CSV, with their BOM and delimiter, or a workbook); none when no shard has one."""
+    paths = [p for f in folders if (p := table_path(f, stem)) is not None]
+    if not paths:
+        return
+    tables = [read_table(p) for p in paths]
+    headers = {tuple(header) for header, _ in tables}
+    if len(headers) > 1 or len({p.suffix for p in paths}) > 1:
+        raise ConfigError(f"the shards' {stem} files have different columns or formats")
+    header = list(headers.pop())
+    merged = pl.concat([frame for _, frame in tables])
     if row_column is not None and merged.height:
-        rows = merged[row_column].cast(pl.Int64)
-        repeated = rows.filter(rows.is_duplicated()).unique().sort().head(5).to_list()
-        if repeated:
-            raise ConfigError(f"records {repeated} appear in more than one shard's {name}")
-        merged = (
-            merged.with_columns(rows)
-            .sort(row_column)
-            .with_columns(pl.col(row_column).cast(pl.String))
-        )
-    with atomic_text(out_dir / name) as handle:
-        merged.write_csv(handle)
+        merged = _by_row(merged, str(header.index(row_column)), f"{stem}{paths[0].suffix}")
+    with open_table(out_dir, stem, _written_layout(paths[0])) as table:
+        table.writerow(header)
+        table.writerows(merged.iter_rows())
+
+
+def _by_row(merged: pl.DataFrame, column: str, name: str) -> pl.DataFrame:
+    rows = merged[column].cast(pl.Int64)
+    repeated = rows.filter(rows.is_duplicated()).unique().sort().head(5).to_list()
+    if repeated:
+        raise ConfigError(f"records {repeated} appear in more than one shard's {name}")
+    return merged.with_columns(rows.alias("__order__")).sort("__order__").drop("__order__")
+
+
+def _written_layout(path: Path) -> Layout:
+    """How a shard wrote ``path`` (its format; a CSV's BOM and delimiter)."""
+    if path.suffix == ".xlsx":
+        return Layout("xlsx")
+    with path.open("rb") as handle:
+        bom = handle.read(3) == codecs.BOM_UTF8
+    return Layout("csv", bom, written_delimiter(path))
 
 
 def merged_summary(summaries: list[RunSummary]) -> RunSummary:

@@ -1,4 +1,4 @@
-"""Read a CSV or Parquet export into numbered batches of text columns.
+"""Read a CSV, Parquet or Excel export into numbered batches of text columns.
 
 The first stage of the pipeline. Everything downstream sees the same shape, whatever the file:
 a ``Batch`` holds a Polars frame with ``_row`` (the 1-based record number) followed by one
@@ -14,6 +14,7 @@ The modules, in the order a file meets them:
     csv_file.py      delimiter, header, then numbered batches of a CSV / TSV (gzipped too)
     csv_records.py   the record parser: exact numbering, broken lines with their raw text
     parquet_file.py  Parquet batches, every typed column turned into text
+    excel_file.py    .xlsx: one sheet, every cell as text (the excel extra)
     table.py         ``Source``: an opened export, whatever its backend
 """
 
@@ -26,6 +27,7 @@ from pathlib import Path
 from customer_import.config import SourceConfig, is_url
 from customer_import.source import files, remote
 from customer_import.source.csv_file import open_csv
+from customer_import.source.excel_file import open_excel
 from customer_import.source.files import check_readable, format_of
 from customer_import.source.parquet_file import open_parquet
 from customer_import.source.table import Source, unique_names
@@ -93,8 +95,13 @@ def shared_copy(path: Path | str | None) -> Iterator[Path | None]:
 
 
 def _fetched(url: remote.Url) -> remote.RemoteCopy:
-    format_of(url.file_name, url.text)  # an unsupported format fails before any transfer
+    if not _is_excel(url.file_name):
+        format_of(url.file_name, url.text)  # an unsupported format fails before any transfer
     return remote.fetch(url)
+
+
+def _is_excel(file_name: str) -> bool:
+    return file_name.lower().endswith(".xlsx")
 
 
 def file_digest(path: Path | str) -> str:
@@ -112,6 +119,9 @@ def _open_file(
     config: SourceConfig, path: Path, name: str, file_name: str, pinned: frozenset[str]
 ) -> Source:
     """``path`` is read; ``name`` (what the user gave) is shown; ``file_name`` says the format."""
+    if _is_excel(file_name):
+        check_readable(path, name)
+        return open_excel(config, path, name)
     suffix, gzipped = format_of(file_name, name)
     check_readable(path, name)
     if suffix == ".parquet":

@@ -1,0 +1,169 @@
+"""Spreadsheets in and out: results.xlsx and rejects.xlsx as text cells, an .xlsx input read
+as text, a fixed rejects.xlsx fed back, CSV files shaped for a spreadsheet, and the names and
+email that results carry."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import fastexcel
+import pytest
+import xlsxwriter  # type: ignore[import-untyped]
+
+from customer_import.contracts import ExitCode, RunReport
+from customer_import.errors import ConfigError, InputError
+from customer_import.outputs.files import RESULTS_HEADER
+from customer_import.run.options import RunOptions
+from customer_import.run.pipeline import run_job
+from customer_import.sandbox.testing import SandboxServer
+from tests.conftest import CREDENTIALS, HEADER, load, read_csv, read_summary, write_csv, write_job
+
+LINES = [
+    "00123,Ada,Lovelace,ada@example.com,+1 212 555 0101,Active,no",
+    "00124,Alan,Turing,not-an-email,2125550102,Active,no",
+    "=2+2,Grace,Hopper,grace@example.com,,Active,no",
+]
+
+
+def run(job: Path, sandbox: SandboxServer | None = None, **options: object) -> RunReport:
+    given: dict[str, object] = {"environ": CREDENTIALS}
+    if sandbox is None:
+        given.update(dry_run=True, environ={})
+    else:
+        given["base_url"] = sandbox.base_url
+    return run_job(load(job), RunOptions(**{**given, **options}))  # type: ignore[arg-type]
+
+
+def sheet(path: Path) -> list[list[str]]:
+    """Every row of the first sheet as text, the header first; empty cells as ""."""
+    frame = fastexcel.read_excel(path).load_sheet(0, header_row=None, dtypes="string")
+    return [[cell or "" for cell in row] for row in frame.to_polars().rows()]
+
+
+def write_xlsx(path: Path, rows: Sequence[Sequence[object]], name: str = "Sheet1") -> Path:
+    """A workbook as a spreadsheet saves one: numbers as numbers, text as text."""
+    book = xlsxwriter.Workbook(path)
+    page = book.add_worksheet(name)
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, str):
+                page.write_string(r, c, value)
+            else:
+                page.write(r, c, value)
+    book.close()
+    return path
+
+
+def xlsx_job(tmp_path: Path, source: Path, extra: str = "") -> Path:
+    job = write_job(tmp_path, source, extra="max_invalid_ratio = 1.0")
+    text = job.read_text(encoding="utf-8").replace('dir = "out"', f'dir = "out"\n{extra}')
+    job.write_text(text, encoding="utf-8")
+    return job
+
+
+def test_xlsx_outputs_are_text_cells_a_fixed_rejects_xlsx_goes_back_in(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = xlsx_job(tmp_path, write_csv(tmp_path / "export.csv", *LINES), 'format = "xlsx"')
+    out = tmp_path / "out"
+
+    first = run(job)  # the night that rejected it: a dry run is enough here
+
+    assert first.exit_code == ExitCode.REJECTS
+    assert not (out / "results.csv").exists() and not (out / "rejects.csv").exists()
+    results = sheet(out / "results.xlsx")
+    assert results[0] == list(RESULTS_HEADER)
+    by_id = {row[1]: dict(zip(results[0], row, strict=True)) for row in results[1:]}
+    assert by_id["00123"]["email"] == "ada@example.com"
+    assert (by_id["00123"]["firstName"], by_id["00123"]["lastName"]) == ("Ada", "Lovelace")
+    assert by_id["=2+2"]["status"] == "valid"  # text, not a formula, and no apostrophe
+    rejects = sheet(out / "rejects.xlsx")
+    assert rejects[0] == [*HEADER.split(","), "_row", "_stage", "_reason", "_raw"]
+    assert rejects[1][:5] == ["00124", "Alan", "Turing", "not-an-email", "2125550102"]
+
+    fixed = [rejects[0], [c.replace("not-an-email", "alan@example.com") for c in rejects[1]]]
+    write_xlsx(out / "rejects.xlsx", fixed)  # the operator's edit, saved over the file
+    refeed = run(job, sandbox, input=out / "rejects.xlsx")
+
+    assert refeed.exit_code == ExitCode.OK
+    assert sandbox.get("00124")["email"] == "alan@example.com"  # type: ignore[index]
+    [header, row] = sheet(out / "results.xlsx")
+    result = dict(zip(header, row, strict=True))
+    assert (result["source_row"], result["source_file"]) == ("2", "export.csv")
+    assert result["email"] == "alan@example.com"
+    assert read_summary(out)["refeed_of"] == first.summary.run_id
+    assert read_summary(out)["encoding"] == "xlsx"
+
+
+def test_an_xlsx_export_is_read_as_text_numbers_without_dot_zero_blank_rows_unnumbered(
+    tmp_path: Path,
+) -> None:
+    rows: list[Sequence[object]] = [
+        HEADER.split(","),
+        ["00042", "Ada", "Lovelace", "ada@example.com", 12125550101, "Active", "no"],
+        [],  # a blank row: no record
+        [7, "Alan", "Turing", "bad", "", "Active", "no"],
+    ]
+    source = write_xlsx(tmp_path / "export.xlsx", rows, name="Customers")
+    job = xlsx_job(tmp_path, source)
+
+    report = run(job)
+
+    assert report.summary.rows == 2
+    results = read_csv(tmp_path / "out" / "results.csv")
+    assert [(r["row"], r["externalId"]) for r in results] == [("1", "00042")]
+    [reject] = read_csv(tmp_path / "out" / "rejects.csv")
+    assert (reject["_row"], reject["id"], reject["email"]) == ("2", "7", "bad")
+
+
+def test_a_named_sheet_is_read_and_an_unknown_one_is_named_in_the_error(tmp_path: Path) -> None:
+    book = xlsxwriter.Workbook(tmp_path / "export.xlsx")
+    book.add_worksheet("Notes").write_string(0, 0, "not the data")
+    data = book.add_worksheet("Customers")
+    for c, cell in enumerate(HEADER.split(",")):
+        data.write_string(0, c, cell)
+    for c, cell in enumerate(LINES[0].split(",")):
+        data.write_string(1, c, cell)
+    book.close()
+    job = write_job(tmp_path, tmp_path / "export.xlsx")
+    text = job.read_text(encoding="utf-8")
+    job.write_text(text.replace("[source]", '[source]\nsheet = "Customers"'), encoding="utf-8")
+    assert run(job).summary.rows == 1
+    job.write_text(text.replace("[source]", '[source]\nsheet = "Other"'), encoding="utf-8")
+    with pytest.raises(InputError, match=r"no sheet 'Other'; .* are 'Notes', 'Customers'"):
+        run(job)
+
+
+def test_csv_bom_and_semicolons_and_the_rejects_go_back_in(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    source = write_csv(tmp_path / "export.csv", *LINES)
+    job = xlsx_job(tmp_path, source, 'csv_bom = true\ncsv_delimiter = ";"')
+    out = tmp_path / "out"
+
+    run(job)
+
+    raw = (out / "rejects.csv").read_bytes()
+    assert raw.startswith(b"\xef\xbb\xbfid;first;")
+    assert (out / "results.csv").read_bytes().startswith(b"\xef\xbb\xbfrow;externalId;")
+    text = raw.decode("utf-8-sig").replace("not-an-email", "alan@example.com")
+    (out / "rejects.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    refeed = run(job, sandbox, input=out / "rejects.csv")
+    assert refeed.exit_code == ExitCode.OK
+    assert sandbox.get("00124")["email"] == "alan@example.com"  # type: ignore[index]
+
+
+def test_without_the_excel_extra_an_xlsx_job_stops_before_anything_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    job = xlsx_job(tmp_path, write_csv(tmp_path / "export.csv", *LINES), 'format = "xlsx"')
+    monkeypatch.setitem(sys.modules, "xlsxwriter", None)  # import xlsxwriter: ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'customer-import\[excel\]'") as caught:
+        run(job)
+    assert caught.value.exit_code == ExitCode.NOTHING_DONE
+    monkeypatch.setitem(sys.modules, "fastexcel", None)
+    source = write_xlsx(tmp_path / "in.xlsx", [HEADER.split(",")])
+    with pytest.raises(ConfigError, match="excel extra"):
+        run(xlsx_job(tmp_path, source))
