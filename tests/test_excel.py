@@ -12,9 +12,11 @@ import fastexcel
 import pytest
 import xlsxwriter  # type: ignore[import-untyped]
 
-from customer_import.contracts import ExitCode, RunReport
+from customer_import import cli
+from customer_import.contracts import ExitCode, RecordStatus, ResultRow, RunReport
 from customer_import.errors import ConfigError, InputError
-from customer_import.outputs.files import RESULTS_HEADER
+from customer_import.outputs.files import RESULTS_HEADER, Layout
+from customer_import.record.journal import Journal
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
@@ -167,3 +169,33 @@ def test_without_the_excel_extra_an_xlsx_job_stops_before_anything_is_done(
     source = write_xlsx(tmp_path / "in.xlsx", [HEADER.split(",")])
     with pytest.raises(ConfigError, match="excel extra"):
         run(xlsx_job(tmp_path, source))
+
+
+def test_format_on_the_command_line_overrides_the_job_file(tmp_path: Path) -> None:
+    job = xlsx_job(tmp_path, write_csv(tmp_path / "export.csv", *LINES))
+    assert cli.main(["run", str(job), "--dry-run", "--format", "xlsx", "--no-progress"]) == 1
+    out = tmp_path / "out"
+    assert sheet(out / "rejects.xlsx")[1][0] == "00124"
+    assert not (out / "results.csv").exists()
+
+
+def test_a_journal_of_an_earlier_version_gains_the_names_table(tmp_path: Path) -> None:
+    path = tmp_path / "journal.sqlite"
+    with Journal(path) as journal:  # as an earlier version left it: no people table
+        journal.add_result(ResultRow(1, "C-1", RecordStatus.CREATED, 201, 1, "t", "t"))
+        journal.flush()
+        journal._db.execute("DROP TABLE people")
+    with Journal(path) as journal:  # resumed: its pending records bring their names
+        journal.add_people([(2, "Ada", "Lovelace", "=ada@example.com")])
+        journal.add_result(ResultRow(2, "C-2", RecordStatus.CREATED, 201, 1, "t", "t"))
+        journal.flush()
+        rows = [row[-3:] for row in journal.results()]
+        assert rows == [("", "", ""), ("Ada", "Lovelace", "'=ada@example.com")]
+        assert [row[-1] for row in journal.results(safe=False)][1] == "=ada@example.com"
+
+
+def test_more_rows_than_a_worksheet_holds_are_written_as_csv_with_a_warning() -> None:
+    assert Layout("xlsx").fitting("results", 1_048_575) == (Layout("xlsx"), None)  # + header
+    layout, warning = Layout("xlsx", bom=True).fitting("rejects", 1_048_576)
+    assert layout == Layout("csv", bom=True)
+    assert warning is not None and "written as rejects.csv" in warning
