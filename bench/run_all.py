@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/run_all.py                  # full: ~15-20 min on 2 cores
     .venv/bin/python bench/run_all.py --quick          # smaller sizes, ~3 min
-    .venv/bin/python bench/run_all.py --only send      # send, rate, memory, journal, storm
+    .venv/bin/python bench/run_all.py --only send      # send, rate, memory, journal, storm, dry
 
 Columns: benchmark | figure | baseline | ratio (figure / baseline) | target (issue 7) | met?
 The same rows, with the raw numbers of every repeat, go to bench/results/latest.json.
@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import dry_run
 import journal_writes
 import memory
 import rate_limit
@@ -33,7 +34,7 @@ import send_path
 import storm
 from common import RESULTS_DIR, ROOT, Row, log, work_dir
 
-BENCHMARKS: Final = ("send", "rate", "memory", "journal", "storm")
+BENCHMARKS: Final = ("send", "rate", "memory", "journal", "storm", "dry")
 _COLUMNS: Final = ("benchmark", "figure", "baseline", "ratio", "target", "met?")
 
 
@@ -56,7 +57,11 @@ def plans(args: argparse.Namespace) -> dict[str, Any]:
         send = dataclasses.replace(send, job_rounds=args.job_rounds)
     if args.dry_run_cap:
         mem = dataclasses.replace(mem, cap_s=args.dry_run_cap)
-    return {"send": send, "rate": rate, "memory": mem, "journal": journal, "storm": squall}
+    dry = dry_run.Plan(rounds=1, cap_s=45.0) if args.quick else dry_run.Plan()
+    if args.dry_run_cap:
+        dry = dataclasses.replace(dry, cap_s=args.dry_run_cap)
+    chosen = {"send": send, "rate": rate, "memory": mem, "journal": journal, "storm": squall}
+    return chosen | {"dry": dry}
 
 
 def run_one(name: str, plan: Any, work: Path) -> list[Row]:
@@ -64,6 +69,7 @@ def run_one(name: str, plan: Any, work: Path) -> list[Row]:
         "send": send_path.run,
         "rate": rate_limit.run,
         "memory": memory.run,
+        "dry": dry_run.run,
         "journal": journal_writes.run,
         "storm": storm.run,
     }

@@ -188,6 +188,27 @@ def test_bodies_are_valid_json_whatever_the_text_holds() -> None:
     assert bodies[0]["lastName"] == 'O"Brien \\ \n Ünïcödé'
 
 
+def test_bodies_are_compact_json_text_whether_or_not_a_value_needs_escaping() -> None:
+    config = MappingConfig.model_validate({**BASE, "lastName": "last", "active": "on"})
+    last = ["Plain", 'O"Brien', "back\\slash", "tab\there", "Zoë", ""]
+    data = {"id": [f"R{i}" for i in range(6)], "first": ["Ann"] * 6, "last": last}
+    data["on"] = ["yes", "no", "", "yes", "no", "yes"]
+    plan = plan_mapping(config, list(data), list(data), [""])
+    frame = pl.DataFrame({ROW: list(range(1, 7)), **data})
+    valid = Validator(plan).validate(map_batch(frame, plan)).valid
+    expected = [
+        json.dumps(
+            {"externalId": f"R{i}", "firstName": "Ann"}
+            | ({"lastName": v} if v else {})
+            | ({"active": a == "yes"} if a else {}),
+            ensure_ascii=False,
+            separators=(",", ":"),
+        )
+        for i, (v, a) in enumerate(zip(last, data["on"], strict=True))
+    ]
+    assert valid["_body"].to_list() == expected
+
+
 @pytest.mark.parametrize(
     ("raw", "domain", "likely"),
     [

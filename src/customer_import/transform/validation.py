@@ -10,6 +10,7 @@ a stored value.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -74,9 +75,7 @@ class Validator:
         )
         bad = pl.col(REASON) != ""
         validated = Validated(
-            valid=checked.filter(~bad).select(
-                ROW, pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID), _body_expr(self._plan)
-            ),
+            valid=_with_bodies(checked.filter(~bad), self._plan),
             rejects=checked.filter(bad).select(ROW, EXTERNAL_ID, REASON),
             omitted=_omitted(checked, bad, self._plan),
         )
@@ -193,18 +192,43 @@ def _for_stats(checked: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
     return checked.select(columns)
 
 
-def _body_expr(plan: MappingPlan) -> pl.Expr:
+#: What a JSON string escapes (the encoder writes everything else as it is, UTF-8 included).
+_ESCAPED_IN_JSON: Final = r'[\x00-\x1f"\\]'
+
+
+def _with_bodies(valid: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
+    """ROW, EXTERNAL_ID, BODY of the valid records. A value with nothing to escape is quoted
+    as it is; only the records with a quote, a backslash or a control character in some
+    value go through Polars' JSON encoder, a field at a time (a tenth of the cost a record)."""
+    strings = [f"{t}{_OK}" for t in plan.targets if t not in BOOLEAN_FIELDS]
+    escape = pl.any_horizontal(
+        [pl.col(c).str.contains(_ESCAPED_IN_JSON).fill_null(False) for c in strings]
+        or [pl.lit(False)]
+    )
+    out = valid.select(
+        ROW,
+        pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID),
+        _body_expr(plan, _plain_member),
+        escape.alias("_escape"),
+    )
+    tricky = out["_escape"].arg_true()
+    if tricky.is_empty():
+        return out.drop("_escape")
+    exact = valid[tricky].select(_body_expr(plan, _member)).to_series()
+    return out.drop("_escape").with_columns(out[BODY].scatter(tricky, exact))
+
+
+def _body_expr(plan: MappingPlan, member: Callable[[str, str], pl.Expr]) -> pl.Expr:
     """The JSON request body; empty optional fields are omitted, not sent as null."""
     mapped = set(plan.targets)
-    top = [_member(t, t) for t in TARGET_FIELDS if "." not in t and t in mapped]
-    nested = [_member(t, t.split(".", 1)[1]) for t in TARGET_FIELDS if "." in t and t in mapped]
+    top = [member(t, t) for t in TARGET_FIELDS if "." not in t and t in mapped]
+    nested = [member(t, t.split(".", 1)[1]) for t in TARGET_FIELDS if "." in t and t in mapped]
     if nested:
         inner = pl.concat_str(nested, separator=",", ignore_nulls=True)
-        top.append(
-            pl.when(inner != "").then(pl.lit('"notificationOptions":{') + inner + pl.lit("}"))
-        )
+        nested_object = pl.concat_str([pl.lit('"notificationOptions":{'), inner, pl.lit("}")])
+        top.append(pl.when(inner != "").then(nested_object))
     body = pl.concat_str(top, separator=",", ignore_nulls=True)
-    return (pl.lit("{") + body + pl.lit("}")).alias(BODY)
+    return pl.concat_str([pl.lit("{"), body, pl.lit("}")]).alias(BODY)
 
 
 def _member(target: str, key: str) -> pl.Expr:
@@ -212,3 +236,13 @@ def _member(target: str, key: str) -> pl.Expr:
     value = pl.col(f"{target}{_OK}")
     encoded = pl.struct(value.alias(key)).struct.json_encode()
     return pl.when(value.is_not_null()).then(encoded.str.strip_prefix("{").str.strip_suffix("}"))
+
+
+def _plain_member(target: str, key: str) -> pl.Expr:
+    """``_member`` of a value with nothing to escape, without the JSON encoder."""
+    value = pl.col(f"{target}{_OK}")
+    if target in BOOLEAN_FIELDS:
+        return (
+            pl.when(value).then(pl.lit(f'"{key}":true')).when(~value).then(pl.lit(f'"{key}":false'))
+        )
+    return pl.concat_str([pl.lit(f'"{key}":"'), value, pl.lit('"')])  # null when value is
