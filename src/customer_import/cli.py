@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_state(commands.add_parser("state", help="show or reset a job's incremental sync state"))
     init = commands.add_parser("init", help="write a commented job file for an export, check it")
-    init.add_argument("export", type=_input, help="the export: CSV, TSV (.gz too) or Parquet")
+    init.add_argument("export", type=_input, help="the export: CSV, TSV (.gz too), Parquet, .xlsx")
     init.add_argument("--out", type=Path, help="the job file to write (default: <export>.toml)")
     init.add_argument("--force", action="store_true", help="replace the job file if it exists")
     merge = commands.add_parser("merge", help="combine the outputs of shards into one")
