@@ -169,16 +169,20 @@ def map_batch(
     with null tokens as null; names in NFC. ``INEXACT_ID`` too when the id comes
     from a float column."""
     fields = [f for f in plan.fields if only is None or f.target in only]
-    exprs = [_field_expr(f, plan.null_values) for f in fields]
-    exprs += [_inexact_expr(f, plan.null_values) for f in fields if any(f.float_limits)]
-    return _in_nfc(frame.select(pl.col(ROW), *exprs), [f.target for f in fields])
+    cleaned = _cleaned(frame, list(dict.fromkeys(c for f in fields for c in f.columns)), plan)
+    exprs = [_field_expr(f) for f in fields]
+    exprs += [_inexact_expr(f) for f in fields if any(f.float_limits)]
+    return _in_nfc(cleaned.select(pl.col(ROW), *exprs), [f.target for f in fields])
 
 
-def clean_text(column: str, null_values: tuple[str, ...]) -> pl.Expr:
-    """Trimmed text; empty and null-like cells become null."""
-    trimmed = pl.col(column).str.strip_chars()
-    is_null = trimmed.is_in(_as_list(null_values)) | (trimmed == "")
-    return pl.when(is_null).then(None).otherwise(trimmed)
+def _cleaned(frame: pl.DataFrame, columns: list[str], plan: MappingPlan) -> pl.DataFrame:
+    """ROW and ``columns`` trimmed, empty and null-like cells as null. In two steps, so that
+    each cell is trimmed once (an expression used twice in one query is computed twice)."""
+    trimmed = frame.select(ROW, *(pl.col(c).str.strip_chars() for c in columns))
+    tokens = _as_list((*plan.null_values, ""))
+    return trimmed.with_columns(
+        pl.when(trimmed[c].is_in(tokens)).then(None).otherwise(trimmed[c]).alias(c) for c in columns
+    )
 
 
 @cache
@@ -188,11 +192,11 @@ def _as_list(values: tuple[str, ...]) -> pl.Series:
     return pl.Series(values, dtype=pl.String).implode()
 
 
-def _field_expr(field: FieldPlan, null_values: tuple[str, ...]) -> pl.Expr:
+def _field_expr(field: FieldPlan) -> pl.Expr:
     spec = field.spec
     if not field.columns:
         return pl.lit(_constant_text(spec.value), dtype=pl.String).alias(field.target)
-    values = [_column_value(field.target, c, null_values) for c in field.columns]
+    values = [_column_value(field.target, c) for c in field.columns]
     if spec.default is not None:
         values.append(pl.lit(_constant_text(spec.default), dtype=pl.String))
     expr = values[0] if len(values) == 1 else pl.coalesce(values)
@@ -201,18 +205,19 @@ def _field_expr(field: FieldPlan, null_values: tuple[str, ...]) -> pl.Expr:
     return expr.alias(field.target)
 
 
-def _column_value(target: str, column: str, null_values: tuple[str, ...]) -> pl.Expr:
-    expr = clean_text(column, null_values)
+def _column_value(target: str, column: str) -> pl.Expr:
+    """A cleaned column's value for ``target`` (``_cleaned`` made the frame)."""
+    expr = pl.col(column)
     if target in _EXCEL_TEXT_PREFIX_FIELDS:
         expr = _strip_excel_prefix(expr)
     return expr
 
 
-def _inexact_expr(field: FieldPlan, null_values: tuple[str, ...]) -> pl.Expr:
+def _inexact_expr(field: FieldPlan) -> pl.Expr:
     """True where the value taken comes from a float column and is not an exact integer."""
     flags = []
     for column, limit in zip(field.columns, field.float_limits, strict=True):
-        value = _column_value(field.target, column, null_values)
+        value = _column_value(field.target, column)
         inexact = _not_exact_integer(value, limit) if limit else pl.lit(False)
         flags.append(pl.when(value.is_not_null()).then(inexact))
     return pl.coalesce(flags).fill_null(False).alias(INEXACT_ID)

@@ -129,7 +129,7 @@ TLD_TYPOS: Final = {"con": "com", "cmo": "com", "ocm": "com"}
 #: back-reference, so Polars (Rust regex) can use the same pattern.
 DOUBLED_TLD: Final = r"\.(?:com\.com|net\.net|org\.org)$"
 _DOUBLED_TLD: Final = re.compile(DOUBLED_TLD)
-_TLD_TYPO: Final = rf"\.(?:{'|'.join(TLD_TYPOS)})$"
+TLD_TYPO: Final = rf"\.(?:{'|'.join(TLD_TYPOS)})$"
 
 
 def likely_domain(domain: str) -> str | None:
@@ -153,7 +153,7 @@ def misspelt_domain(domain: pl.Expr) -> pl.Expr:
     """
     return (
         domain.is_in(list(DOMAIN_TYPOS))
-        | domain.str.contains(_TLD_TYPO)
+        | domain.str.contains(TLD_TYPO)
         | domain.str.contains(DOUBLED_TLD)
     )
 
@@ -175,20 +175,23 @@ class CachedJudge:
         self._cache: dict[str, Verdict] = {}
 
     def apply(self, column: pl.Series) -> tuple[pl.Series, pl.Series]:
-        """(normalised, reason) Series aligned with ``column``; nulls stay null in both."""
+        """(normalised, reason) Series aligned with ``column``; nulls stay null in both.
+
+        Only the values the fast path left are looked up, by position: the rest of the column
+        is never hashed."""
         quick = (
             self._fast(column)
             if self._fast is not None
             else pl.repeat(None, len(column), dtype=pl.String, eager=True)
         )
-        slow = column.filter(quick.is_null()).drop_nulls().unique(maintain_order=True)
-        verdicts = [self._verdict(v) for v in slow.to_list()]
+        reasons = pl.repeat(None, len(column), dtype=pl.String, eager=True)
+        pending = (quick.is_null() & column.is_not_null()).arg_true()
+        if pending.is_empty():
+            return quick, reasons
+        verdicts = [self._verdict(v) for v in column.gather(pending).to_list()]
         good = pl.Series([v[0] for v in verdicts], dtype=pl.String)
         bad = pl.Series([v[1] for v in verdicts], dtype=pl.String)
-        return (
-            quick.fill_null(column.replace_strict(slow, good, default=None)),
-            column.replace_strict(slow, bad, default=None, return_dtype=pl.String),
-        )
+        return quick.cast(pl.String).scatter(pending, good), reasons.scatter(pending, bad)
 
     def _verdict(self, value: str) -> Verdict:
         verdict = self._cache.get(value)
