@@ -35,6 +35,7 @@ from customer_import.record.snapshot import (
     Snapshot,
     StateLocation,
     job_states,
+    last_bodies,
     mapping_fingerprint,
     merge,
     missing_since_last_run,
@@ -96,8 +97,7 @@ class IncrementalSync:
 
     def last_export_ids(self) -> pl.Series | None:
         """The ids of the last export (None when there is no usable snapshot to diff with)."""
-        last = self.snapshot.last_export() if self.snapshot is not None else None
-        return None if last is None else last.select(SNAPSHOT_ID).collect()[SNAPSHOT_ID]
+        return self.snapshot.last_export_ids() if self.snapshot is not None else None
 
     def guard_missing(self, absent: int, *, allow: bool) -> None:
         """Many customers of the last export missing from this one: a truncated export, most
@@ -146,10 +146,12 @@ class IncrementalSync:
         ``missing_ids``, and with ``on_missing = "deactivate"`` (and ``send``) the requests that
         set them ``active = false``, numbered -1, -2... (they are not input records), less those
         ``already_sent`` by an earlier attempt."""
-        missing = self._missing()
-        self.missing_ids = missing[SNAPSHOT_ID].to_list()
-        if missing.is_empty() or self.on_missing != "deactivate" or not send:
+        gone = self._missing()
+        self.missing_ids = gone.to_list()
+        if gone.is_empty() or self.on_missing != "deactivate" or not send:
             return sends_frame([], [], [])
+        assert self.snapshot is not None  # something is missing from it
+        missing = last_bodies(self.snapshot, gone)
         log.info(
             "%d customers of the last export are missing from this one: deactivating them "
             '(on_missing = "deactivate"; missing.csv lists them)',
@@ -174,9 +176,9 @@ class IncrementalSync:
             deactivated=deactivated,
         )
 
-    def _missing(self) -> pl.DataFrame:
+    def _missing(self) -> pl.Series:
         if self.snapshot is None:
-            return pl.DataFrame(schema={SNAPSHOT_ID: pl.String, SNAPSHOT_BODY: pl.String})
+            return pl.Series(SNAPSHOT_ID, [], dtype=pl.String)
         return missing_since_last_run(self.snapshot, self.work)
 
     def finish(self, journal: Journal, *, completed: bool) -> None:
