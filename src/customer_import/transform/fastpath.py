@@ -82,10 +82,14 @@ def _code_and_national(frame: pl.DataFrame, default_region: str | None) -> pl.Da
     digits = pl.col("digits")
     frame = frame.select(
         "i",
-        value.str.replace_all(_SEPARATORS, "").str.slice(1).alias("digits"),  # after the '+'
+        value.str.replace_all(_SEPARATORS, "").alias("bare"),
         value.str.contains(_INTERNATIONAL).alias("international"),
-        pl.concat_str(value.str.extract_groups(_NANP_DOMESTIC).struct.unnest()).alias("ten"),
+        value.str.contains(_NANP_DOMESTIC).alias("domestic"),
     )
+    # The domestic shape leaves 10 digits, or 11 with the leading 1, once separators are gone.
+    ten = pl.when(pl.col("domestic")).then(pl.col("bare").str.slice(-10))
+    digits_after_plus = pl.col("bare").str.slice(1)
+    frame = frame.select("i", "international", digits_after_plus.alias("digits"), ten.alias("ten"))
     known: pl.Expr = pl.lit(None, dtype=pl.String)
     for length in (3, 2, 1):  # codes are prefix-free; the shortest known prefix is checked last
         prefix = digits.str.slice(0, length)

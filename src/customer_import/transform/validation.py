@@ -66,8 +66,13 @@ class Validator:
         )
 
     def validate(self, mapped: pl.DataFrame) -> Validated:
-        checked = mapped.with_columns(*self._series_checked(mapped)).with_columns(
-            *(expr for f in self._plan.fields for expr in _field_checks(f))
+        # In stages: a column an expression reads twice is computed once, in the stage before.
+        parsed = [_parsed_boolean(f) for f in self._plan.fields if f.target in BOOLEAN_FIELDS]
+        checks = [_field_checks(f) for f in self._plan.fields]
+        checked = (
+            mapped.with_columns(*self._series_checked(mapped), *parsed)
+            .with_columns(*(e for first, _ in checks for e in first))
+            .with_columns(*(e for _, second in checks for e in second))
         )
         reasons = [f"{f.target}{ERR}" for f in self._plan.fields]
         checked = checked.with_columns(
@@ -110,21 +115,29 @@ _LIB_OK = "__lib_ok"
 _LIB_ERR = "__lib_err"
 
 
-def _field_checks(field: FieldPlan) -> list[pl.Expr]:
+_WHY = "__why"  # the reason a value is invalid, before it is labelled or made an omission
+_PARSED = "__parsed"  # a yes/no column's value read as a boolean
+
+
+def _field_checks(field: FieldPlan) -> tuple[list[pl.Expr], list[pl.Expr]]:
+    """The checked value and the reason (a first stage), then what the reason does: reject
+    the record, labelled with the field, or leave the value out (the second)."""
     target = field.target
     value, reason = _checked(field)
     if target in REQUIRED_FIELDS:
         reason = (
             pl.when(pl.col(target).is_null()).then(pl.lit("required, but empty")).otherwise(reason)
         )
+    first = [value.alias(f"{target}{_OK}"), reason.alias(f"{target}{_WHY}")]
+    why = pl.col(f"{target}{_WHY}")
     if field.spec.on_invalid == "omit":
-        return [
-            pl.when(reason.is_null()).then(value).alias(f"{target}{_OK}"),
+        return first, [
+            pl.when(why.is_null()).then(pl.col(f"{target}{_OK}")).alias(f"{target}{_OK}"),
             pl.lit(None, dtype=pl.String).alias(f"{target}{ERR}"),
-            reason.alias(f"{target}{OMIT}"),
+            why.alias(f"{target}{OMIT}"),
         ]
-    labelled = pl.when(reason.is_not_null()).then(pl.lit(f"{target}: ") + reason)
-    return [value.alias(f"{target}{_OK}"), labelled.alias(f"{target}{ERR}")]
+    labelled = pl.when(why.is_not_null()).then(pl.concat_str([pl.lit(f"{target}: "), why]))
+    return first, [labelled.alias(f"{target}{ERR}")]
 
 
 def _checked(field: FieldPlan) -> tuple[pl.Expr, pl.Expr]:
@@ -150,11 +163,27 @@ def _text_reason(target: str) -> pl.Expr:
     return pl.lit(None, dtype=pl.String)
 
 
-def _boolean(target: str, spec: FieldMapping) -> tuple[pl.Expr, pl.Expr]:
+def _words(spec: FieldMapping) -> tuple[list[str], list[str]]:
     true_words = sorted({*TRUE_WORDS, *(w.strip().lower() for w in spec.true)})
     false_words = sorted({*FALSE_WORDS, *(w.strip().lower() for w in spec.false)})
-    word = pl.col(target).str.to_lowercase()
-    parsed = pl.when(word.is_in(true_words)).then(True).when(word.is_in(false_words)).then(False)
+    return true_words, false_words
+
+
+def _parsed_boolean(field: FieldPlan) -> pl.Expr:
+    """True, False, or null for a word of neither list (a word in both reads as true)."""
+    true_words, false_words = _words(field.spec)
+    meaning = dict.fromkeys(false_words, False) | dict.fromkeys(true_words, True)
+    word = pl.col(field.target).str.to_lowercase()
+    parsed = word.replace_strict(
+        list(meaning), list(meaning.values()), default=None, return_dtype=pl.Boolean
+    )
+    return parsed.alias(f"{field.target}{_PARSED}")
+
+
+def _boolean(target: str, spec: FieldMapping) -> tuple[pl.Expr, pl.Expr]:
+    """The value and reason of a yes/no field, from its ``_parsed_boolean`` column."""
+    true_words, false_words = _words(spec)
+    parsed = pl.col(f"{target}{_PARSED}")
     value = parsed.not_() if spec.invert else parsed
     expected = "/".join(true_words) + " or " + "/".join(false_words)
     reason = pl.when(pl.col(target).is_not_null() & parsed.is_null()).then(
