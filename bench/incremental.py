@@ -147,8 +147,8 @@ def report(night: Nightly) -> list[str]:
     verdict = "yes" if night.exact else f"NO (expected {night.expected:,})"
     lines = [
         first,
-        f"second run: {second.wall_s:7.1f} s wall (start-up included), peak RSS "
-        f"{second.max_rss_mb:.0f} MB, {night.second_requests:,} requests "
+        f"second run: {second.wall_s:7.1f} s wall (start-up included), {second.cpu_s:.1f} s CPU, "
+        f"peak RSS {second.max_rss_mb:.0f} MB, {night.second_requests:,} requests "
         f"({summary['unchanged']} unchanged, {summary['updated']} updated, "
         f"{summary['created']} created, {summary['missing_since_last_run']} missing)",
         f"requests as expected: {verdict}",
@@ -186,8 +186,10 @@ def rows(night: Nightly, plan: Plan) -> list[Row]:
 
 
 def run(plan: Plan, work: Path) -> list[Row]:
-    """For run_all.py."""
-    night = nightly(plan, work)
+    """For run_all.py (``--only nightly``), in a folder of its own."""
+    folder = work / "nightly"
+    folder.mkdir(exist_ok=True)
+    night = nightly(plan, folder)
     for line in report(night):
         log(line)
     return rows(night, plan)

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import dry_run
+import incremental
 import journal_writes
 import memory
 import rate_limit
@@ -34,7 +35,7 @@ import send_path
 import storm
 from common import RESULTS_DIR, ROOT, Row, log, work_dir
 
-BENCHMARKS: Final = ("send", "rate", "memory", "journal", "storm", "dry")
+BENCHMARKS: Final = ("send", "rate", "memory", "journal", "storm", "dry", "nightly")
 _COLUMNS: Final = ("benchmark", "figure", "baseline", "ratio", "target", "met?")
 
 
@@ -61,7 +62,8 @@ def plans(args: argparse.Namespace) -> dict[str, Any]:
     if args.dry_run_cap:
         dry = dataclasses.replace(dry, cap_s=args.dry_run_cap)
     chosen = {"send": send, "rate": rate, "memory": mem, "journal": journal, "storm": squall}
-    return chosen | {"dry": dry}
+    nightly = incremental.Plan(rows=100_000) if args.quick else incremental.Plan()
+    return chosen | {"dry": dry, "nightly": nightly}
 
 
 def run_one(name: str, plan: Any, work: Path) -> list[Row]:
@@ -70,6 +72,7 @@ def run_one(name: str, plan: Any, work: Path) -> list[Row]:
         "rate": rate_limit.run,
         "memory": memory.run,
         "dry": dry_run.run,
+        "nightly": incremental.run,
         "journal": journal_writes.run,
         "storm": storm.run,
     }
