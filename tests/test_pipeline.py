@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -17,7 +18,7 @@ from customer_import.record.journal import Journal
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
-from customer_import.source.csv_records import Record, RecordParser
+from customer_import.source.csv_file import _CsvBackend
 from customer_import.transform.duplicates import RepeatedIdFinder
 from customer_import.transform.mapping import plan_mapping
 from customer_import.transform.prepare import pre_pass
@@ -241,14 +242,17 @@ def test_a_run_that_stops_while_a_batch_is_being_read_ends_cleanly_and_resumes(
     before closing the file, reports the stop, and leaves no thread behind."""
     lines = [f"C-{i},Ada,Lovelace,,,Active,no" for i in range(1, 3_001)]
     job = mixed_job(tmp_path, *lines)
-    read = RecordParser.read
+    batches = _CsvBackend.batches
 
-    def slow_read(self: RecordParser, limit: int, width: int | None) -> list[Record]:
-        if limit > 1_000:  # the batches after the first (1,000) and the pre-pass
-            time.sleep(0.3)
-        return read(self, limit, width)
+    def slow_batches(
+        self: _CsvBackend, select: list[int], names: list[str], first: int | None
+    ) -> Iterator[Batch]:
+        for k, batch in enumerate(batches(self, select, names, first)):
+            if k or first is None:  # the batches after the first (1,000) and the pre-pass
+                time.sleep(0.3)
+            yield batch
 
-    monkeypatch.setattr(RecordParser, "read", slow_read)
+    monkeypatch.setattr(_CsvBackend, "batches", slow_batches)
     sandbox.revoke_key()
     before = set(threading.enumerate())
 

@@ -878,19 +878,18 @@ def test_output_files_are_readable_by_the_owner_only(
 _SLOW_READS = """
 import sys, time
 from customer_import import cli
-from customer_import.source.csv_records import RecordParser
+from customer_import.source.csv_file import _CsvBackend
 
-read, state = RecordParser.read, {"first batch read": False}
+batches = _CsvBackend.batches
 
-def slow_read(self, limit, width):
-    if limit == 1_000:  # the run's first batch: the pre-pass is over
-        state["first batch read"] = True
-    elif state["first batch read"]:
-        print("slow read", flush=True)
-        time.sleep(float(sys.argv[1]))
-    return read(self, limit, width)
+def slow_batches(self, select, names, first):
+    for k, batch in enumerate(batches(self, select, names, first)):
+        if first == 1_000 and k:  # the run's batches after its first: the pre-pass is over
+            print("slow read", flush=True)
+            time.sleep(float(sys.argv[1]))
+        yield batch
 
-RecordParser.read = slow_read
+_CsvBackend.batches = slow_batches
 sys.exit(cli.main(sys.argv[2:]))
 """
 
