@@ -76,7 +76,8 @@ def one_round(csv: Path, job_file: Path, plan: Plan, work: Path, k: int) -> Roun
     per_s = int(summary["rows"]) / duration
     log(
         f"  round {k}: bare read {rate(bare)}, dry run {rate(per_s)} ({duration:.2f} s, "
-        f"{summary['status']}), journal writes {journal['wall_s']:.2f} s"
+        f"{summary['status']}, {child.cpu_s:.1f} s CPU), journal writes {journal['wall_s']:.2f} s "
+        f"({journal['cpu_s']:.2f} s CPU)"
     )
     return Round(bare, per_s, duration, journal["wall_s"], journal["cpu_s"], child.cpu_s)
 
