@@ -12,7 +12,6 @@ import fastexcel
 import pytest
 import xlsxwriter  # type: ignore[import-untyped]
 
-from customer_import import cli
 from customer_import.contracts import ExitCode, RecordStatus, ResultRow, RunReport
 from customer_import.errors import ConfigError, InputError
 from customer_import.outputs.files import RESULTS_HEADER, Layout
@@ -20,7 +19,16 @@ from customer_import.record.journal import Journal
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
-from tests.conftest import CREDENTIALS, HEADER, load, read_csv, read_summary, write_csv, write_job
+from tests.conftest import (
+    CREDENTIALS,
+    HEADER,
+    load,
+    read_csv,
+    read_summary,
+    run_main,
+    write_csv,
+    write_job,
+)
 
 LINES = [
     "00123,Ada,Lovelace,ada@example.com,+1 212 555 0101,Active,no",
@@ -173,7 +181,8 @@ def test_without_the_excel_extra_an_xlsx_job_stops_before_anything_is_done(
 
 def test_format_on_the_command_line_overrides_the_job_file(tmp_path: Path) -> None:
     job = xlsx_job(tmp_path, write_csv(tmp_path / "export.csv", *LINES))
-    assert cli.main(["run", str(job), "--dry-run", "--format", "xlsx", "--no-progress"]) == 1
+    result = run_main("run", str(job), "--dry-run", "--format", "xlsx", "--no-progress")
+    assert result.returncode == ExitCode.REJECTS, result.stderr
     out = tmp_path / "out"
     assert sheet(out / "rejects.xlsx")[1][0] == "00124"
     assert not (out / "results.csv").exists()
