@@ -8,6 +8,11 @@ records the API already had. Before, a thread committed every half second, and 2
 were sent again at concurrency 16. The full group is committed where it fills (the event
 loop's thread) rather than handed to the thread: under load a thread can be late by many
 groups, and the bound would go with it.
+
+``nudge()`` runs once an outcome, so rather than count the journal's pending rows every time
+it counts outcomes down from what a group still lacked when it last counted: the bound is
+about outcomes, and fewer than a group of them are ever left uncommitted. Rows added without
+a nudge (a batch's names and omissions) go with the next group or the timer's commit.
 """
 
 from __future__ import annotations
@@ -27,16 +32,24 @@ class GroupCommit:
 
     def __init__(self, journal: Journal, group: int, max_wait_s: float = MAX_WAIT_S) -> None:
         self._journal, self.group, self._max_wait_s = journal, max(1, group), max_wait_s
+        self._unchecked = self.group  # outcomes to come before the pending rows are counted
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fault: StorageFault | None = None
         """The write that failed: the run must stop (``nudge`` raises it)."""
 
-    def nudge(self) -> None:
-        """Commit a complete group now. Raises the StorageFault of a failed commit."""
+    def nudge(self, outcomes: int = 1) -> None:
+        """``outcomes`` were added: commit a complete group now. Raises the StorageFault of a
+        failed commit."""
         if self.fault is not None:
             raise self.fault
-        if self._journal.pending_writes >= self.group:
+        self._unchecked -= outcomes
+        if self._unchecked > 0:
+            return  # fewer than a group of outcomes can be waiting
+        pending = self._journal.pending_writes
+        self._unchecked = self.group - pending
+        if pending >= self.group:
+            self._unchecked = self.group
             self._commit()
             if self.fault is not None:
                 raise self.fault
