@@ -102,6 +102,14 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return 2 * (os.cpu_count() or 1)
 
 
+@pytest.fixture(autouse=True)
+def _loggers_put_back() -> Iterator[None]:
+    """A test that calls ``cli.main`` itself leaves the command's handlers on the stderr of
+    the moment; put back, later tests neither write to a closed stream nor miss ``caplog``."""
+    with _logging_kept():
+        yield
+
+
 @pytest.fixture(scope="session")
 def shared_sandbox() -> Iterator[SandboxServer]:
     """One sandbox without faults for the whole session (one per xdist worker): each start

@@ -186,6 +186,8 @@ def test_format_on_the_command_line_overrides_the_job_file(tmp_path: Path) -> No
     out = tmp_path / "out"
     assert sheet(out / "rejects.xlsx")[1][0] == "00124"
     assert not (out / "results.csv").exists()
+    assert f"results.xlsx: {out / 'results.xlsx'}" in result.stdout  # what it wrote, named
+    assert f"rejects.xlsx: {out / 'rejects.xlsx'}" in result.stdout
 
 
 def test_a_journal_of_an_earlier_version_gains_the_names_table(tmp_path: Path) -> None:

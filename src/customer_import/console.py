@@ -8,13 +8,22 @@ import logging
 import sys
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Final, TextIO
 
 from tqdm import tqdm
 
 from customer_import.contracts import ExitCode, Progress, RecordStatus, RunReport, RunStatus
 from customer_import.logs import event, mask, mask_value
-from customer_import.outputs.files import MISSING_NAME, REJECTS_NAME, RESULTS_NAME, SUMMARY_NAME
+from customer_import.outputs.files import (
+    MISSING_NAME,
+    REJECTS,
+    REJECTS_NAME,
+    RESULTS,
+    RESULTS_NAME,
+    SUMMARY_NAME,
+    table_path,
+)
 from customer_import.outputs.report import REPORT_NAME
 from customer_import.outputs.summary import attempt_json
 from customer_import.transform.fieldstats import FieldStats
@@ -112,11 +121,18 @@ def print_report(report: RunReport) -> None:
 
 def _files(report: RunReport) -> dict[str, str]:
     """The files a person reads after a run, by name: missing.csv when it was written."""
-    names = [RESULTS_NAME, REJECTS_NAME, SUMMARY_NAME, REPORT_NAME]
+    out = report.out_dir
+    paths = [_table(out, RESULTS, RESULTS_NAME), _table(out, REJECTS, REJECTS_NAME)]
+    paths += [out / SUMMARY_NAME, out / REPORT_NAME]
     inc = report.summary.incremental
     if inc is not None and inc.missing_since_last_run:
-        names.append(MISSING_NAME)
-    return {name: str(report.out_dir / name) for name in names}
+        paths.append(out / MISSING_NAME)
+    return {path.name: str(path) for path in paths}
+
+
+def _table(folder: Path, stem: str, default: str) -> Path:
+    """Results or rejects in the format they were written in (.xlsx or .csv)."""
+    return table_path(folder, stem) or folder / default
 
 
 def log_report(report: RunReport) -> None:
@@ -184,7 +200,7 @@ def render_check(report: RunReport, stats: FieldStats) -> str:
         for kind, count, examples in field.top_reasons():
             shown_examples = ", ".join(_example(target, e) for e in examples)
             lines.append(f"    {count} x {mask(kind)}   e.g. {shown_examples}")
-    lines.append(f"rejects: {report.out_dir / REJECTS_NAME}")
+    lines.append(f"rejects: {_table(report.out_dir, REJECTS, REJECTS_NAME)}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ from typing import IO, Final, cast
 from customer_import.errors import InputError
 
 CSV_SUFFIXES: Final = (".csv", ".tsv", ".txt")  # each also gzipped: ".csv.gz"
-SUPPORTED: Final = ".csv .tsv .txt .csv.gz .parquet"
+SUPPORTED: Final = ".csv .tsv .txt .csv.gz .parquet .xlsx"  # .xlsx: source/excel_file.py
 BYTES_CHUNK: Final = 1 << 20
 #: What reading a CSV byte stream can raise, besides csv.Error.
 READ_ERRORS: Final = (UnicodeDecodeError, OSError, EOFError, zlib.error)
