@@ -284,3 +284,20 @@ def test_the_state_is_the_owners_only_files_0600_in_0700_folders(
     }
     modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in entries}
     assert modes == {p.name: 0o700 if p.is_dir() else 0o600 for p in entries}
+
+
+def test_unchanged_customers_are_named_in_results_as_sent_ones_are(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    job = job_for(tmp_path, [line(0), line(1)])
+    run(job, sandbox)
+    export(tmp_path, [line(0), line(1, "new1@example.com")])
+
+    run(job, sandbox)
+
+    results = {r["externalId"]: r for r in read_csv(tmp_path / "out" / "results.csv")}
+    named = {k: (r["status"], r["firstName"], r["email"]) for k, r in results.items()}
+    assert named == {
+        "C-00000": ("unchanged", "First0", "c0@example.com"),
+        "C-00001": ("updated", "First1", "new1@example.com"),
+    }

@@ -31,11 +31,10 @@ REASON: Final = "_reason"
 
 # The rejects file: the columns it adds after the source's own mark it when read back.
 REJECTS_TRAILER: Final = ("_row", "_stage", "_reason", "_raw")
-PEOPLE: Final = ("firstName", "lastName", "email")
-"""The customer's fields results.csv shows beside its outcome (as validated, so as sent)."""
+PEOPLE: Final = ("firstName", "lastName", "email")  # beside each outcome in results, as sent
+#: An output cell starting so (after any apostrophes) gets a leading one, never to run as a
+#: spreadsheet formula; reading the tool's own rejects back removes it.
 FORMULA_CHARS: Final = "=+-@\t\r"
-"""An output cell starting with one of these (after any apostrophes) gets a leading one, so a
-spreadsheet never runs it as a formula; reading the tool's own rejects back removes it."""
 
 
 class RecordStatus(StrEnum):
@@ -108,8 +107,7 @@ class ParseFailure:
     row: int
     """The record number this broken record would have had (1-based)."""
     raw: str
-    """Its original text: one physical line, without the line break ("" when withheld because
-    the file has a ``drop_columns`` column)."""
+    """Its original text: one line, no line break ("" if the file has a dropped column)."""
     reason: str
     """Why, e.g. "line has 7 fields, the header has 5"."""
 
@@ -189,8 +187,8 @@ class PreparedBatch:
     """Records in the source batch, broken ones included."""
     ids: pl.Series
     """Every usable externalId read (an incremental sync's "what the export holds")."""
-    sends: pl.DataFrame
-    """``ROW``, ``EXTERNAL_ID``, ``BODY`` of the records to send."""
+    sends: pl.DataFrame  # ROW, EXTERNAL_ID, BODY of the records to send
+    bodies: pl.DataFrame  # ROW, BODY of those and of the unchanged ones (results' names)
     unchanged: list[tuple[int, str]] = field(default_factory=list)
     """(row, externalId) of valid records the API already holds as they are (incremental)."""
     rejects: list[RejectRow] = field(default_factory=list)

@@ -97,7 +97,7 @@ class Recorder:
             self.reject(reject)
         self.unchanged(batch.unchanged)
         self.journal.add_omitted(batch.omitted)
-        self.journal.add_people(people(batch.sends, batch.held))
+        self.journal.add_people(people(batch.bodies, batch.held))
 
     def unchanged(self, records: Iterable[tuple[int, str]]) -> None:
         """Incremental sync: (row, externalId) of records the API already holds as they are."""

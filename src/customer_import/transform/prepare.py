@@ -18,6 +18,7 @@ from typing import Final, NamedTuple
 import polars as pl
 
 from customer_import.contracts import (
+    BODY,
     EXTERNAL_ID,
     REASON,
     ROW,
@@ -179,9 +180,10 @@ class BatchPreparer:
         validated = self._validator.validate(mapped)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
-        sends, unchanged = validated.valid.filter(is_new), list[tuple[int, str]]()
+        checked = validated.valid.filter(is_new)
+        sends, unchanged = checked, list[tuple[int, str]]()
         if self._split_unchanged is not None:
-            sends, unchanged = self._split_unchanged(sends)
+            sends, unchanged = self._split_unchanged(checked)
         rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
         rejects += [
             RejectRow(row, eid, RejectStage.VALIDATION, reason, sources[row])
@@ -192,6 +194,7 @@ class BatchPreparer:
             records=batch.records,
             ids=ids.drop_nulls(),
             sends=sends,
+            bodies=checked.select(ROW, BODY),
             unchanged=unchanged,
             rejects=rejects,
             held=self._held(validated, held_rows, sources),
