@@ -1,12 +1,13 @@
 """Incremental sync state: what the API holds, per externalId, after the last runs.
 
 The snapshot is a table of ``externalId, body, in_last_export`` (Parquet segments, see
-``segments.py``): the exact, normalised request body last upserted successfully for each id. A record whose body is the
-snapshot's is ``unchanged`` and not sent. No hash is stored (Polars' ``hash`` may change
-between versions, so stored hashes could silently stop matching): once a run, two 64-bit
-hashes of each (id, body) are computed as the snapshot is read, into an index sorted by the
-first (16 bytes a customer), and each batch is looked up in it with ``search_sorted``: a
-record is unchanged when both hashes, 128 bits, are the snapshot's. All in columns.
+``segments.py``): the exact, normalised request body last upserted successfully for each
+id. A record whose body is the snapshot's is ``unchanged`` and not sent. No hash is stored
+(Polars' ``hash`` may change between versions, so stored hashes could silently stop
+matching): once a run, two 64-bit hashes of each (id, body) are computed as the snapshot is
+read, into an index sorted by the first (16 bytes a customer), and each batch is looked up
+in it with ``search_sorted``: a record is unchanged when both hashes, 128 bits, are the
+snapshot's. All in columns.
 
 While a run sends, the bodies it sends and the ids it reads are appended to Parquet parts
 in a work folder; at the end the snapshot is rebuilt, a slice at a time, from the old one
