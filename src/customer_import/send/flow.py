@@ -91,6 +91,14 @@ class Pacer:
         self._logged_rate = 0.0
         self._judge = GoodputJudge()
 
+    def free_now(self) -> float | None:
+        """The time now when a request may go at once (nothing paces, pauses or holds the
+        workers): the common case needs no coroutine. None: await ``before_request``."""
+        if self.rate is not None or self._hold is not None:
+            return None
+        now = self._clock()
+        return now if self._paused_until <= now else None
+
     async def before_request(self) -> float:
         """Wait out a pause, then for this request's slot; return when it is sent."""
         while True:
@@ -112,14 +120,19 @@ class Pacer:
 
     def on_success(self, sent_at: float | None = None) -> None:
         now = self._clock()
-        self._successes.append(now if sent_at is None else sent_at)
+        sent_at = now if sent_at is None else sent_at
+        successes = self._successes  # runs once a request: locals, and no call that returns
+        successes.append(sent_at)
         if self._first_success is None:
             self._first_success = now
         self._last_success = now
-        while self._successes and self._successes[0] < now - _WINDOW_S:
-            self._successes.popleft()
-        self._judged(now, now if sent_at is None else sent_at, limited=False)
-        self._grow(now)
+        horizon = now - _WINDOW_S
+        while successes and successes[0] < horizon:
+            successes.popleft()
+        if self._adaptive:
+            self._judged(now, sent_at, limited=False)
+        if self.rate is not None:
+            self._grow(now)
 
     def on_rate_limited(self, retry_after: float | None, sent_at: float | None = None) -> None:
         now = self._clock()

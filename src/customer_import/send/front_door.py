@@ -22,12 +22,15 @@ class FrontDoor:
     def __init__(self, first: int = FIRST_ANSWERS) -> None:
         self._left = first
         self._kinds: Counter[str] = Counter()
+        self.watching = first > 0
+        """False once the watch is over: the sender then no longer calls ``check``."""
 
     def check(self, response: httpx.Response, disposition: Disposition) -> None:
         if self._left <= 0 or disposition is Disposition.SLOW_DOWN:
             return
         if disposition is not Disposition.REJECT or is_error_envelope(response):
             self._left = 0  # the API itself answers
+            self.watching = False
             return
         self._kinds[f"HTTP {response.status_code} {response.headers.get('content-type', '')}"] += 1
         self._left -= 1

@@ -55,7 +55,12 @@ class GoodputJudge:
     def answered(self, sent_at: float, limited: bool) -> Window | None:
         """Tally one answer; a window it completes, if it completes one."""
         index = int(sent_at // WINDOW_S)
-        self._open.setdefault(index, [0, 0])[limited] += 1
+        counts = self._open.get(index)
+        if counts is None:
+            counts = self._open[index] = [0, 0]
+        counts[limited] += 1
+        if self._latest - 1 <= index <= self._latest:
+            return None  # every window before the last two is already closed
         self._latest = max(self._latest, index)
         done = [i for i in self._open if i <= self._latest - 2]  # answers all in, or nearly
         window = None

@@ -176,13 +176,17 @@ class Sender:
     async def _send(self, item: SendItem, task: asyncio.Task[object]) -> SendOutcome:
         attempts = 0
         while True:
-            await self._breaker.admit()
-            sent_at = await self._pacer.before_request()
+            if self._breaker.is_open:
+                await self._breaker.admit()
+            sent_at = self._pacer.free_now()  # no pace, pause or hold: no wait to await
+            if sent_at is None:
+                sent_at = await self._pacer.before_request()
             response, error, unreached = await self._post(item, task)
             verdict = judge(response, item)
             if response is not None:
                 self._answered = True
-                self._front_door.check(response, verdict.disposition)
+                if self._front_door.watching:
+                    self._front_door.check(response, verdict.disposition)
             if verdict.disposition is Disposition.RETRY:
                 self._check_reached(unreached, error)
                 attempts = await self._after_failure(attempts, error or verdict.problem, unreached)
@@ -267,7 +271,8 @@ class Sender:
         stats = self.stats
         stats.requests += 1
         stats.in_flight += 1
-        stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
+        if stats.in_flight > stats.max_in_flight:
+            stats.max_in_flight = stats.in_flight
         started = time.perf_counter()
         self._waiting.discard(task)  # in flight: a stop lets this request finish
         try:
