@@ -15,6 +15,7 @@ Stacks:
                    AsyncClient (the job's stack: see src/customer_import/api_client.py)
   httpx-aiohttp    httpx.AsyncClient over httpx_aiohttp.AiohttpTransport
   httpx            httpx.AsyncClient with its default transport (httpcore)
+  client           the job's own ApiClient (make_client): its post() in a bare loop, no Sender
   sender           the job's own Sender and make_client, fed the bodies (no reading/validation)
   sequential       httpx.Client (sync), one request at a time: what a merchant writes first
 """
@@ -46,7 +47,15 @@ HEADERS: Final = {  # the job's own: its user-agent is one more header for httpx
     "x-api-key": API_KEY,
     "x-merchant-id": MERCHANT_ID,
 }
-STACKS: Final = ("aiohttp", "httpx-transport", "httpx-aiohttp", "httpx", "sender", "sequential")
+STACKS: Final = (
+    "aiohttp",
+    "httpx-transport",
+    "httpx-aiohttp",
+    "httpx",
+    "client",
+    "sender",
+    "sequential",
+)
 Send = Callable[[bytes], Awaitable[int]]
 SENDER_BATCH: Final = 1_000  # items handed to the Sender at a time (the job's first batch)
 
@@ -205,6 +214,22 @@ async def transport_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult
         return await _measured(send, bodies, args)
 
 
+async def client_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
+    """The job's ApiClient in a bare loop: what it adds to the transport, without the Sender."""
+    from customer_import.send.client import make_client
+    from customer_import.send.sender import PATH as JOB_PATH
+
+    client = make_client(
+        args.url, dict(HEADERS), concurrency=args.concurrency, timeout=30, transport_name="aiohttp"
+    )
+    async with client:
+
+        async def send(body: bytes) -> int:
+            return (await client.post(JOB_PATH, content=body)).status_code
+
+        return await _measured(send, bodies, args)
+
+
 async def sender_loop(bodies: Bodies, args: argparse.Namespace) -> LoopResult:
     """The job's Sender alone: its workers, retry policy, pacer and stats, minus the pipeline."""
     from customer_import.contracts import SendItem, SendOutcome
@@ -256,7 +281,12 @@ def run(args: argparse.Namespace) -> LoopResult:
     bodies = Bodies(read_bodies(args.bodies))
     if args.stack == "sequential":
         return sequential_loop(bodies, args)
-    loops = {"aiohttp": aiohttp_loop, "httpx-transport": transport_loop, "sender": sender_loop}
+    loops = {
+        "aiohttp": aiohttp_loop,
+        "httpx-transport": transport_loop,
+        "client": client_loop,
+        "sender": sender_loop,
+    }
     loop = loops.get(args.stack, httpx_loop)
     return run_uvloop(loop(bodies, args))
 
