@@ -472,7 +472,6 @@ def test_the_api_key_never_shows_in_an_exception_or_log_record_of_a_failing_requ
     try:  # the job's sender
         outcomes, _ = _sent(max_attempts=2)
     except RunAborted as exc:  # a fatal answer, or an API never reached
-
         shown.append(_texts(exc))
     else:
         shown.extend(str(outcome) for outcome in outcomes)
