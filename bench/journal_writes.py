@@ -55,7 +55,7 @@ def cost_us(kind: str, count: int, insert: Callable[..., None] | None) -> float:
         for start in range(1, count + 1, FLUSH):
             rows = range(start, min(count + 1, start + FLUSH))
             if kind == "valid":
-                journal.add_valid((row, f"C-{row:07d}") for row in rows)
+                journal.add_unsent(RecordStatus.VALID, ((row, f"C-{row:07d}") for row in rows))
             else:
                 for row in rows:
                     journal.add_result(_result(row))

@@ -85,7 +85,7 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
             journal.add_result(
                 ResultRow(row, f"id-{row}", RecordStatus.CREATED, 201, 1, "t0", "t0")
             )
-    journal.add_valid((row, f"id-{row}") for row in rows if row % 3 == 2)
+    journal.add_unsent(RecordStatus.VALID, ((row, f"id-{row}") for row in rows if row % 3 == 2))
     journal.flush()
     assert journal.done_rows() == list(rows)
     assert journal.count_by_status() == {"created": 200, "rejected": 200, "valid": 200}
@@ -110,7 +110,8 @@ def test_valid_records_added_from_a_generator_while_a_thread_flushes_are_all_wri
             yield row, f"id-{row}"
 
     with flushing(journal):
-        added = sum(journal.add_valid(slow_rows(start)) for start in range(1, 20_001, 1_000))
+        starts = range(1, 20_001, 1_000)
+        added = sum(journal.add_unsent(RecordStatus.VALID, slow_rows(start)) for start in starts)
     assert added == 20_000
     assert journal.done_rows() == list(range(1, 20_001))
     journal.close()

@@ -90,10 +90,9 @@ _IMPORTED: Final = "('created', 'updated', 'unchanged', 'valid')"
 class Journal:
     """Outcomes by record number; ``flush()`` commits what was added since the last one.
 
-    ``flush()`` may run in a worker thread while the run goes on (the pipeline's ticker: SQLite
-    lets other threads run while it writes), so every method that uses the connection holds
-    ``_lock``; ``results()`` and ``rejects()`` are read once the run is over.
-    """
+    ``flush()`` may run in another thread (SQLite lets others run while it writes), so every
+    method that uses the connection holds ``_lock``; ``results()`` and ``rejects()`` are read
+    once the run is over."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -105,15 +104,20 @@ class Journal:
         self.lock: FolderLock | None = None
         """The output folder's lock, held until ``close``."""
         self._results: list[ResultRow] = []
-        self._valid: list[tuple[int, str]] = []  # a dry run's: two values bind faster than eight
+        # Records settled without a request (a dry run's valid ones, an incremental sync's
+        # unchanged ones), (row, externalId) by status: two values bind faster than eight.
+        self._unsent: dict[RecordStatus, list[tuple[int, str]]] = {
+            RecordStatus.VALID: [],
+            RecordStatus.UNCHANGED: [],
+        }
         self._rejects: list[tuple[object, ...]] = []
         self._omitted: list[Omission] = []
         self._people: list[tuple[object, ...]] = []
 
     @property
     def pending_writes(self) -> int:
-        lists: tuple[list[Any], ...] = (self._results, self._valid, self._rejects)
-        return sum(len(p) for p in (*lists, self._omitted, self._people))
+        lists: tuple[list[Any], ...] = (self._results, self._rejects, self._omitted, self._people)
+        return sum(len(p) for p in (*lists, *self._unsent.values()))
 
     def add_people(self, rows: list[tuple[object, ...]]) -> None:
         """(row, firstName, lastName, email) of valid records, for results.csv: known when the
@@ -123,10 +127,11 @@ class Journal:
     def add_result(self, r: ResultRow) -> None:
         self._results.append(r)
 
-    def add_valid(self, records: Iterable[tuple[int, str]]) -> int:
-        """A dry run's valid records, (row, externalId) each; returns how many."""
+    def add_unsent(self, status: RecordStatus, records: Iterable[tuple[int, str]]) -> int:
+        """Records ``valid`` (a dry run) or ``unchanged`` (incremental), (row, externalId)
+        each, in bulk: no ResultRow a record; returns how many."""
         rows = list(records)  # from a generator, a flush could run between two of them
-        self._valid.extend(rows)
+        self._unsent[status].extend(rows)
         return len(rows)
 
     def add_omitted(self, omitted: list[Omission]) -> None:
@@ -144,15 +149,17 @@ class Journal:
         """Commit what was added since the last flush; StorageFault when it cannot be written
         (what was not written is kept, for a later flush to try again)."""
         with self._lock:
-            results, valid, rejects = _take(self._results), _take(self._valid), _take(self._rejects)
+            results, rejects = _take(self._results), _take(self._rejects)
             omitted, people = _take(self._omitted), _take(self._people)
-            if not (results or valid or rejects or omitted or people):
+            unsent = {status: _take(rows) for status, rows in self._unsent.items()}
+            if not (results or rejects or omitted or people or any(unsent.values())):
                 return
             try:
-                self._write(results, valid, rejects, omitted, people)
+                self._write(results, unsent, rejects, omitted, people)
             except BaseException as exc:
                 self._results[:0] = results  # kept for the next flush
-                self._valid[:0] = valid
+                for status, rows in unsent.items():
+                    self._unsent[status][:0] = rows
                 self._rejects[:0] = rejects
                 self._omitted[:0] = omitted
                 self._people[:0] = people
@@ -163,7 +170,7 @@ class Journal:
     def _write(
         self,
         results: list[ResultRow],
-        valid: list[tuple[int, str]],
+        unsent: dict[RecordStatus, list[tuple[int, str]]],
         rejects: list[tuple[object, ...]],
         omitted: list[Omission],
         people: list[tuple[object, ...]],
@@ -180,7 +187,8 @@ class Journal:
                 "(?, ?, ?, ?, ?, ?, ?, ?)",
                 results,
             )
-            self._insert("(row, status, external_id)", "(?, 'valid', ?)", valid)
+            for status, rows in unsent.items():
+                self._insert("(row, status, external_id)", f"(?, '{status}', ?)", rows)
             self._insert(
                 "(row, status, external_id, http_status, attempts, stage, reason, source, raw)",
                 "(?, 'rejected', ?, ?, ?, ?, ?, ?, ?)",
@@ -199,12 +207,9 @@ class Journal:
         rows: Sequence[Sequence[object]],
         into: str = "INSERT INTO outcomes",
     ) -> None:
-        """Up to ``_ROWS_A_STATEMENT`` rows a statement rather than one (``executemany``).
-
-        Measured with ``bench/journal_writes.py``: a dry run's valid record costs 0.6-0.7 of
-        what it costs with ``executemany``, a result 0.7. And sqlite3 lets go of the GIL for
-        every statement: the thread that flushes while the event loop sends takes the GIL
-        back from it once a statement, no longer once a row."""
+        """Up to ``_ROWS_A_STATEMENT`` rows a statement, not one (``executemany``): a valid
+        record costs 0.6-0.7 of it, a result 0.7 (``bench/journal_writes.py``), and the thread
+        that flushes takes the GIL back from the event loop once a statement, not a row."""
         if not rows:
             return
         limit = self._db.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # 999 before SQLite 3.32
@@ -290,11 +295,8 @@ class Journal:
         return dict(self._rows(query))
 
     def count_rejects_by_stage(self) -> dict[str, int]:
-        query = (
-            "SELECT stage, count(*) FROM outcomes WHERE status = 'rejected' AND row > 0"
-            " GROUP BY stage"
-        )
-        return dict(self._rows(query))
+        where = "WHERE status = 'rejected' AND row > 0"
+        return dict(self._rows(f"SELECT stage, count(*) FROM outcomes {where} GROUP BY stage"))
 
     def deactivations(self) -> dict[str, tuple[object, ...]]:
         """externalId -> (status, http_status, attempts, updated_at, reason), rows below 1."""
@@ -385,12 +387,10 @@ class Journal:
 
 
 def _take(pending: list[T]) -> list[T]:
-    """What ``pending`` holds, taken out of it, while another thread may append to it.
-
-    The run only ever appends to these lists (``append``, or ``extend`` by a list): each is one
-    step that no other thread interrupts, and so are this copy and this deletion. What is
-    appended in between stays in ``pending`` for the next flush. (Swapping in a fresh list
-    instead loses an append that began before the swap and ends after it.)"""
+    """What ``pending`` holds, taken out of it, while another thread may append to it: appends
+    (``append``, ``extend`` by a list), this copy and this deletion are each one step no thread
+    interrupts; what comes in between stays for the next flush. (Swapping in a fresh list loses
+    an append that began before the swap and ends after it.)"""
     taken = pending[:]
     del pending[: len(taken)]
     return taken

@@ -101,8 +101,9 @@ class Recorder:
 
     def unchanged(self, records: Iterable[tuple[int, str]]) -> None:
         """Incremental sync: (row, externalId) of records the API already holds as they are."""
-        for row, external_id in records:
-            self.result(ResultRow(row, external_id, RecordStatus.UNCHANGED))
+        self._counted(
+            RecordStatus.UNCHANGED, self.journal.add_unsent(RecordStatus.UNCHANGED, records)
+        )
 
     def decided(self, decision: Decision) -> None:
         """Repeated ids, decided: the superseded records and the rejected ones, made durable
@@ -119,7 +120,7 @@ class Recorder:
 
     def valid(self, records: Iterable[tuple[int, str]]) -> None:
         """A dry run's valid records, (row, externalId) each."""
-        self._counted(RecordStatus.VALID, self.journal.add_valid(records))
+        self._counted(RecordStatus.VALID, self.journal.add_unsent(RecordStatus.VALID, records))
 
     def outcome(self, outcome: SendOutcome) -> None:
         """What the sender settled for one record: a result, or an API or transport reject."""
