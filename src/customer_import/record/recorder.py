@@ -37,6 +37,8 @@ class Counters:
     by_status: dict[RecordStatus, int] = field(default_factory=dict)
 
     def add(self, status: RecordStatus, count: int = 1) -> None:
+        if not count:  # a batch with none of them: no status shown at 0
+            return
         self.done += count
         self.by_status[status] = self.by_status.get(status, 0) + count
 
