@@ -22,7 +22,6 @@ from tests.conftest import (
     assert_conservation,
     cli_env,
     read_summary,
-    run_cli,
     run_main,
     write_csv,
     write_job,
@@ -188,7 +187,7 @@ def test_sigterm_mid_run_stops_cleanly_and_resume_finishes_the_job(tmp_path: Pat
         assert summary["status"] == "interrupted"
         assert 0 < summary["created"] < 300 and summary["pending"] == 300 - summary["created"]
 
-        resumed = run_cli("run", str(job), "--resume", env=CREDENTIALS)
+        resumed = run_main("run", str(job), "--resume", env=CREDENTIALS)
         assert resumed.returncode == ExitCode.OK, resumed.stdout + resumed.stderr
         assert len(slow.customers()) == 300
     assert_conservation(tmp_path / "out", 300)

@@ -46,7 +46,7 @@ from tests.conftest import (
     load,
     read_csv,
     read_summary,
-    run_cli,
+    run_main,
     write_csv,
 )
 
@@ -135,8 +135,9 @@ def run(job: Path, **options: Any) -> RunReport:
 
 
 def run_command(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """The command as a user runs it; credentials from the environment."""
-    return run_cli(*args, env=CREDENTIALS if env is None else env)
+    """The command, credentials from the environment, in this process (``run_main``): what a
+    test starts in the background, to signal or kill, is a process of its own (``started``)."""
+    return run_main(*args, env=CREDENTIALS if env is None else env)
 
 
 @contextlib.contextmanager
