@@ -14,10 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from customer_import.contracts import RunStatus
+from customer_import.durable import replaced_text
 from customer_import.outputs.files import (
     RESULTS,
     SUMMARY_NAME,
-    atomic_text,
     table_path,
     write_pending,
     write_rejects,
@@ -49,7 +49,7 @@ def close_abandoned(folder: Path, run_id: str, reason: str, by: str) -> int | No
         pending=pending if pending is not None else summary.get("pending"),
         abandoned_by=by,
     )
-    with atomic_text(folder / SUMMARY_NAME) as handle:
+    with replaced_text(folder / SUMMARY_NAME) as handle:
         json.dump(summary, handle, indent=2, ensure_ascii=False)
         handle.write("\n")
     listed = "" if pending is None else f", {pending} records never sent (pending.csv)"

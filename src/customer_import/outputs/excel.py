@@ -13,14 +13,14 @@ a workbook without it stops before it reads anything (``require_xlsxwriter``).
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
 from typing import Final
 
-from customer_import.errors import ConfigError, StorageFault
+from customer_import.durable import replaced_bytes
+from customer_import.errors import ConfigError
 
 SHEET_ROWS: Final = 1_048_576
 """The most rows a worksheet holds, the header's included."""
@@ -90,19 +90,9 @@ def workbook(path: Path, sheet_name: str) -> Iterator[SheetWriter]:
     """A one-sheet workbook at ``path``, written to a temporary name in the same folder, then
     renamed; mode 0600. StorageFault when it cannot be written: the file before it stays."""
     xlsxwriter = require_xlsxwriter()
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            book = xlsxwriter.Workbook(handle, _OPTIONS)
-            writer = SheetWriter(book.add_worksheet(sheet_name))
-            yield writer
-            writer.finish()
-            book.close()
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except OSError as exc:
-        raise StorageFault(path, exc) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
+    with replaced_bytes(path) as handle:
+        book = xlsxwriter.Workbook(handle, _OPTIONS)
+        writer = SheetWriter(book.add_worksheet(sheet_name))
+        yield writer
+        writer.finish()
+        book.close()

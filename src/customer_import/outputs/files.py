@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Final, Protocol
+from typing import Any, Final, Protocol
 
 from customer_import.config import OutputConfig, TableFormat
 from customer_import.contracts import (
@@ -29,7 +28,7 @@ from customer_import.contracts import (
     RecordStatus,
     RunSummary,
 )
-from customer_import.errors import StorageFault
+from customer_import.durable import replaced_text
 from customer_import.outputs.excel import SHEET_ROWS, workbook
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
@@ -117,7 +116,7 @@ def open_table(folder: Path, stem: str, layout: Layout) -> Iterator[TableWriter]
         with workbook(path, stem) as sheet:
             yield sheet
     else:
-        with atomic_text(path) as handle:
+        with replaced_text(path) as handle:
             if layout.bom:
                 handle.write("\ufeff")
             yield csv.writer(handle, delimiter=layout.delimiter)
@@ -129,24 +128,6 @@ def open_table(folder: Path, stem: str, layout: Layout) -> Iterator[TableWriter]
 def table_path(folder: Path, stem: str) -> Path | None:
     """The table a run wrote in ``folder``, whichever its format; None when there is none."""
     return next((p for f in FORMATS if (p := folder / f"{stem}.{f}").is_file()), None)
-
-
-@contextmanager
-def atomic_text(path: Path) -> Iterator[IO[str]]:
-    """Write ``path`` via a temporary file in the same folder, then rename; mode 0600.
-    StorageFault when it cannot be written (a full disk): the file before it stays as it was."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        tmp.replace(path)
-    except OSError as exc:
-        raise StorageFault(path, exc) from exc
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_results(
@@ -182,7 +163,7 @@ def write_rejects(
 def write_pending(rows: Iterable[int], out_dir: Path) -> int:
     """An abandoned run's records that never got an outcome; returns how many."""
     count = 0
-    with atomic_text(out_dir / PENDING_NAME) as handle:
+    with replaced_text(out_dir / PENDING_NAME) as handle:
         writer = csv.writer(handle)
         writer.writerow(["row"])
         for row in rows:
@@ -223,7 +204,7 @@ def _csv(layout: Layout) -> tuple[bool, str]:
 
 
 def write_summary(summary: RunSummary, out_dir: Path) -> None:
-    with atomic_text(out_dir / SUMMARY_NAME) as handle:
+    with replaced_text(out_dir / SUMMARY_NAME) as handle:
         json.dump(summary_json(summary), handle, indent=2, ensure_ascii=False)
         handle.write("\n")
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Final
 
 from customer_import.contracts import REJECTS_TRAILER, RecordStatus, RunReport
+from customer_import.durable import replaced_text
 from customer_import.logs import mask, mask_value
 from customer_import.outputs import svg
 from customer_import.outputs.files import (
@@ -28,7 +29,6 @@ from customer_import.outputs.files import (
     REJECTS,
     RESULTS,
     SUMMARY_NAME,
-    atomic_text,
     table_path,
 )
 from customer_import.outputs.reading import read_rows
@@ -63,7 +63,7 @@ def write_report(
     for the reasons). ``shard_reports``: a merged run's shards' own pages, linked."""
     try:
         page = render(folder, report, timeline, fields, shard_reports)
-        with atomic_text(folder / REPORT_NAME) as handle:
+        with replaced_text(folder / REPORT_NAME) as handle:
             handle.write(page)
     except Exception as exc:  # the page is for people: the run's outcome stands without it
         log.warning("%s could not be written (%s): the other files are", REPORT_NAME, exc)

@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from customer_import.durable import replaced_text
 from customer_import.errors import StorageFault
 
 log = logging.getLogger("customer_import")
@@ -249,8 +250,5 @@ def _copied(source: Path, target: Path) -> list[int]:
 
 
 def _write_json(path: Path, value: object) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+    with replaced_text(path) as handle:
         json.dump(value, handle)
-    tmp.replace(path)
