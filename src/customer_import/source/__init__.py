@@ -12,6 +12,7 @@ The modules, in the order a file meets them:
     remote.py        s3:// and gs:// objects (copied once, hashed on the way), file:// URLs
     encoding.py      which codec a CSV is read with (BOM, "auto"), checked over the whole file
     csv_file.py      delimiter, header, then numbered batches of a CSV / TSV (gzipped too)
+    csv_stretches.py Polars reads the clean stretches, the record parser the rest
     csv_records.py   the record parser: exact numbering, broken lines with their raw text
     parquet_file.py  Parquet batches, every typed column turned into text
     excel_file.py    .xlsx: one sheet, every cell as text (the excel extra)
