@@ -128,6 +128,25 @@ def test_an_xlsx_export_is_read_as_text_numbers_without_dot_zero_blank_rows_unnu
     assert (reject["_row"], reject["id"], reject["email"]) == ("2", "7", "bad")
 
 
+def test_a_note_typed_beside_rejects_xlsx_is_not_read_and_a_row_of_spaces_is_a_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    job = xlsx_job(tmp_path, write_csv(tmp_path / "export.csv", *LINES), 'format = "xlsx"')
+    out = tmp_path / "out"
+    run(job)
+    rejects = sheet(out / "rejects.xlsx")
+    spaces = ["  "] + [""] * (len(rejects[0]) - 1)
+    write_xlsx(out / "rejects.xlsx", [rejects[0], [*rejects[1], "", "fixed by Jo"], spaces])
+
+    refeed = run(job, input=out / "rejects.xlsx")
+
+    assert refeed.summary.refeed_of is not None  # still known as the tool's own rejects
+    assert refeed.summary.rows == 2  # the row of spaces is a record (rejected), not skipped
+    header = sheet(out / "rejects.xlsx")[0]
+    assert header.count("_row") == 1 and header[-4:] == ["_row", "_stage", "_reason", "_raw"]
+    assert "(from column 12) hold values" in caplog.text
+
+
 def test_a_named_sheet_is_read_and_an_unknown_one_is_named_in_the_error(tmp_path: Path) -> None:
     book = xlsxwriter.Workbook(tmp_path / "export.xlsx")
     book.add_worksheet("Notes").write_string(0, 0, "not the data")

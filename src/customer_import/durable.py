@@ -1,8 +1,10 @@
 """Files written whole or not at all: to a temporary name in the same folder, flushed to disk,
-then renamed over the old one. A crash or a full disk leaves the file before it as it was."""
+renamed over the old one, the folder flushed too. A crash or a full disk leaves the file
+before it as it was."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,7 +38,18 @@ def _replaced(path: Path, opened: Callable[[int], IO[Any]]) -> Iterator[IO[Any]]
             handle.flush()
             os.fsync(handle.fileno())
         tmp.replace(path)
+        _synced(path.parent)  # the rename itself survives a power cut
     except OSError as exc:
         raise StorageFault(path, exc) from exc
     finally:
         tmp.unlink(missing_ok=True)
+
+
+def _synced(folder: Path) -> None:
+    """Best effort: some file systems cannot flush a folder (the file itself is on disk)."""
+    with contextlib.suppress(OSError):
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)

@@ -92,7 +92,9 @@ def workbook(path: Path, sheet_name: str) -> Iterator[SheetWriter]:
     xlsxwriter = require_xlsxwriter()
     with replaced_bytes(path) as handle:
         book = xlsxwriter.Workbook(handle, _OPTIONS)
-        writer = SheetWriter(book.add_worksheet(sheet_name))
-        yield writer
-        writer.finish()
-        book.close()
+        try:
+            writer = SheetWriter(book.add_worksheet(sheet_name))
+            yield writer
+            writer.finish()
+        finally:
+            book.close()  # on an error too: its row buffer is a temporary file

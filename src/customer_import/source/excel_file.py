@@ -3,10 +3,13 @@
 The first sheet, or ``[source] sheet`` by name. No type is inferred: a text cell is read as it
 is (``00123`` keeps its zeros), a number cell as its shortest text (``42``, never ``42.0``;
 ``12125550101`` for a phone typed as a number), a boolean as ``true``/``false``; a date cell
-gives the spreadsheet's serial number (``45371.5``), so dates meant as text must be stored as
-text. Rows whose every cell is empty are not records and get no number, as blank lines in a CSV;
-the first other row is the header (unless ``has_header = false``). Record N is then the Nth
-non-blank row below the header: the sheet's row N + 1 when it has no blank rows.
+as ``2024-01-02 00:00:00`` whatever its display format, so dates meant as other text must be
+stored as text. Rows whose every cell is empty are not records and get no number, as blank
+lines in a CSV (a cell holding spaces is not empty: that row is a record); the first other row
+is the header (unless ``has_header = false``). Record N is then the Nth non-blank row below
+the header: the sheet's row N + 1 when it has no blank rows. Columns right of the header's
+last name (a note typed beside the table) are not read; a warning says so when they hold
+values.
 
 The tool's own rejects.xlsx (its header ends ``_row,_stage,_reason,_raw``) is read as it was
 written: its text cells need no formula prefix, so nothing is taken off them. A sheet holds at
@@ -16,6 +19,7 @@ most 1,048,576 rows, so reading it whole is bounded; the batches are slices of t
 from __future__ import annotations
 
 import importlib
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -28,6 +32,7 @@ from customer_import.contracts import REJECTS_TRAILER, ROW, Batch
 from customer_import.errors import ConfigError, InputError
 from customer_import.source.table import Source
 
+log = logging.getLogger("customer_import")
 EXTRA: Final = "pip install 'customer-import[excel]'"
 
 
@@ -37,15 +42,39 @@ def open_excel(config: SourceConfig, path: Path, name: str) -> Source:
     if rows.height == 0:
         raise InputError(f"{name}: the sheet holds only empty rows; expected a header row")
     first = list(rows.row(0))
-    own_rejects = tuple(first[-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER  # has a header, always
+    width = _named_width(first)
+    own_rejects = tuple(first[:width][-len(REJECTS_TRAILER) :]) == REJECTS_TRAILER  # a header
     if config.has_header or own_rejects:
-        header, rows = first, rows.slice(1)
+        header, rows = first[:width], _named_columns(rows, width, name).slice(1)
     else:
         header = [f"column_{i}" for i in range(1, rows.width + 1)]
     if not any(cell.strip() for cell in header):
         raise InputError(f"{name}: the header row has no column names")
     backend = _SheetBackend(rows, config.batch_size)
     return Source(path, header, "xlsx", None, backend, name=name, own_rejects=own_rejects)
+
+
+def _named_width(first: list[str]) -> int:
+    """The header's width: the cells after its last name left out."""
+    width = len(first)
+    while width and not first[width - 1].strip():
+        width -= 1
+    return width
+
+
+def _named_columns(rows: pl.DataFrame, width: int, name: str) -> pl.DataFrame:
+    """The columns under the header's names; a warning when those after hold values."""
+    if 0 < width < rows.width:
+        beyond = rows.select(pl.nth(range(width, rows.width)))
+        if beyond.select(pl.any_horizontal(pl.all() != "").any()).item():
+            log.warning(
+                "%s: columns after the header's last name (from column %d) hold values: they"
+                " are not read",
+                name,
+                width + 1,
+            )
+        rows = rows.select(pl.nth(range(width)))
+    return rows
 
 
 def _fastexcel() -> ModuleType:
@@ -77,7 +106,7 @@ def _records(frame: pl.DataFrame) -> pl.DataFrame:
     frame = frame.with_columns(pl.all().fill_null(""))
     if frame.width == 0:
         return frame
-    blank = pl.all_horizontal(pl.all().str.strip_chars() == "")
+    blank = pl.all_horizontal(pl.all() == "")
     return frame.filter(~blank)
 
 
