@@ -11,6 +11,8 @@ import pytest
 
 from customer_import.contracts import Progress, RecordStatus
 from customer_import.errors import ConfigError
+from customer_import.outputs import files
+from customer_import.outputs.reading import read_table
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.run.settings import resolve_settings
@@ -110,6 +112,29 @@ def test_three_shards_together_handle_every_record_exactly_once(
     assert len(sandbox.customers()) == 30
     results = {r["row"]: r["status"] for r in read_csv(tmp_path / "merged" / "results.csv")}
     assert results["4"] == "duplicate"  # K-3 repeated: decided within one shard
+
+
+def test_shards_workbooks_too_big_for_one_sheet_merge_into_csv_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    source = write_csv(tmp_path / "in.csv", *LINES)
+    path = write_job(tmp_path, source, extra="max_invalid_ratio = 1.0")
+    path.write_text(path.read_text().replace('dir = "out"', 'dir = "out"\nformat = "xlsx"'))
+    job = load(path)
+    folders = [tmp_path / f"shard-{k}" for k in (1, 2)]
+    for k, folder in enumerate(folders, start=1):
+        run_job(job, RunOptions(dry_run=True, out_dir=folder, shard=Shard(k, 2)))
+    assert all((f / "results.xlsx").is_file() for f in folders)
+    biggest = max(len(read_table(f / "results.xlsx")[1]) for f in folders)
+    monkeypatch.setattr(files, "SHEET_ROWS", biggest + 2)  # each shard's fits, the two don't
+
+    merge_outputs(folders, tmp_path / "merged")
+
+    merged = tmp_path / "merged"
+    assert not (merged / "results.xlsx").exists()
+    results, rejects = read_table(merged / "results.csv")[1], read_table(merged / "rejects.xlsx")[1]
+    assert results.height + rejects.height == len(LINES)  # every record, in one file or the other
+    assert "results has" in caplog.text and "written as results.csv" in caplog.text
 
 
 def test_merge_refuses_shards_that_overlap(tmp_path: Path, sandbox: SandboxServer) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import codecs
 import dataclasses
 import json
+import logging
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -43,6 +44,7 @@ from customer_import.outputs.report import REPORT_NAME, write_report
 from customer_import.outputs.summary import summary_from_json
 from customer_import.record.history import History
 
+log = logging.getLogger("customer_import")
 MISSING: Final = MISSING_NAME.removesuffix(".csv")
 _STATUS_ORDER: Final = (
     RunStatus.COMPLETED,
@@ -113,19 +115,24 @@ def _check_same_input(summaries: list[RunSummary], folders: list[Path]) -> None:
 
 def _merge_table(folders: list[Path], stem: str, row_column: str | None, out_dir: Path) -> None:
     """The shards' tables of one kind as one, ordered by ``row_column``, in the shards' own
-    format (CSV, with their BOM and delimiter, or a workbook); none when no shard has one."""
+    format (CSV, with their BOM and delimiter, or a workbook: one shard's too big for a sheet
+    was written as CSV, and so is a merged one); none when no shard has one."""
     paths = [p for f in folders if (p := table_path(f, stem)) is not None]
     if not paths:
         return
     tables = [read_table(p) for p in paths]
     headers = {tuple(header) for header, _ in tables}
-    if len(headers) > 1 or len({p.suffix for p in paths}) > 1:
-        raise ConfigError(f"the shards' {stem} files have different columns or formats")
+    if len(headers) > 1:
+        raise ConfigError(f"the shards' {stem} files have different columns")
     header = list(headers.pop())
     merged = pl.concat([frame for _, frame in tables])
     if row_column is not None and merged.height:
-        merged = _by_row(merged, str(header.index(row_column)), f"{stem}{paths[0].suffix}")
-    with open_table(out_dir, stem, _written_layout(paths[0])) as table:
+        merged = _by_row(merged, str(header.index(row_column)), stem)
+    xlsx = [p for p in paths if p.suffix == ".xlsx"]
+    layout, too_many = _written_layout((xlsx or paths)[0]).fitting(stem, merged.height)
+    if too_many:
+        log.warning("%s", too_many)
+    with open_table(out_dir, stem, layout) as table:
         table.writerow(header)
         table.writerows(merged.iter_rows())
 
