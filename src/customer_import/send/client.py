@@ -58,13 +58,16 @@ class Deadlines:
 
     def end(self, task: asyncio.Task[Any]) -> None:
         del self._tasks[task]
-        self._cancelled.discard(task)
+        if task in self._cancelled:  # cut by its deadline, yet it ended otherwise: the
+            self._cancelled.discard(task)  # count goes back, as asyncio.timeout's does
+            task.uncancel()
 
     def expired(self, task: asyncio.Task[Any]) -> bool:
         """Whether the CancelledError ``task`` is handling came from its deadline (the
         cancellation is then taken back); call before ``end``."""
         if task not in self._cancelled:
             return False
+        self._cancelled.discard(task)
         return task.uncancel() <= self._tasks[task][1]
 
     def _look(self) -> None:
