@@ -174,6 +174,30 @@ def write_job(
     return job
 
 
+def api_job(
+    tmp_path: Path, lines: list[str], base_url: str, *, top: str = "", **api: object
+) -> Path:
+    """A job for ``lines`` (written to in.csv): 4 connections, fast retries; ``api`` overrides
+    the [api] table, ``top`` adds top-level keys."""
+    write_csv(tmp_path / "in.csv", *lines)
+    settings = {
+        "base_url": base_url,
+        "concurrency": 4,
+        "max_attempts": 3,
+        "backoff_base": 0.01,
+        "backoff_max": 0.05,
+        **api,
+    }
+    table = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
+    job = tmp_path / "job.toml"
+    job.write_text(
+        f'name = "test-job"\n{top}\n[source]\npath = "in.csv"\n{MAPPING}\n[api]\n{table}\n'
+        '[output]\ndir = "out"\n',
+        encoding="utf-8",
+    )
+    return job
+
+
 def load(job_path: Path) -> JobConfig:
     return load_job(job_path)
 

@@ -10,7 +10,6 @@ The same cases are unit-tested through ``httpx.MockTransport`` in ``test_api_ans
 
 from __future__ import annotations
 
-import json
 import re
 import socket
 import subprocess
@@ -27,12 +26,11 @@ from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
 from tests.conftest import (
     CREDENTIALS,
-    MAPPING,
+    api_job,
     assert_conservation,
     read_csv,
     read_summary,
     run_cli,
-    write_csv,
 )
 
 Customer = dict[str, Any]
@@ -56,25 +54,7 @@ def customers(count: int, prefix: str = "M") -> tuple[list[str], dict[str, Custo
     return lines, expected
 
 
-def job_file(tmp_path: Path, lines: list[str], base_url: str, **api: object) -> Path:
-    """A job for ``lines``: 4 connections, fast retries; ``api`` overrides the [api] table."""
-    write_csv(tmp_path / "in.csv", *lines)
-    settings = {
-        "base_url": base_url,
-        "concurrency": 4,
-        "max_attempts": 3,
-        "backoff_base": 0.01,
-        "backoff_max": 0.05,
-        **api,
-    }
-    table = "\n".join(f"{key} = {json.dumps(value)}" for key, value in settings.items())
-    job = tmp_path / "job.toml"
-    job.write_text(
-        f'name = "misbehaving"\n[source]\npath = "in.csv"\n{MAPPING}\n[api]\n{table}\n'
-        '[output]\ndir = "out"\n',
-        encoding="utf-8",
-    )
-    return job
+job_file = api_job
 
 
 def run(job: Path, *, resume: bool = False) -> RunReport:

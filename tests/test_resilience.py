@@ -39,8 +39,8 @@ from customer_import.send.sender import RetryPolicy, Sender
 from tests.conftest import (
     API_KEY,
     CREDENTIALS,
-    MAPPING,
     MERCHANT_ID,
+    api_job,
     assert_conservation,
     cli_env,
     load,
@@ -105,29 +105,9 @@ def stored(sandbox: SandboxServer) -> dict[str, Customer]:
 # --- jobs and runs ---
 
 
-def _toml(value: object) -> str:
-    return json.dumps(value) if isinstance(value, str | bool) else repr(value)
-
-
 def job_file(tmp_path: Path, lines: list[str], base_url: str, **api: object) -> Path:
-    """A job for ``lines``: 4 connections, fast retries; ``api`` overrides the [api] table."""
-    write_csv(tmp_path / "in.csv", *lines)
-    settings = {
-        "base_url": base_url,
-        "concurrency": 4,
-        "max_attempts": 3,
-        "backoff_base": 0.01,
-        "backoff_max": 0.05,
-        **api,
-    }
-    api_table = "\n".join(f"{key} = {_toml(value)}" for key, value in settings.items())
-    text = (
-        f'name = "resilience"\nmax_invalid_ratio = 1.0\n[source]\npath = "in.csv"\n{MAPPING}\n'
-        f'[api]\n{api_table}\n[output]\ndir = "out"\n'
-    )
-    job = tmp_path / "job.toml"
-    job.write_text(text, encoding="utf-8")
-    return job
+    """``api_job``, invalid records allowed: some tests mix them in."""
+    return api_job(tmp_path, lines, base_url, top="max_invalid_ratio = 1.0", **api)
 
 
 def run(job: Path, **options: Any) -> RunReport:
