@@ -20,6 +20,7 @@ from unittest import mock
 import pytest
 
 from customer_import.config import JobConfig, load_job
+from customer_import.contracts import RunReport
 from customer_import.sandbox.testing import SandboxServer
 
 API_KEY = "test-key-5f1c2e9a"
@@ -200,6 +201,20 @@ def api_job(
 
 def load(job_path: Path) -> JobConfig:
     return load_job(job_path)
+
+
+def run_on(job: Path, sandbox: SandboxServer | None = None, **options: object) -> RunReport:
+    """``job`` run in this process against ``sandbox``; without one, a dry run with no
+    credentials."""
+    from customer_import.run.options import RunOptions
+    from customer_import.run.pipeline import run_job
+
+    given: dict[str, object] = {"environ": CREDENTIALS}
+    if sandbox is None:
+        given.update(dry_run=True, environ={})
+    else:
+        given["base_url"] = sandbox.base_url
+    return run_job(load(job), RunOptions(**{**given, **options}))  # type: ignore[arg-type]
 
 
 def read_csv(path: Path) -> list[dict[str, str]]:

@@ -12,20 +12,17 @@ import fastexcel
 import pytest
 import xlsxwriter  # type: ignore[import-untyped]
 
-from customer_import.contracts import ExitCode, RecordStatus, ResultRow, RunReport
+from customer_import.contracts import ExitCode, RecordStatus, ResultRow
 from customer_import.errors import ConfigError, InputError
 from customer_import.outputs.files import RESULTS_HEADER, Layout
 from customer_import.record.journal import Journal
-from customer_import.run.options import RunOptions
-from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
 from tests.conftest import (
-    CREDENTIALS,
     HEADER,
-    load,
     read_csv,
     read_summary,
     run_main,
+    run_on,
     write_csv,
     write_job,
 )
@@ -37,13 +34,7 @@ LINES = [
 ]
 
 
-def run(job: Path, sandbox: SandboxServer | None = None, **options: object) -> RunReport:
-    given: dict[str, object] = {"environ": CREDENTIALS}
-    if sandbox is None:
-        given.update(dry_run=True, environ={})
-    else:
-        given["base_url"] = sandbox.base_url
-    return run_job(load(job), RunOptions(**{**given, **options}))  # type: ignore[arg-type]
+run = run_on
 
 
 def sheet(path: Path) -> list[list[str]]:

@@ -12,25 +12,17 @@ from pathlib import Path
 import pytest
 
 from customer_import import cli
-from customer_import.contracts import ExitCode, RunReport
+from customer_import.contracts import ExitCode
 from customer_import.errors import ConfigError
 from customer_import.record.history import History
-from customer_import.run.options import RunOptions
-from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
-from tests.conftest import CREDENTIALS, MAPPING, load, read_csv, read_summary, write_csv, write_job
+from tests.conftest import MAPPING, read_csv, read_summary, run_on, write_csv, write_job
 
 VALID = ("C-1,Ada,Lovelace,ada@example.com,,Active,no", "C-2,Grace,Hopper,,,Inactive,")
 INVALID = ("C-3,Alan,Turing,not-an-email,,Active,",)
 
 
-def run(job: Path, sandbox: SandboxServer | None = None, **options: object) -> RunReport:
-    given: dict[str, object] = {"environ": CREDENTIALS}
-    if sandbox is None:
-        given.update(dry_run=True, environ={})
-    else:
-        given["base_url"] = sandbox.base_url
-    return run_job(load(job), RunOptions(**{**given, **options}))  # type: ignore[arg-type]
+run = run_on
 
 
 def nightly(tmp_path: Path, *lines: str, extra: str = "") -> Path:
