@@ -6,7 +6,9 @@
 
 Rows: writes through the real ``Journal`` in flushes of 10,000 rows (the dry run's batch), into
 a fresh file each repeat; the baseline is the same journal with its ``_insert`` replaced by one
-``executemany`` (one statement a row). Process CPU, best of the repeats: noise only adds.
+``executemany`` (one statement a row). A dry run's valid records go in as one blob a batch
+(``record/bulk.py``): their baseline is the same records as rows, by ``executemany``, as they
+went in before. Process CPU, best of the repeats: noise only adds.
 
 Group commits: a send run commits its outcomes as soon as ``concurrency`` of them wait
 (``record/commits.py``), so that a ``kill -9`` loses about a group. What one such commit costs
@@ -26,8 +28,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import polars as pl
+
 from common import Row, log
-from customer_import.contracts import RecordStatus, ResultRow
+from customer_import.contracts import EXTERNAL_ID, ROW, RecordStatus, ResultRow
 from customer_import.record.journal import Journal
 
 FLUSH = 10_000
@@ -41,8 +45,22 @@ class Plan:
     repeats: int = 3
 
 
-def executemany(self: Journal, columns: str, values: str, rows: Sequence[Sequence[object]]) -> None:
-    self._db.executemany(f"INSERT INTO outcomes {columns} VALUES {values}", rows)
+def executemany(
+    self: Journal,
+    columns: str,
+    values: str,
+    rows: Sequence[Sequence[object]],
+    into: str = "INSERT INTO outcomes",
+) -> None:
+    if rows:
+        self._db.executemany(f"{into} {columns} VALUES {values}", rows)
+
+
+def as_rows(self: Journal, status: RecordStatus, frame: pl.DataFrame) -> int:
+    """``add_unsent`` as it was: a row a record (added as results, inserted by the baseline)."""
+    for row, external_id in frame.iter_rows():
+        self.add_result(ResultRow(row, external_id, status, None, 0))
+    return frame.height
 
 
 def cost_us(kind: str, count: int, insert: Callable[..., None] | None) -> float:
@@ -51,11 +69,14 @@ def cost_us(kind: str, count: int, insert: Callable[..., None] | None) -> float:
         journal = Journal(Path(tmp) / "journal.sqlite")
         if insert is not None:
             journal._insert = insert.__get__(journal)  # type: ignore[method-assign]
+            journal.add_unsent = as_rows.__get__(journal)  # type: ignore[method-assign]
         started = time.process_time()
         for start in range(1, count + 1, FLUSH):
             rows = range(start, min(count + 1, start + FLUSH))
             if kind == "valid":
-                journal.add_unsent(RecordStatus.VALID, ((row, f"C-{row:07d}") for row in rows))
+                ids = pl.format("C-{}", pl.col(ROW).cast(pl.String).str.zfill(7))
+                batch = pl.DataFrame({ROW: rows}).with_columns(ids.alias(EXTERNAL_ID))
+                journal.add_unsent(RecordStatus.VALID, batch)
             else:
                 for row in rows:
                     journal.add_result(_result(row))

@@ -9,13 +9,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import fastexcel
+import polars as pl
 import pytest
 import xlsxwriter  # type: ignore[import-untyped]
 
-from customer_import.contracts import ExitCode, RecordStatus, ResultRow
+from customer_import.contracts import PEOPLE, ROW, ExitCode, RecordStatus, ResultRow
 from customer_import.errors import ConfigError, InputError
 from customer_import.outputs.files import RESULTS_HEADER, Layout
 from customer_import.record.journal import Journal
+from customer_import.record.results import result_frames
 from customer_import.sandbox.testing import SandboxServer
 from tests.conftest import (
     HEADER,
@@ -207,12 +209,17 @@ def test_a_journal_of_an_earlier_version_gains_the_names_table(tmp_path: Path) -
         journal.flush()
         journal._db.execute("DROP TABLE people")
     with Journal(path) as journal:  # resumed: its pending records bring their names
-        journal.add_people([(2, "Ada", "Lovelace", "=ada@example.com")])
+        names = [(2, "Ada", "Lovelace", "=ada@example.com")]
+        journal.add_people(pl.DataFrame(names, schema=[ROW, *PEOPLE], orient="row"))
         journal.add_result(ResultRow(2, "C-2", RecordStatus.CREATED, 201, 1, "t", "t"))
         journal.flush()
-        rows = [row[-3:] for row in journal.results()]
-        assert rows == [("", "", ""), ("Ada", "Lovelace", "'=ada@example.com")]
-        assert [row[-1] for row in journal.results(safe=False)][1] == "=ada@example.com"
+        (frame,) = result_frames(journal)
+        assert frame.select(PEOPLE).rows() == [
+            (None, None, None),
+            ("Ada", "Lovelace", "'=ada@example.com"),
+        ]
+        (as_is,) = result_frames(journal, safe=False)
+        assert as_is["email"][1] == "=ada@example.com"
 
 
 def test_more_rows_than_a_worksheet_holds_are_written_as_csv_with_a_warning() -> None:

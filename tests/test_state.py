@@ -5,16 +5,28 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import polars as pl
 import pytest
 
-from customer_import.contracts import RecordStatus, RejectRow, RejectStage, ResultRow
+from customer_import.contracts import (
+    EXTERNAL_ID,
+    PEOPLE,
+    ROW,
+    Omission,
+    RecordStatus,
+    RejectRow,
+    RejectStage,
+    ResultRow,
+)
 from customer_import.errors import StorageFault
+from customer_import.record import results
 from customer_import.record.journal import Journal
 from customer_import.record.opening import open_journal
+from customer_import.record.results import result_frames
 
 
 @contextmanager
@@ -42,7 +54,7 @@ def test_outcomes_added_while_a_thread_flushes_are_all_written(tmp_path: Path) -
         for row in range(1, 20_001):
             journal.add_result(ResultRow(row, f"id-{row}", RecordStatus.CREATED, 201, 1))
     assert journal.count_done() == 20_000
-    assert journal.done_rows() == list(range(1, 20_001))
+    assert journal.done_rows().to_list() == list(range(1, 20_001))
     journal.close()
 
 
@@ -62,7 +74,7 @@ def test_a_failed_flush_keeps_its_outcomes_for_the_next(
     journal.add_result(ResultRow(2, "id-2", RecordStatus.UPDATED, 200, 1))
     monkeypatch.setattr(Journal, "_write", write)
     journal.flush()
-    assert journal.done_rows() == [1, 2]
+    assert journal.done_rows().to_list() == [1, 2]
     journal.close()
 
 
@@ -85,33 +97,75 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
             journal.add_result(
                 ResultRow(row, f"id-{row}", RecordStatus.CREATED, 201, 1, "t0", "t0")
             )
-    journal.add_unsent(RecordStatus.VALID, ((row, f"id-{row}") for row in rows if row % 3 == 2))
+    journal.add_unsent(RecordStatus.VALID, unsent([row for row in rows if row % 3 == 2]))
     journal.flush()
-    assert journal.done_rows() == list(rows)
+    assert sorted(journal.done_rows()) == list(rows)
     assert journal.count_by_status() == {"created": 200, "rejected": 200, "valid": 200}
-    results = list(journal.results())
-    assert results[0] == (1, "id-1", "created", 201, 1, "t0", "t0", "", "", "", "", "")
-    assert results[1] == (2, "id-2", "valid", "", 0, "", "", "", "", "", "", "")
+    results = [row for frame in result_frames(journal) for row in frame.rows()]
+    assert results[0] == ("1", "id-1", "created", "201", "1", "t0", "t0", *[None] * 5)
+    assert results[1] == ("2", "id-2", "valid", None, "0", *[None] * 7)
     assert next(journal.rejects()) == (3, ["a", "b"], "api", "HTTP 400", None)
     journal.close()
 
 
-def test_valid_records_added_from_a_generator_while_a_thread_flushes_are_all_written(
+def test_valid_batches_added_while_a_thread_flushes_are_all_written_and_read_back(
     tmp_path: Path,
 ) -> None:
-    """A dry run adds a batch's valid records from a generator (Polars rows): the flushing
-    thread can run between two of them, and none may be lost or miscounted."""
+    """A dry run adds each batch's valid records at once (a blob a batch): none may be lost or
+    counted twice while another thread flushes, and they read back in order, by row range."""
     journal = open_journal(tmp_path)
-
-    def slow_rows(start: int) -> Iterator[tuple[int, str]]:
-        for row in range(start, start + 1_000):
-            if row % 50 == 0:
-                time.sleep(0)  # let the flushing thread run mid-batch
-            yield row, f"id-{row}"
-
     with flushing(journal):
         starts = range(1, 20_001, 1_000)
-        added = sum(journal.add_unsent(RecordStatus.VALID, slow_rows(start)) for start in starts)
+        added = 0
+        for start in starts:
+            added += journal.add_unsent(RecordStatus.VALID, unsent(range(start, start + 1_000)))
+            time.sleep(0)  # let the flushing thread run between batches
     assert added == 20_000
-    assert journal.done_rows() == list(range(1, 20_001))
+    assert journal.done_rows().to_list() == list(range(1, 20_001))
+    assert journal.count_by_status() == {"valid": 20_000}
+    middle = journal.bulk_frame(RecordStatus.VALID, [ROW, EXTERNAL_ID], rows=(1_500, 2_499))
+    assert middle[ROW].to_list() == list(range(1_500, 2_500))
+    assert middle[EXTERNAL_ID][0] == "id-1500"
+    journal.close()
+
+
+def unsent(rows: Iterable[int]) -> pl.DataFrame:
+    """A batch's (row, externalId) as the pipeline records valid or unchanged records."""
+    return pl.DataFrame({ROW: list(rows)}).with_columns(
+        pl.format("id-{}", pl.col(ROW)).alias(EXTERNAL_ID)
+    )
+
+
+def test_results_join_rows_blobs_names_and_warnings_across_windows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """results are rendered a window of record numbers at a time: a window's sent records
+    (rows), valid ones (blobs that straddle windows), their names (a record prepared twice by
+    its latest) and the warnings of omitted values come out in order, each record once."""
+    monkeypatch.setattr(results, "WINDOW", 4)
+    journal = open_journal(tmp_path)
+    journal.add_unsent(RecordStatus.VALID, unsent([2, 3, 5, 6, 9]))
+    for row in (1, 7):
+        journal.add_result(ResultRow(row, f"id-{row}", RecordStatus.UPDATED, 200, 2, "t0", "t1"))
+    journal.add_reject(RejectRow(4, "id-4", RejectStage.API, "HTTP 400", None, None, 400, 1))
+    names = [(2, "Old", None, None), (5, "=Ada", "Lovelace", "a@example.com")]
+    journal.add_people(pl.DataFrame(names, schema=[ROW, *PEOPLE], orient="row"))
+    journal.add_people(pl.DataFrame([(2, "New", None, None)], schema=[ROW, *PEOPLE], orient="row"))
+    journal.add_omitted([Omission(5, "phoneNumber", "'1234' is not a phone number")])
+    journal.flush()
+    rows = [row for frame in result_frames(journal) for row in frame.rows()]
+    assert [(r[0], r[2]) for r in rows] == [
+        ("1", "updated"), ("2", "valid"), ("3", "valid"), ("5", "valid"),
+        ("6", "valid"), ("7", "updated"), ("9", "valid"),
+    ]  # fmt: skip
+    assert rows[0][:5] == ("1", "id-1", "updated", "200", "2")
+    assert rows[1][-3:] == ("New", None, None)
+    assert rows[3][8:] == (
+        "phoneNumber omitted: '1234' is not a phone number",
+        "'=Ada",  # sheet-safe
+        "Lovelace",
+        "a@example.com",
+    )
+    assert journal.count_omitted() == {"phoneNumber": 1}
+    assert journal.count_done() == 8
     journal.close()

@@ -189,8 +189,8 @@ class PreparedBatch:
     """Every usable externalId read (an incremental sync's "what the export holds")."""
     sends: pl.DataFrame  # ROW, EXTERNAL_ID, BODY of the records to send
     bodies: pl.DataFrame  # ROW, BODY of those and of the unchanged ones (results' names)
-    unchanged: list[tuple[int, str]] = field(default_factory=list)
-    """(row, externalId) of valid records the API already holds as they are (incremental)."""
+    unchanged: pl.DataFrame
+    """ROW, EXTERNAL_ID of valid records the API already holds as they are (incremental)."""
     rejects: list[RejectRow] = field(default_factory=list)
     held: list[HeldRecord] = field(default_factory=list)
     omitted: list[Omission] = field(default_factory=list)

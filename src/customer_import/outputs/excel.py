@@ -17,10 +17,13 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from customer_import.durable import replaced_bytes
 from customer_import.errors import ConfigError
+
+if TYPE_CHECKING:
+    import polars as pl
 
 SHEET_ROWS: Final = 1_048_576
 """The most rows a worksheet holds, the header's included."""
@@ -72,6 +75,9 @@ class SheetWriter:
     def writerows(self, rows: Iterable[Sequence[object]]) -> None:
         for row in rows:
             self.writerow(row)
+
+    def write_frame(self, frame: pl.DataFrame) -> None:
+        self.writerows(frame.iter_rows())
 
     def _measure(self, cells: list[str]) -> None:
         self._widths += [0] * (len(cells) - len(self._widths))

@@ -18,7 +18,9 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final, Protocol
+from typing import IO, Any, Final, Protocol
+
+import polars as pl
 
 from customer_import.config import OutputConfig, TableFormat
 from customer_import.contracts import (
@@ -32,6 +34,7 @@ from customer_import.durable import replaced_text
 from customer_import.outputs.excel import SHEET_ROWS, workbook
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
+from customer_import.record.results import result_frames
 
 RESULTS: Final = "results"
 REJECTS: Final = "rejects"
@@ -100,11 +103,29 @@ class Layout:
 
 
 class TableWriter(Protocol):
-    """What ``csv.writer`` and ``excel.SheetWriter`` both are."""
+    """What ``CsvTable`` and ``excel.SheetWriter`` both are."""
 
     def writerow(self, row: Sequence[Any], /) -> object: ...
 
     def writerows(self, rows: Iterable[Sequence[Any]], /) -> object: ...
+
+    def write_frame(self, frame: pl.DataFrame, /) -> object: ...
+
+
+class CsvTable:
+    """``csv.writer``'s two methods, and a frame's rows written by Polars (a text column, null
+    where empty: csv.writer's quoting and line ends)."""
+
+    def __init__(self, handle: IO[str], delimiter: str) -> None:
+        self._handle, self._delimiter = handle, delimiter
+        self._writer = csv.writer(handle, delimiter=delimiter)
+        self.writerow, self.writerows = self._writer.writerow, self._writer.writerows
+
+    def write_frame(self, frame: pl.DataFrame) -> None:
+        text = frame.write_csv(
+            include_header=False, separator=self._delimiter, line_terminator="\r\n"
+        )
+        self._handle.write(text)
 
 
 @contextmanager
@@ -119,7 +140,7 @@ def open_table(folder: Path, stem: str, layout: Layout) -> Iterator[TableWriter]
         with replaced_text(path) as handle:
             if layout.bom:
                 handle.write("\ufeff")
-            yield csv.writer(handle, delimiter=layout.delimiter)
+            yield CsvTable(handle, layout.delimiter)
     for other in FORMATS:
         if other != layout.format:
             (folder / f"{stem}.{other}").unlink(missing_ok=True)
@@ -136,7 +157,8 @@ def write_results(
     """``lineage``: a fed back rejects file's results end with source_row, source_file."""
     with open_table(out_dir, RESULTS, layout) as table:
         table.writerow([*RESULTS_HEADER, *(LINEAGE if lineage else ())])
-        table.writerows(journal.results(lineage=lineage, safe=layout.escaped))
+        for frame in result_frames(journal, lineage=lineage, safe=layout.escaped):
+            table.write_frame(frame)
 
 
 def write_rejects(

@@ -119,14 +119,13 @@ class IncrementalSync:
         log.warning("%s", found)
         self.warnings.append(found)
 
-    def split_unchanged(self, sends: pl.DataFrame) -> tuple[pl.DataFrame, list[tuple[int, str]]]:
+    def split_unchanged(self, sends: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
         """``sends`` (``ROW``, ``EXTERNAL_ID``, ``BODY``) less the records whose body the API
-        already holds, and those records' (row, externalId)."""
+        already holds, and those records' ``ROW``, ``EXTERNAL_ID``."""
         if self.snapshot is None or sends.is_empty():
-            return sends, []
+            return sends, sends.clear().select(ROW, EXTERNAL_ID)
         mask = self.snapshot.unchanged_mask(sends[EXTERNAL_ID], sends[BODY])
-        unchanged = list(sends.filter(mask).select(ROW, EXTERNAL_ID).iter_rows())
-        return sends.filter(~mask), unchanged
+        return sends.filter(~mask), sends.filter(mask).select(ROW, EXTERNAL_ID)
 
     def recorded(self, batches: Iterable[PreparedBatch]) -> Iterator[PreparedBatch]:
         """The batches, each one's ids (what the export holds) and sends (what is about to be
@@ -141,7 +140,7 @@ class IncrementalSync:
         if not sends.is_empty():
             self._parts.sent(sends[ROW], sends[EXTERNAL_ID], sends[BODY])
 
-    def deactivations(self, already_sent: list[int], *, send: bool) -> pl.DataFrame:
+    def deactivations(self, already_sent: pl.Series, *, send: bool) -> pl.DataFrame:
         """Customers gone from the export since the last run, once it is all read: listed in
         ``missing_ids``, and with ``on_missing = "deactivate"`` (and ``send``) the requests that
         set them ``active = false``, numbered -1, -2... (they are not input records), less those
@@ -161,7 +160,7 @@ class IncrementalSync:
             range(-1, -missing.height - 1, -1),
             missing[SNAPSHOT_ID],
             [deactivation_body(b).decode() for b in missing[SNAPSHOT_BODY]],
-        ).filter(~pl.col(ROW).is_in(already_sent))
+        ).filter(~pl.col(ROW).is_in(already_sent.implode()))
         self.record_sends(frame)
         return frame
 

@@ -3,8 +3,10 @@
 SQLite in WAL mode in the output directory. It is the single source of truth for a run:
 results, rejects and summary.json are rendered from it, so a resumed run's outputs are the
 same as an uninterrupted run's, and a ``kill -9`` loses at most the outcomes of the last
-uncommitted flush (those records are simply sent again; the upsert is idempotent). A journal
-of an earlier version gains the tables it lacks (``people``: its records' names stay empty).
+uncommitted flush (those records are simply sent again; the upsert is idempotent). What comes
+a batch at a time (a dry run's valid records, an incremental sync's unchanged ones, the names
+of the records to send) is kept a batch a row (``bulk.py``). A journal of an earlier version
+gains the tables it lacks (its records' names stay empty).
 """
 
 from __future__ import annotations
@@ -20,7 +22,10 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Final, TypeVar
 
+import polars as pl
+
 from customer_import.contracts import (
+    ROW,
     Omission,
     RecordStatus,
     RejectRow,
@@ -28,7 +33,7 @@ from customer_import.contracts import (
     ResultRow,
 )
 from customer_import.errors import StorageFault
-from customer_import.record.cells import sheet_safe, text
+from customer_import.record import bulk
 from customer_import.record.locks import FolderLock
 
 log = logging.getLogger("customer_import")
@@ -70,7 +75,7 @@ CREATE TABLE IF NOT EXISTS lineage (   -- a fed back rejects file: where each re
     source_row TEXT NOT NULL,
     source_file TEXT NOT NULL
 );
-CREATE TABLE IF NOT EXISTS people (    -- results' firstName, lastName, email: as validated
+CREATE TABLE IF NOT EXISTS people (    -- names, as an earlier version kept them (now in bulk)
     row INTEGER PRIMARY KEY,
     first_name TEXT,
     last_name TEXT,
@@ -84,7 +89,7 @@ CREATE TABLE IF NOT EXISTS omitted (   -- on_invalid = "omit": values left out o
 ) WITHOUT ROWID;
 """
 #: Statuses of records imported (or valid) as they are: their omissions are warnings.
-_IMPORTED: Final = "('created', 'updated', 'unchanged', 'valid')"
+IMPORTED: Final = "('created', 'updated', 'unchanged', 'valid')"
 
 
 class Journal:
@@ -100,39 +105,34 @@ class Journal:
         self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(_SCHEMA + bulk.SCHEMA)
         self.lock: FolderLock | None = None
         """The output folder's lock, held until ``close``."""
         self._results: list[ResultRow] = []
-        # Records settled without a request (a dry run's valid ones, an incremental sync's
-        # unchanged ones), (row, externalId) by status: two values bind faster than eight.
-        self._unsent: dict[RecordStatus, list[tuple[int, str]]] = {
-            RecordStatus.VALID: [],
-            RecordStatus.UNCHANGED: [],
-        }
         self._rejects: list[tuple[object, ...]] = []
         self._omitted: list[Omission] = []
-        self._people: list[tuple[object, ...]] = []
+        self._bulk: list[tuple[str, pl.DataFrame]] = []  # (kind, a batch's frame): bulk.py
 
     @property
     def pending_writes(self) -> int:
-        lists: tuple[list[Any], ...] = (self._results, self._rejects, self._omitted, self._people)
-        return sum(len(p) for p in (*lists, *self._unsent.values()))
+        lists: tuple[list[Any], ...] = (self._results, self._rejects, self._omitted)
+        return sum(map(len, lists)) + sum(frame.height for _, frame in self._bulk)
 
-    def add_people(self, rows: list[tuple[object, ...]]) -> None:
-        """(row, firstName, lastName, email) of valid records, for results.csv: known when the
-        records are prepared, kept apart from their outcomes (which come later)."""
-        self._people.extend(rows)
+    def add_people(self, frame: pl.DataFrame) -> None:
+        """ROW and ``PEOPLE`` of valid records, for results.csv: known when the records are
+        prepared, kept apart from their outcomes (which come later)."""
+        if not frame.is_empty():
+            self._bulk.append((bulk.PEOPLE_KIND, frame.select(list(bulk.PEOPLE_SCHEMA))))
 
     def add_result(self, r: ResultRow) -> None:
         self._results.append(r)
 
-    def add_unsent(self, status: RecordStatus, records: Iterable[tuple[int, str]]) -> int:
-        """Records ``valid`` (a dry run) or ``unchanged`` (incremental), (row, externalId)
-        each, in bulk: no ResultRow a record; returns how many."""
-        rows = list(records)  # from a generator, a flush could run between two of them
-        self._unsent[status].extend(rows)
-        return len(rows)
+    def add_unsent(self, status: RecordStatus, frame: pl.DataFrame) -> int:
+        """A batch's records ``valid`` (a dry run) or ``unchanged`` (incremental): ROW and
+        EXTERNAL_ID, kept as one blob (``bulk.py``); returns how many."""
+        if not frame.is_empty():
+            self._bulk.append((status, frame.select(list(bulk.OUTCOME_SCHEMA))))
+        return frame.height
 
     def add_omitted(self, omitted: list[Omission]) -> None:
         """Values left out of records about to be sent (or found valid): results.csv's
@@ -150,19 +150,16 @@ class Journal:
         (what was not written is kept, for a later flush to try again)."""
         with self._lock:
             results, rejects = _take(self._results), _take(self._rejects)
-            omitted, people = _take(self._omitted), _take(self._people)
-            unsent = {status: _take(rows) for status, rows in self._unsent.items()}
-            if not (results or rejects or omitted or people or any(unsent.values())):
+            omitted, batches = _take(self._omitted), _take(self._bulk)
+            if not (results or rejects or omitted or batches):
                 return
             try:
-                self._write(results, unsent, rejects, omitted, people)
+                self._write(results, rejects, omitted, batches)
             except BaseException as exc:
                 self._results[:0] = results  # kept for the next flush
-                for status, rows in unsent.items():
-                    self._unsent[status][:0] = rows
                 self._rejects[:0] = rejects
                 self._omitted[:0] = omitted
-                self._people[:0] = people
+                self._bulk[:0] = batches
                 if isinstance(exc, sqlite3.Error | OSError):
                     raise StorageFault(self.path, exc) from exc
                 raise
@@ -170,25 +167,23 @@ class Journal:
     def _write(
         self,
         results: list[ResultRow],
-        unsent: dict[RecordStatus, list[tuple[int, str]]],
         rejects: list[tuple[object, ...]],
         omitted: list[Omission],
-        people: list[tuple[object, ...]],
+        batches: list[tuple[str, pl.DataFrame]],
     ) -> None:
+        blobs = [bulk.parameters(kind, frame) for kind, frame in batches]
         self._db.execute("BEGIN")
         try:
             # A resumed run prepares its pending records again: their omissions are the same.
             self._insert(
                 "(row, field, reason)", "(?, ?, ?)", omitted, "INSERT OR REPLACE INTO omitted"
             )
-            self._insert("", "(?, ?, ?, ?)", people, "INSERT OR REPLACE INTO people")
+            self._db.executemany(bulk.INSERT, blobs)
             self._insert(
                 "(row, external_id, status, http_status, attempts, created_at, updated_at, detail)",
                 "(?, ?, ?, ?, ?, ?, ?, ?)",
                 results,
             )
-            for status, rows in unsent.items():
-                self._insert("(row, status, external_id)", f"(?, '{status}', ?)", rows)
             self._insert(
                 "(row, status, external_id, http_status, attempts, stage, reason, source, raw)",
                 "(?, 'rejected', ?, ?, ?, ?, ?, ?, ?)",
@@ -219,7 +214,8 @@ class Journal:
             sql = f"{into} {columns} VALUES {', '.join([values] * len(chunk))}"
             self._db.execute(sql, [value for row in chunk for value in row])
 
-    def _rows(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+    def read(self, query: str, params: Sequence[object] = ()) -> list[Any]:
+        """The rows of a query (``results.py`` renders results.csv's windows so)."""
         with self._lock:
             return self._db.execute(query, params).fetchall()
 
@@ -229,7 +225,7 @@ class Journal:
             return [value for (value,) in self._db.execute(query, params)]
 
     def get_meta(self, key: str) -> str | None:
-        rows = self._rows("SELECT value FROM meta WHERE key = ?", (key,))
+        rows = self.read("SELECT value FROM meta WHERE key = ?", (key,))
         return str(rows[0][0]) if rows else None
 
     def set_meta(self, **values: str) -> None:
@@ -246,15 +242,31 @@ class Journal:
         elif guarded:
             self.set_meta(state=JournalState.GUARDED)
 
-    def done_rows(self, below: int | None = None) -> list[int]:
-        """Rows that have an outcome (only those below ``below`` when given)."""
-        if below is None:
-            return self._column("SELECT row FROM outcomes")
-        return self._column("SELECT row FROM outcomes WHERE row < ?", (below,))
+    def done_rows(self, below: int | None = None) -> pl.Series:
+        """ROW: the rows that have an outcome (only those below ``below`` when given)."""
+        if below is not None:  # deactivations, rows below 1, are never settled in bulk
+            query = "SELECT row FROM outcomes WHERE row < ?"
+            return pl.Series(ROW, self._column(query, (below,)), dtype=pl.Int64)
+        kept = pl.Series(ROW, self._column("SELECT row FROM outcomes"), dtype=pl.Int64)
+        return pl.concat([kept, self.bulk_frame(None, [ROW]).to_series()])
+
+    def bulk_frame(
+        self, kind: str | None, columns: list[str], rows: tuple[int, int] = (1, -1)
+    ) -> pl.DataFrame:
+        """``columns`` of the records kept in bulk of one kind (None: every status, people left
+        out; ``bulk.STATUS`` is a column), those of ``rows`` (first, last; -1: on) only."""
+        first, last = rows
+        where = "kind = ?" if kind else "kind != ?"
+        query = f"SELECT kind, data FROM bulk WHERE {where} AND last_row >= ?"
+        query += " AND first_row <= ? ORDER BY seq" if last >= 0 else " ORDER BY seq"
+        params = (kind or bulk.PEOPLE_KIND, first, *((last,) if last >= 0 else ()))
+        frame = bulk.frame_of(kind == bulk.PEOPLE_KIND, self.read(query, params), columns)
+        wanted = pl.col(ROW) >= first
+        return frame.filter(wanted & (pl.col(ROW) <= last) if last >= 0 else wanted)
 
     def count_done(self) -> int:
         """Input records (rows from 1) that have an outcome."""
-        return int(self._rows("SELECT count(*) FROM outcomes WHERE row > 0")[0][0])
+        return sum(self.count_by_status().values())
 
     def forget_rejects(self, stage: RejectStage) -> int:
         """Turn rejects of one stage back into pending records; returns how many."""
@@ -292,11 +304,15 @@ class Journal:
     def count_by_status(self) -> dict[str, int]:
         """Input records only (rows from 1): deactivations are counted apart."""
         query = "SELECT status, count(*) FROM outcomes WHERE row > 0 GROUP BY status"
-        return dict(self._rows(query))
+        counts = dict(self.read(query))
+        in_bulk = "SELECT kind, sum(records) FROM bulk WHERE kind != ? GROUP BY kind"
+        for status, count in self.read(in_bulk, (bulk.PEOPLE_KIND,)):
+            counts[status] = counts.get(status, 0) + count
+        return counts
 
     def count_rejects_by_stage(self) -> dict[str, int]:
         where = "WHERE status = 'rejected' AND row > 0"
-        return dict(self._rows(f"SELECT stage, count(*) FROM outcomes {where} GROUP BY stage"))
+        return dict(self.read(f"SELECT stage, count(*) FROM outcomes {where} GROUP BY stage"))
 
     def deactivations(self) -> dict[str, tuple[object, ...]]:
         """externalId -> (status, http_status, attempts, updated_at, reason), rows below 1."""
@@ -304,19 +320,27 @@ class Journal:
             "SELECT external_id, status, http_status, attempts, updated_at, reason"
             " FROM outcomes WHERE row < 0"
         )
-        return {str(r[0]): tuple(r[1:]) for r in self._rows(query)}
+        return {str(r[0]): tuple(r[1:]) for r in self.read(query)}
 
     def count_deactivated(self) -> int:
         query = "SELECT count(*) FROM outcomes WHERE row < 0 AND status IN ('created', 'updated')"
-        return int(self._rows(query)[0][0])
+        return int(self.read(query)[0][0])
 
     def count_omitted(self) -> dict[str, int]:
         """Per field, the input records imported (or valid) without it (``on_invalid``)."""
         query = (
             "SELECT field, count(*) FROM omitted JOIN outcomes USING (row)"
-            f" WHERE status IN {_IMPORTED} AND row > 0 GROUP BY field ORDER BY field"
+            f" WHERE status IN {IMPORTED} AND row > 0 GROUP BY field"
         )
-        return dict(self._rows(query))
+        counts = dict(self.read(query))
+        apart = "SELECT o.row, o.field FROM omitted AS o LEFT JOIN outcomes AS x USING (row)"
+        loose = self.read(f"{apart} WHERE x.row IS NULL")  # kept in bulk, or no outcome yet
+        if loose:
+            frame = pl.DataFrame(loose, schema={ROW: pl.Int64, "field": pl.String}, orient="row")
+            settled = frame.filter(pl.col(ROW).is_in(self.bulk_frame(None, [ROW]).to_series()))
+            for field, count in settled.group_by("field").len().iter_rows():
+                counts[field] = counts.get(field, 0) + count
+        return dict(sorted(counts.items()))
 
     def set_lineage(self, rows: Iterable[tuple[int, str, str]]) -> None:
         """(row, source_row, source_file) of the records of a fed back rejects file."""
@@ -329,36 +353,11 @@ class Journal:
             "SELECT row, l.source_row, l.source_file FROM outcomes JOIN lineage AS l USING (row)"
             " WHERE status = 'rejected'"
         )
-        return {row: (source_row, file) for row, source_row, file in self._rows(query)}
-
-    def results(self, *, lineage: bool = False, safe: bool = True) -> Iterator[tuple[object, ...]]:
-        """results.csv's rows (``outputs.files.RESULTS_HEADER``): empty values are '', text
-        is sheet-safe (``safe=False``: as it is, for a workbook's text cells). ``lineage``:
-        then source_row and source_file (``set_lineage``)."""
-        cell = sheet_safe if safe else text
-        warnings = "''"
-        joined = " LEFT JOIN people AS p USING (row)"
-        if self._rows("SELECT 1 FROM omitted LIMIT 1"):
-            warnings = cell(f"CASE WHEN status IN {_IMPORTED} THEN w.text END")
-            joined += (
-                " LEFT JOIN (SELECT row, group_concat(field || ' omitted: ' || reason, '; ')"
-                " AS text FROM omitted GROUP BY row) AS w USING (row)"
-            )
-        origin = ""
-        if lineage:
-            origin = f", ifnull(l.source_row, ''), {cell('l.source_file')}"
-            joined += " LEFT JOIN lineage AS l USING (row)"
-        people = ", ".join(cell(f"p.{c}") for c in ("first_name", "last_name", "email"))
-        yield from self._db.execute(
-            f"SELECT row, {cell('external_id')}, status, ifnull(http_status, ''),"
-            f" attempts, {cell('created_at')}, {cell('updated_at')},"
-            f" {cell('detail')}, {warnings}, {people}{origin}"
-            f" FROM outcomes{joined} WHERE status != 'rejected' AND row > 0 ORDER BY row"
-        )
+        return {row: (source_row, file) for row, source_row, file in self.read(query)}
 
     def pending_rows(self, records: int) -> Iterator[int]:
         """Record numbers 1..``records`` without an outcome."""
-        done = set(self._column("SELECT row FROM outcomes WHERE row > 0"))
+        done = set(self.done_rows().to_list())
         return (row for row in range(1, records + 1) if row not in done)
 
     def rejects(self) -> Iterator[tuple[int, list[str], str, str, str | None]]:

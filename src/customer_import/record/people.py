@@ -22,17 +22,15 @@ from customer_import.contracts import BODY, PEOPLE, ROW, HeldRecord
 _MEMBER: Final = r',"{key}":"((?:[^"\\]|\\.)*)"'
 
 
-def people(sends: pl.DataFrame, held: list[HeldRecord]) -> list[tuple[object, ...]]:
-    """(row, firstName, lastName, email) of the records about to be sent (``ROW``, ``BODY``)
-    and of the held ones that are valid; None where the body has no such field."""
+def people(sends: pl.DataFrame, held: list[HeldRecord]) -> pl.DataFrame:
+    """ROW and ``PEOPLE`` of the records about to be sent (``ROW``, ``BODY``) and of the held
+    ones that are valid; null where the body has no such field."""
     bodies = [(h.row, h.body.decode()) for h in held if h.body is not None]
     if bodies:
         extra = pl.DataFrame(bodies, schema={ROW: pl.Int64, BODY: pl.String}, orient="row")
         sends = pl.concat([sends.select(ROW, BODY), extra])
-    if sends.is_empty():
-        return []
     found = sends.select(ROW, *(_value(key) for key in PEOPLE))
-    return found.with_columns(_decoded(found[key]) for key in PEOPLE).rows()
+    return found.with_columns(_decoded(found[key]) for key in PEOPLE)
 
 
 def _value(key: str) -> pl.Expr:

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
+
+import polars as pl
 
 from customer_import.contracts import (
     PreparedBatch,
@@ -101,8 +103,8 @@ class Recorder:
         self.journal.add_omitted(batch.omitted)
         self.journal.add_people(people(batch.bodies, batch.held))
 
-    def unchanged(self, records: Iterable[tuple[int, str]]) -> None:
-        """Incremental sync: (row, externalId) of records the API already holds as they are."""
+    def unchanged(self, records: pl.DataFrame) -> None:
+        """Incremental sync: ROW, EXTERNAL_ID of records the API already holds as they are."""
         self._counted(
             RecordStatus.UNCHANGED, self.journal.add_unsent(RecordStatus.UNCHANGED, records)
         )
@@ -120,8 +122,8 @@ class Recorder:
         """The run's progress, given its record count and the requests made."""
         return Progress(total, self.counters.done, dict(self.counters.by_status), requests)
 
-    def valid(self, records: Iterable[tuple[int, str]]) -> None:
-        """A dry run's valid records, (row, externalId) each."""
+    def valid(self, records: pl.DataFrame) -> None:
+        """A dry run's valid records: ROW, EXTERNAL_ID."""
         self._counted(RecordStatus.VALID, self.journal.add_unsent(RecordStatus.VALID, records))
 
     def outcome(self, outcome: SendOutcome) -> None:

@@ -23,8 +23,6 @@ import polars as pl
 
 from customer_import.config import Credentials, JobConfig, read_credentials
 from customer_import.contracts import (
-    EXTERNAL_ID,
-    ROW,
     Batch,
     HeldRecord,
     PreparedBatch,
@@ -185,7 +183,7 @@ class _Run:
         return found.repeated
 
     def _preparer(self, repeated: pl.Series) -> BatchPreparer:
-        done = pl.Series(ROW, self.journal.done_rows(), dtype=pl.Int64)
+        done = self.journal.done_rows()
         self.recorder.resumed(self.journal.count_by_status())
         split = self.sync.split_unchanged if self.sync is not None else None
         # Per-field counts in every run (report.html): a pass over each batch's checked frame
@@ -214,7 +212,7 @@ class _Run:
         """The items to send; none in a dry run, which records the records as valid."""
         if not self.options.dry_run:
             return send_items(sends)
-        self.recorder.valid(sends.select(ROW, EXTERNAL_ID).iter_rows())
+        self.recorder.valid(sends)
         return []
 
     def _decide_repeated(self, held: list[HeldRecord]) -> pl.DataFrame:

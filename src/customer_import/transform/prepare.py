@@ -52,7 +52,7 @@ FIRST_BATCH: Final = 1_000
 
 #: Incremental sync: records to send -> those the API does not hold as they are, and the
 #: (row, externalId) of those it does.
-UnchangedSplit = Callable[[pl.DataFrame], tuple[pl.DataFrame, list[tuple[int, str]]]]
+UnchangedSplit = Callable[[pl.DataFrame], tuple[pl.DataFrame, pl.DataFrame]]
 
 
 class BatchQuality(NamedTuple):
@@ -181,7 +181,7 @@ class BatchPreparer:
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
         checked = validated.valid.filter(is_new)
-        sends, unchanged = checked, list[tuple[int, str]]()
+        sends, unchanged = checked, checked.clear().select(ROW, EXTERNAL_ID)
         if self._split_unchanged is not None:
             sends, unchanged = self._split_unchanged(checked)
         rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
