@@ -188,7 +188,7 @@ class PreparedBatch:
     ids: pl.Series
     """Every usable externalId read (an incremental sync's "what the export holds")."""
     sends: pl.DataFrame  # ROW, EXTERNAL_ID, BODY of the records to send
-    bodies: pl.DataFrame  # ROW, BODY of those and of the unchanged ones (results' names)
+    people: pl.DataFrame  # ROW and PEOPLE of the batch's valid records (results' names)
     unchanged: pl.DataFrame
     """ROW, EXTERNAL_ID of valid records the API already holds as they are (incremental)."""
     rejects: list[RejectRow] = field(default_factory=list)

@@ -5,8 +5,9 @@ state.
     recorder.py     outcomes into the journal, counted for progress
     commits.py      the journal committed in groups (a crash re-sends at most twice the
                     concurrency)
-    people.py       results' names and emails, cut from the request bodies
-    cells.py        SQL for a journal column as an output cell shows it
+    bulk.py         what comes a batch at a time (valid, unchanged, names): a blob a batch
+    results.py      results' rows, rendered by Polars a window of record numbers at a time
+    cells.py        a results column as an output cell shows it (formula-safe)
     opening.py      which journal a run gets: new, the unfinished one resumed, or after it
                     was closed as abandoned; or a refusal
     history.py      history/<run id>/: every run's files, the latest copied to the top

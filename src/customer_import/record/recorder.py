@@ -20,7 +20,6 @@ from customer_import.contracts import (
 )
 from customer_import.record.commits import GroupCommit
 from customer_import.record.journal import Journal
-from customer_import.record.people import people
 from customer_import.send.front_door import FIRST_ANSWERS
 from customer_import.transform.duplicates import Decision
 
@@ -101,7 +100,7 @@ class Recorder:
             self.reject(reject)
         self.unchanged(batch.unchanged)
         self.journal.add_omitted(batch.omitted)
-        self.journal.add_people(people(batch.bodies, batch.held))
+        self.journal.add_people(batch.people)
 
     def unchanged(self, records: pl.DataFrame) -> None:
         """Incremental sync: ROW, EXTERNAL_ID of records the API already holds as they are."""

@@ -20,6 +20,7 @@ import polars as pl
 from customer_import.contracts import (
     BODY,
     EXTERNAL_ID,
+    PEOPLE,
     REASON,
     ROW,
     Batch,
@@ -179,8 +180,9 @@ class BatchPreparer:
         held_rows = frame[ROW].filter(held_mask)
         validated = self._validator.validate(mapped)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
-        is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~pl.col(ROW).is_in(self._done.implode())
-        checked = validated.valid.filter(is_new)
+        is_done = pl.col(ROW).is_in(self._done.implode())
+        is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~is_done
+        checked = validated.valid.select(ROW, EXTERNAL_ID, BODY).filter(is_new)
         sends, unchanged = checked, checked.clear().select(ROW, EXTERNAL_ID)
         if self._split_unchanged is not None:
             sends, unchanged = self._split_unchanged(checked)
@@ -189,12 +191,12 @@ class BatchPreparer:
             RejectRow(row, eid, RejectStage.VALIDATION, reason, sources[row])
             for row, eid, reason in validated.rejects.filter(is_new).iter_rows()
         ]
-        omitted = validated.omitted.filter(~pl.col(ROW).is_in(self._done.implode()))
+        omitted = validated.omitted.filter(~is_done)
         prepared = PreparedBatch(
             records=batch.records,
             ids=ids.drop_nulls(),
             sends=sends,
-            bodies=checked.select(ROW, BODY),
+            people=validated.valid.select(ROW, *PEOPLE).filter(~is_done),
             unchanged=unchanged,
             rejects=rejects,
             held=self._held(validated, held_rows, sources),
@@ -217,7 +219,7 @@ class BatchPreparer:
     ) -> list[HeldRecord]:
         is_held = pl.col(ROW).is_in(held_rows.implode())
         done = pl.col(ROW).is_in(self._done.implode()).alias("_done")
-        valid = validated.valid.filter(is_held).with_columns(done)
+        valid = validated.valid.select(ROW, EXTERNAL_ID, BODY).filter(is_held).with_columns(done)
         rejects = validated.rejects.filter(is_held).with_columns(done)
         held = [
             HeldRecord(row, eid, body=body.encode(), source=sources[row], done=is_done)

@@ -17,7 +17,7 @@ from typing import Final
 import polars as pl
 
 from customer_import.config import FieldMapping
-from customer_import.contracts import BODY, EXTERNAL_ID, REASON, ROW
+from customer_import.contracts import BODY, EXTERNAL_ID, PEOPLE, REASON, ROW
 from customer_import.schema import BOOLEAN_FIELDS, REQUIRED_FIELDS, TARGET_FIELDS
 from customer_import.transform.fastpath import fast_emails, fast_phones
 from customer_import.transform.fieldstats import ERR, OMIT, FieldStats
@@ -36,7 +36,8 @@ FIELD: Final = "_field"
 
 @dataclass(frozen=True, slots=True)
 class Validated:
-    """``valid``: ROW, EXTERNAL_ID, BODY (JSON text). ``rejects``: ROW, EXTERNAL_ID, REASON.
+    """``valid``: ROW, EXTERNAL_ID, BODY (JSON text), and ``PEOPLE`` as the body holds them
+    (null where it has none: results' names). ``rejects``: ROW, EXTERNAL_ID, REASON.
     ``omitted``: ROW, FIELD, REASON of the values left out of valid records."""
 
     valid: pl.DataFrame
@@ -226,18 +227,24 @@ _ESCAPED_IN_JSON: Final = r'[\x00-\x1f"\\]'
 
 
 def _with_bodies(valid: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
-    """ROW, EXTERNAL_ID, BODY of the valid records. A value with nothing to escape is quoted
-    as it is; only the records with a quote, a backslash or a control character in some
-    value go through Polars' JSON encoder, a field at a time (a tenth of the cost a record)."""
+    """ROW, EXTERNAL_ID, BODY and ``PEOPLE`` of the valid records. A value with nothing to
+    escape is quoted as it is; only the records with a quote, a backslash or a control
+    character in some value go through Polars' JSON encoder, a field at a time (a tenth of
+    the cost a record)."""
     strings = [f"{t}{_OK}" for t in plan.targets if t not in BOOLEAN_FIELDS]
     escape = pl.any_horizontal(
         [pl.col(c).str.contains(_ESCAPED_IN_JSON).fill_null(False) for c in strings]
         or [pl.lit(False)]
     )
+    names = [
+        (pl.col(f"{t}{_OK}") if t in plan.targets else pl.lit(None, pl.String)).alias(t)
+        for t in PEOPLE
+    ]
     out = valid.select(
         ROW,
         pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID),
         _body_expr(plan, _plain_member),
+        *names,
         escape.alias("_escape"),
     )
     tricky = out["_escape"].arg_true()
