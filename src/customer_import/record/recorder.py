@@ -95,9 +95,11 @@ class Recorder:
 
     def prepared(self, batch: PreparedBatch) -> None:
         """A prepared batch's outcomes known before sending: rejects and unchanged records,
-        the values left out of the records to send, and their names and emails."""
+        the values left out of the records to send, and their names and emails. The batch's
+        rejects (parse and validation: input records) are committed as one group."""
         for reject in batch.rejects:
-            self.reject(reject)
+            self.journal.add_reject(reject)
+        self._counted(RecordStatus.REJECTED, len(batch.rejects))
         self.unchanged(batch.unchanged)
         self.journal.add_omitted(batch.omitted)
         self.journal.add_people(batch.people)
