@@ -10,7 +10,7 @@ a stored value.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import re
 from dataclasses import dataclass, replace
 from typing import Final
 
@@ -222,63 +222,48 @@ def _for_stats(checked: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
     return checked.select(columns)
 
 
-#: What a JSON string escapes (the encoder writes everything else as it is, UTF-8 included).
-_ESCAPED_IN_JSON: Final = r'[\x00-\x1f"\\]'
-
-
 def _with_bodies(valid: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
-    """ROW, EXTERNAL_ID, BODY and ``PEOPLE`` of the valid records. A value with nothing to
-    escape is quoted as it is; only the records with a quote, a backslash or a control
-    character in some value go through Polars' JSON encoder, a field at a time (a tenth of
-    the cost a record)."""
-    strings = [f"{t}{_OK}" for t in plan.targets if t not in BOOLEAN_FIELDS]
-    escape = pl.any_horizontal(
-        [pl.col(c).str.contains(_ESCAPED_IN_JSON).fill_null(False) for c in strings]
-        or [pl.lit(False)]
-    )
+    """ROW, EXTERNAL_ID, BODY and ``PEOPLE`` of the valid records. The body is Polars' JSON
+    encoding of the checked values (``TARGET_FIELDS`` order, notificationOptions nested);
+    empty fields are then cut out, only from the bodies that have one, so an upsert never
+    clears a stored value."""
     names = [
         (pl.col(f"{t}{_OK}") if t in plan.targets else pl.lit(None, pl.String)).alias(t)
         for t in PEOPLE
     ]
     out = valid.select(
-        ROW,
-        pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID),
-        _body_expr(plan, _plain_member),
-        *names,
-        escape.alias("_escape"),
+        ROW, pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID), _encoded(plan), *names
     )
-    tricky = out["_escape"].arg_true()
-    if tricky.is_empty():
-        return out.drop("_escape")
-    exact = valid[tricky].select(_body_expr(plan, _member)).to_series()
-    return out.drop("_escape").with_columns(out[BODY].scatter(tricky, exact))
+    gaps = out[BODY].str.contains(":null", literal=True).arg_true()
+    if gaps.is_empty():
+        return out
+    return out.with_columns(out[BODY].scatter(gaps, _without_nulls(out[BODY][gaps], plan)))
 
 
-def _body_expr(plan: MappingPlan, member: Callable[[str, str], pl.Expr]) -> pl.Expr:
-    """The JSON request body; empty optional fields are omitted, not sent as null."""
+def _encoded(plan: MappingPlan) -> pl.Expr:
+    """The JSON text of the checked values, empty ones as null."""
     mapped = set(plan.targets)
-    top = [member(t, t) for t in TARGET_FIELDS if "." not in t and t in mapped]
-    nested = [member(t, t.split(".", 1)[1]) for t in TARGET_FIELDS if "." in t and t in mapped]
+    top = [pl.col(f"{t}{_OK}").alias(t) for t in TARGET_FIELDS if "." not in t and t in mapped]
+    nested = [
+        pl.col(f"{t}{_OK}").alias(t.split(".", 1)[1])
+        for t in TARGET_FIELDS
+        if "." in t and t in mapped
+    ]
     if nested:
-        inner = pl.concat_str(nested, separator=",", ignore_nulls=True)
-        nested_object = pl.concat_str([pl.lit('"notificationOptions":{'), inner, pl.lit("}")])
-        top.append(pl.when(inner != "").then(nested_object))
-    body = pl.concat_str(top, separator=",", ignore_nulls=True)
-    return pl.concat_str([pl.lit("{"), body, pl.lit("}")]).alias(BODY)
+        top.append(pl.struct(nested).alias(_NESTED))
+    return pl.struct(top).struct.json_encode().alias(BODY)
 
 
-def _member(target: str, key: str) -> pl.Expr:
-    """'"key":<json value>' or null when the value is empty."""
-    value = pl.col(f"{target}{_OK}")
-    encoded = pl.struct(value.alias(key)).struct.json_encode()
-    return pl.when(value.is_not_null()).then(encoded.str.strip_prefix("{").str.strip_suffix("}"))
+def _without_nulls(bodies: pl.Series, plan: MappingPlan) -> pl.Series:
+    """Bodies less their null members, and less an object left empty by it. A JSON string
+    holds no unescaped quote, so no value's text is taken for a member."""
+    keys = "|".join(re.escape(t.rsplit(".", 1)[-1]) for t in plan.targets)
+    return (
+        bodies.str.replace_all(f',"(?:{keys})":null', "")  # a member after another
+        .str.replace_all(f'\\{{"(?:{keys})":null,?', "{")  # an object's first member
+        .str.replace_all(f',"{_NESTED}":\\{{\\}}', "")
+    )
 
 
-def _plain_member(target: str, key: str) -> pl.Expr:
-    """``_member`` of a value with nothing to escape, without the JSON encoder."""
-    value = pl.col(f"{target}{_OK}")
-    if target in BOOLEAN_FIELDS:
-        return (
-            pl.when(value).then(pl.lit(f'"{key}":true')).when(~value).then(pl.lit(f'"{key}":false'))
-        )
-    return pl.concat_str([pl.lit(f'"{key}":"'), value, pl.lit('"')])  # null when value is
+#: The object the notificationOptions.* fields are members of.
+_NESTED: Final = "notificationOptions"
