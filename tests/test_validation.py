@@ -209,6 +209,41 @@ def test_bodies_are_compact_json_text_whether_or_not_a_value_needs_escaping() ->
     assert valid["_body"].to_list() == expected
 
 
+@pytest.mark.parametrize("nested", [(), ("ne",), ("ne", "np")])
+def test_empty_fields_are_left_out_of_bodies_whatever_the_values_look_like(
+    nested: tuple[str, ...],
+) -> None:
+    """Null members are cut out of the encoded text: a value that looks like one (a quote, a
+    key, ':null', braces) stays as it is, and an empty notificationOptions goes."""
+    random = __import__("random").Random(5)
+    pieces = ["a", "é", '"', "\\", "\t", ",", ":null", "{", "}", '"firstName":null', ',"x":null']
+    rows = 400
+
+    def value() -> str:
+        return "".join(random.choice(pieces) for _ in range(random.randint(0, 4)))
+
+    data = {"id": [f"R{i}" for i in range(rows)], "first": [value() for _ in range(rows)]}
+    data |= {"last": [value() for _ in range(rows)]}
+    data |= {c: [random.choice(["yes", "no", ""]) for _ in range(rows)] for c in nested}
+    keys = {"ne": "notificationOptions.notifyEmail", "np": "notificationOptions.notifyPhone"}
+    mapping = {**BASE, "lastName": "last", **{keys[c]: c for c in nested}}
+    plan = plan_mapping(MappingConfig.model_validate(mapping), list(data), list(data), [""])
+    frame = pl.DataFrame({ROW: list(range(1, rows + 1)), **data})
+    valid = Validator(plan).validate(map_batch(frame, plan)).valid
+    expected = []
+    for i in valid[ROW].to_list():
+        body = {"externalId": f"R{i - 1}"}
+        body |= {
+            k: v.strip()
+            for k, c in (("firstName", "first"), ("lastName", "last"))
+            if (v := data[c][i - 1]).strip()
+        }
+        options = {keys[c].split(".")[1]: data[c][i - 1] == "yes" for c in nested if data[c][i - 1]}
+        body |= {"notificationOptions": options} if options else {}
+        expected.append(body)
+    assert [json.loads(b) for b in valid["_body"]] == expected
+
+
 @pytest.mark.parametrize(
     ("raw", "domain", "likely"),
     [
