@@ -82,7 +82,7 @@ class SourceConfig(_Strict):
     that does so must set it explicitly)."""
     drop_columns: list[str] = Field(default_factory=lambda: list(DEFAULT_DROP_COLUMNS))
     """Columns never copied into the rejects file (matched case-insensitively)."""
-    batch_size: int = Field(default=10_000, gt=0)
+    batch_size: int = Field(default=25_000, gt=0)
     """Records read, mapped and validated at a time; bounds memory."""
 
     @field_validator("path", mode="before")
