@@ -7,7 +7,8 @@ temporary directory, removes it afterwards, and prints rows/s for each phase and
 peak RSS. The file is never written into the repository. Each phase is read by the job's reader
 (Polars for the clean stretches, the record parser for the rest) and by the record parser
 alone, beside a bare ``pl.scan_csv`` of the same file (all columns as text): the ratios to that
-read are the figures to compare across runs. ``--repeats`` reads take the median.
+read are the figures to compare across runs. ``--repeats`` reads take the median, of the wall
+time and of the process's CPU time (the steadier figure on a shared machine).
 """
 
 from __future__ import annotations
@@ -70,10 +71,14 @@ def bare_polars(path: Path, columns: list[str] | None) -> tuple[int, float, floa
     return rows, time.perf_counter() - wall, time.process_time() - cpu
 
 
-def median_read(repeats: int, read: Callable[[], tuple[int, float, float]]) -> tuple[int, float]:
-    """Records and the median wall seconds of ``repeats`` reads."""
+def median_read(
+    repeats: int, read: Callable[[], tuple[int, float, float]]
+) -> tuple[int, float, float]:
+    """Records, the median wall seconds and the median CPU seconds of ``repeats`` reads (CPU:
+    the process's, Polars' threads included; the figure to compare on a shared machine)."""
     runs = [read() for _ in range(repeats)]
-    return runs[0][0], statistics.median(wall for _, wall, _ in runs)
+    median = statistics.median
+    return runs[0][0], median(wall for _, wall, _ in runs), median(cpu for _, _, cpu in runs)
 
 
 def peak_rss_mb() -> float:
@@ -94,16 +99,16 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"{args.rows:,} rows, 8 columns, {size_mb:.0f} MB ({path.name})")
         for label, columns in (("all columns", None), ("id column only", ["id"])):
-            _, bare = median_read(args.repeats, lambda c=columns: bare_polars(path, c))
+            _, bare, bare_cpu = median_read(args.repeats, lambda c=columns: bare_polars(path, c))
             for reader, parser_only in (("job's reader", False), ("record parser", True)):
-                records, wall = median_read(
+                records, wall, cpu = median_read(
                     args.repeats,
                     lambda c=columns, p=parser_only: read_all(path, args.batch_size, c, p),
                 )
                 print(
-                    f"{label:15} {reader:14} {records:,} records in {wall:.2f} s: "
-                    f"{records / wall:,.0f} rows/s, {bare / wall:.2f} x bare pl.scan_csv "
-                    f"({bare:.2f} s)"
+                    f"{label:15} {reader:14} {records:,} records in {wall:.2f} s "
+                    f"({cpu:.2f} s CPU): {records / wall:,.0f} rows/s, {bare / wall:.2f} x bare "
+                    f"pl.scan_csv ({bare:.2f} s, {bare_cpu:.2f} s CPU)"
                 )
     print(f"peak RSS {peak_rss_mb():.0f} MB")
 

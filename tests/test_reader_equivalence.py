@@ -11,7 +11,9 @@ a BOM), each read with blocks of a few characters, so that block ends fall every
 from __future__ import annotations
 
 import codecs
+import csv
 import gzip
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -53,6 +55,17 @@ MESSY = {
     "p21-password": b'id,Password,first\n1,"p,w""x",Ada\n2,"broken,Bob\n3,ok,Cy\n',
     "utf16-tsv": "id\tfirst\tlast\r\n1\tZoë\tO’Brien\r\n2\tJosé\tPeña\r\n".encode("utf-16"),
     "cp1252": f"{HEADER}\n1,Zoë,Müller,,\n2,José,,,\n".encode("cp1252"),
+    # What the skeleton of a block cannot show, and the bytes it keeps or must look past.
+    "two-boms": codecs.BOM_UTF8 * 2 + f"{HEADER}\n1,Ada,,,\n".encode(),
+    "p10-headerless-two-boms": codecs.BOM_UTF8 * 2 + b"1,Ada,Lovelace\n2,Grace,Hopper\n",
+    "feff-line-start": f"{HEADER}\n1,Ada,,,\n\ufeff2,Bob,,,\n3,Cy,,,\n".encode(),
+    "feff-inside": f"{HEADER}\n1,A\ufeffda,,,\n2,Bob,\ufeff,,\n".encode(),
+    "fullwidth": f'{HEADER}\n1,Ａｄａ｜,,,\n2,"ｂ,ｏｂ",,,\n'.encode(),
+    "nul": f'{HEADER}\n1,Ada,,,\n2,B\x00b,,,\n3,"C\x00y",,,\n4,Di,,,\n'.encode(),
+    "bare-cr": f"{HEADER}\r\n1,Ada,,,\r\n2,B\rob,,,\r\n3,Cy,,,\r\n".encode(),
+    "cr-before-text": f"{HEADER}\n1,Ada,,,\rx\n2,Bob,,,\n".encode(),
+    "quoted-delimiters": f'{HEADER}\n1,",,,,",,,\n2,"a""b",",",,"\n"\n3,Cy,,,\n'.encode(),
+    "one-more-one-fewer": f"{HEADER}\n1,Ada,,,,\n2,Bob,,\n3,Cy,,,\n".encode(),
 }
 
 PIECES = (
@@ -105,7 +118,7 @@ def random_text(rng: random.Random) -> str:
 )
 def test_every_fixture_reads_the_same(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for block in (64, 1 << 22):
-        monkeypatch.setattr(csv_stretches, "BLOCK_CHARS", block)
+        monkeypatch.setattr(csv_stretches, "BLOCK_BYTES", block)
         has_header = name != "headerless.csv"
         assert_same(FIXTURES / name, batch_size=3, has_header=has_header)
 
@@ -115,11 +128,11 @@ def test_every_fixture_reads_the_same(name: str, monkeypatch: pytest.MonkeyPatch
 def test_every_messy_input_reads_the_same(
     name: str, block: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(csv_stretches, "BLOCK_CHARS", block)
+    monkeypatch.setattr(csv_stretches, "BLOCK_BYTES", block)
     data = MESSY[name]
     path = tmp_path / ("export.txt" if "tsv" in name else "export.csv")
     path.write_bytes(data)
-    settings: dict[str, Any] = {"encoding": "auto", "has_header": name != "p10-headerless"}
+    settings: dict[str, Any] = {"encoding": "auto", "has_header": "headerless" not in name}
     if "password" in name:
         settings["drop_columns"] = ["Password"]
     assert_same(path, batch_size=2, **settings)
@@ -131,6 +144,86 @@ def test_a_gzipped_export_reads_the_same(tmp_path: Path) -> None:
     assert_same(path, batch_size=4)
 
 
+@pytest.mark.parametrize("parser_only", [True, False])
+def test_bytes_no_longer_utf8_fail_as_decoding_them_would(
+    parser_only: bool, tmp_path: Path
+) -> None:
+    """The Polars reader reads a UTF-8 file's own bytes: ones that changed since the encoding
+    was checked (the same size and time) still raise, as decoding them does."""
+    path = tmp_path / "export.csv"
+    path.write_bytes(f"{HEADER}\n1,Ada,,,\n2,Bob,,,\n".encode())
+    _CsvBackend.record_parser_only = parser_only
+    try:
+        with open_source(SourceConfig(encoding="utf-8"), path) as source:
+            stat = path.stat()
+            path.write_bytes(path.read_bytes().replace(b"Bob", b"B\xffb"))
+            os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            with pytest.raises(InputError, match=r"cannot read the file.*can't decode byte 0xff"):
+                list(source.batches())
+    finally:
+        _CsvBackend.record_parser_only = False
+
+
+def mostly_plain_text(rng: random.Random, delimiter: str) -> str:
+    """Lines most of which are plain, so that blocks are judged by their skeleton."""
+    width = rng.randint(2, 8)
+    lines = [delimiter.join(f"h{k}" for k in range(width))]
+    ending = rng.choice(("\n", "\r\n"))
+    for _ in range(rng.randint(0, 60)):
+        fields = [rng.choice(("a", "", "ü", "ｂ", "x y")) for _ in range(width)]
+        if rng.random() < 0.25:
+            fields[rng.randrange(width)] = rng.choice(TRICKY)
+        if rng.random() < 0.05:
+            fields = fields[:-1] if rng.random() < 0.5 else [*fields, "z"]
+        line = delimiter.join(fields)
+        lines.append(line + (ending if rng.random() > 0.1 else rng.choice(ENDS)))
+    text = "".join(lines[:1]) + ending + "".join(lines[1:])
+    return text if rng.random() > 0.1 else text.rstrip("\r\n")
+
+
+TRICKY = (*PIECES, '"a|b"', '"a;b"', '"a\tb"', "\x00", '"\x00"', "\r", "a\rb", "\ufeffa", "ａ｜")
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_skeleton_judges_lines_as_the_expression_does(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where a block's skeleton says which lines are clean, it says what the expression does."""
+    rng = random.Random(seed)
+    monkeypatch.setattr(csv_stretches, "_PER_QUOTE", 0)  # however many quotes
+    limit = csv.field_size_limit()
+    try:
+        for _ in range(10):
+            delimiter = rng.choice((",", ";", "\t", "|"))
+            text = mostly_plain_text(rng, delimiter)
+            width = text.split("\n", 1)[0].count(delimiter) + 1
+            csv.field_size_limit(rng.choice((limit, 40, 7)))
+            checks = csv_stretches._Checks.of(delimiter, width)
+            assert checks is not None
+            data = text.encode()
+            block = csv_stretches._Block(data, checks)
+            assert (block.size, block.bad) == block._regex_checked(checks)
+            assert block.offset(block.size) == len(data)
+    finally:
+        csv.field_size_limit(limit)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_mostly_plain_texts_read_the_same(
+    seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    for k in range(6):
+        delimiter = rng.choice((",", ";", "\t", "|"))
+        path = tmp_path / f"p{k}.csv"
+        path.write_bytes(
+            rng.choice((b"", codecs.BOM_UTF8)) + mostly_plain_text(rng, delimiter).encode()
+        )
+        monkeypatch.setattr(csv_stretches, "BLOCK_BYTES", rng.choice((1, 5, 64, 1 << 22)))
+        monkeypatch.setattr(csv_stretches, "_PER_QUOTE", rng.choice((0, 64)))
+        assert_same(path, batch_size=rng.choice((1, 3, 10_000)), delimiter=delimiter)
+
+
 @pytest.mark.parametrize("seed", range(40))
 def test_random_texts_read_the_same(
     seed: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -139,5 +232,5 @@ def test_random_texts_read_the_same(
     for k in range(8):
         path = tmp_path / f"r{k}.csv"
         path.write_text(random_text(rng), encoding="utf-8", newline="")
-        monkeypatch.setattr(csv_stretches, "BLOCK_CHARS", rng.choice((1, 5, 13, 1 << 22)))
+        monkeypatch.setattr(csv_stretches, "BLOCK_BYTES", rng.choice((1, 5, 13, 1 << 22)))
         assert_same(path, batch_size=rng.choice((1, 3, 10_000)), delimiter=",")

@@ -1,12 +1,13 @@
 """CSV and TSV files (gzipped too): the delimiter, the header, then numbered batches.
 
 Bytes are decoded once up front (``encoding.resolve_encoding``) to find undecodable bytes before
-anything is sent; then ``csv_records.RecordParser`` reads the records. When the header has a
-column listed in ``drop_columns`` (a plaintext ``Password``), a broken record's raw text is
-withheld: its fields cannot be told apart reliably, so that column's value could not be cut out
-of it. The tool's own rejects file, read back, loses the apostrophe its writer put before the
-cells a spreadsheet would take for formulas (``outputs.files.sheet_safe``): its values are
-then the ones first read.
+anything is sent; then ``csv_stretches`` reads the records (Polars the clean stretches,
+``csv_records.RecordParser`` the rest), from the file's own bytes when it is UTF-8. When the
+header has a column listed in ``drop_columns`` (a plaintext ``Password``), a broken record's raw
+text is withheld: its fields cannot be told apart reliably, so that column's value could not be
+cut out of it. The tool's own rejects file, read back, loses the apostrophe its writer put
+before the cells a spreadsheet would take for formulas (``outputs.files.sheet_safe``): its
+values are then the ones first read.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import codecs
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Final
 
@@ -24,13 +26,14 @@ from customer_import.config import SourceConfig
 from customer_import.contracts import FORMULA_CHARS, REJECTS_TRAILER, Batch, ParseFailure
 from customer_import.errors import InputError
 from customer_import.source.csv_records import Broken, RecordParser
-from customer_import.source.csv_stretches import Stretches, rebatched, records_batch
+from customer_import.source.csv_stretches import Stretches, records_batch
 from customer_import.source.encoding import resolve_encoding
 from customer_import.source.files import READ_ERRORS, open_binary, open_text
-from customer_import.source.table import Source
+from customer_import.source.table import Source, rebatched
 
 _DELIMITERS: Final = (",", ";", "\t", "|")  # also the tie-break order
 _HEAD_BYTES: Final = 1 << 16  # enough for a header line
+_UTF8: Final = ("utf-8", "utf-8-sig")  # codec names as resolve_encoding gives them
 _ESCAPED: Final = "^'('*[" + "".join("\\" + c if c in "-^]\\" else c for c in FORMULA_CHARS) + "])"
 
 
@@ -161,22 +164,34 @@ class _CsvBackend:
 
     def batches(self, select: list[int], names: list[str], first: int | None) -> Iterator[Batch]:
         size = min(first or self._batch_size, self._batch_size)  # ``first`` only ever caps
+        expected = "header" if self._has_header else "first record"
         try:
-            with open_text(self._path, self._gzipped, self._codec) as text:
-                yield from self._read(text, select, names, size)
+            if self.record_parser_only:
+                with open_text(self._path, self._gzipped, self._codec) as text:
+                    yield from self._read(self._parsed(text, select, names, expected), size)
+                return
+            with self._utf8() as read:
+                width, has_header = self._width, self._has_header
+                stretches = Stretches(read, self._delimiter, width, has_header, expected)
+                yield from self._read(stretches.parts(select, names, self._batch_size), size)
         except READ_ERRORS as exc:
             # The bytes were checked at open; this is a file changed or damaged since then.
             raise InputError(f"{self._name}: cannot read the file: {exc}") from exc
 
-    def _read(
-        self, text: IO[str], select: list[int], names: list[str], size: int
-    ) -> Iterator[Batch]:
-        expected = "header" if self._has_header else "first record"
-        if self.record_parser_only:
-            parts = self._parsed(text, select, names, expected)
-        else:
-            stretches = Stretches(text, self._delimiter, self._width, self._has_header, expected)
-            parts = stretches.parts(select, names, self._batch_size)
+    @contextmanager
+    def _utf8(self) -> Iterator[Callable[[int], bytes]]:
+        """The text as UTF-8 bytes, ``read(n)`` at a time. A UTF-8 file gives its own bytes:
+        what decoding and encoding again would give, without the CPU (they were checked at
+        open; a block no longer UTF-8 raises the decoding error in ``csv_stretches``), less
+        the BOM a ``utf-8-sig`` decoder drops. Any other codec's text is encoded."""
+        if self._codec not in _UTF8:
+            with open_text(self._path, self._gzipped, self._codec) as text:
+                yield lambda size: text.read(size).encode("utf-8")
+            return
+        with open_binary(self._path, self._gzipped) as raw:
+            yield _without_bom(raw.read) if self._codec == "utf-8-sig" else raw.read
+
+    def _read(self, parts: Iterator[Batch], size: int) -> Iterator[Batch]:
         for batch in rebatched(parts, size, self._batch_size):
             if self._withhold_raw and batch.failures:
                 batch = Batch(batch.frame, [_withheld(f) for f in batch.failures])
@@ -200,6 +215,21 @@ class _CsvBackend:
 
     def close(self) -> None:
         pass  # each batches() call opens and closes its own stream
+
+
+def _without_bom(read: Callable[[int], bytes]) -> Callable[[int], bytes]:
+    """``read`` less a UTF-8 BOM at the start, as the ``utf-8-sig`` decoder drops it."""
+    started = False
+
+    def read_on(size: int) -> bytes:
+        nonlocal started
+        if started:
+            return read(size)
+        started = True
+        head = read(max(size, len(codecs.BOM_UTF8))).removeprefix(codecs.BOM_UTF8)
+        return head or read(size)  # a file of only a BOM, or a head of only the BOM
+
+    return read_on
 
 
 def _unescaped(frame: pl.DataFrame) -> pl.DataFrame:

@@ -1,13 +1,18 @@
 """A CSV text as numbered records: Polars reads the clean stretches, the record parser the rest.
 
-The text is cut into blocks of whole lines. In each block, a line is *clean* when Polars gives
-exactly what the record parser (``csv_records``) would: it ends in ``\\n`` (or ``\\r\\n``),
-holds no other ``\\r``, ``\\n`` or NUL, does not start with U+FEFF (Polars drops a BOM), is
-shorter than the csv field limit, and has the header's number of fields, each either unquoted
-without a quote character or wholly quoted (``"Doe, Jr."``, a doubled quote inside). One
-regular expression, run by Polars over the block's lines, says which are. A run of clean
-lines is one record each, so Polars' own reader parses it (every column text, no inference)
-and the records are numbered in order.
+The text comes as UTF-8 bytes (a UTF-8 file's own, see ``csv_file``), cut into blocks of whole
+lines. In each block, a line is *clean* when Polars gives exactly what the record parser
+(``csv_records``) would: it ends in ``\\n`` (or ``\\r\\n``), holds no other ``\\r``, ``\\n`` or
+NUL, does not start with U+FEFF (Polars drops a BOM), is shorter than the csv field limit, and
+has the header's number of fields, each either unquoted without a quote character or wholly
+quoted (``"Doe, Jr."``, a doubled quote inside). One regular expression says which are; it runs
+only over the lines that hold a quote. The others are judged by the block's *skeleton*, its
+bytes less all but delimiters, quotes, CR, LF and NUL: a line is clean when its skeleton is the
+header's delimiters and its line end, which one comparison finds for a whole run of lines. A
+block with a bare CR, a line-start U+FEFF, a line near the field limit, quotes on many lines or
+no final ``\\n`` has the expression run by Polars over every line instead. A run of clean lines
+is one record each, so Polars' own reader parses it (every column text, no inference) and the
+records are numbered in order.
 
 Anything else (a blank line, a ragged line, a quote that does not close on its line, a bare
 CR, a quote inside an unquoted field) starts a *dirty stretch*: the record parser reads from
@@ -22,60 +27,148 @@ record parser instead.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
+import re
 from bisect import bisect_left
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from operator import itemgetter
-from typing import IO, Final, NamedTuple, cast
+from typing import IO, Final, cast
 
 import polars as pl
 
 from customer_import.contracts import ROW, Batch, ParseFailure
 from customer_import.source.csv_records import Broken, Record, RecordParser
 
-#: Characters read at a time: enough lines (about 12,000 of an 8-column export) for Polars to
-#: amortise its start; 4 M characters took as much CPU and 70 MB more memory.
-BLOCK_CHARS: Final = 1 << 20
+#: Bytes read at a time: enough lines (about 12,000 of an 8-column export) for Polars to
+#: amortise its start; 4 MB took as much CPU and 70 MB more memory.
+BLOCK_BYTES: Final = 1 << 20
 #: Lines of a dirty stretch fetched from Polars at a time.
 _WINDOW: Final = 256
 _QUOTE: Final = '"'
+#: Bytes a block has per quote at least, in its first ``_SAMPLE`` bytes, to be judged by its
+#: skeleton: with more quotes the loop over the quoted lines costs more than the regular
+#: expression over every line (a file that quotes every field).
+_PER_QUOTE: Final = 1024
+_SAMPLE: Final = 1 << 16
+_BARE_CR: Final = re.compile(rb"\r(?!\n)")
 
 
 def clean_line_pattern(delimiter: str, width: int) -> str | None:
-    """The regular expression of a clean line (``\\n`` included), or None when no line of
-    the file can be: a one-column file (a blank line would look like a record) or a
+    """The regular expression of a clean line (``\\n`` included, no anchors), or None when no
+    line of the file can be: a one-column file (a blank line would look like a record) or a
     delimiter Polars cannot take (not a single ASCII character)."""
     if width < 2 or len(delimiter) != 1 or not delimiter.isascii() or delimiter == _QUOTE:
         return None
     d = f"\\x{ord(delimiter):02x}"
     field = f'(?:"(?:[^"\\r\\n\\x00]|"")*"|[^"{d}\\r\\n\\x00]*)'
-    return f"^{field}(?:{d}{field}){{{width - 1}}}\\r?\\n$"
+    return f"{field}(?:{d}{field}){{{width - 1}}}\\r?\\n"
+
+
+class _Checks:
+    """Which lines of a block are clean: from its skeleton where it can tell, else by the
+    regular expression over every line (``pattern``, for Polars)."""
+
+    def __init__(self, body: str, delimiter: str, width: int) -> None:
+        self.pattern = f"^{body}$"
+        self._quoted = re.compile(body.encode())  # the same expression, byte for byte
+        d = delimiter.encode()
+        kept = d + b'"\r\n\x00'
+        self._deleted = bytes(b for b in range(256) if b not in kept)
+        self._lf, self._crlf = d * (width - 1) + b"\n", d * (width - 1) + b"\r\n"
+        self._plain = {self._lf[:-1], self._crlf[:-1]}  # a clean line's skeleton, less \n
+
+    @classmethod
+    def of(cls, delimiter: str, width: int) -> _Checks | None:
+        body = clean_line_pattern(delimiter, width)
+        return None if body is None else cls(body, delimiter, width)
+
+    def from_skeleton(self, data: bytes) -> tuple[int, list[int]] | None:
+        """(lines, the ones not clean) of a block, or None when the regular expression must
+        run over every line: see the module's docstring."""
+        sample = min(len(data), _SAMPLE)
+        if data.count(b'"', 0, sample) * _PER_QUOTE > sample or not data.endswith(b"\n"):
+            return None
+        if _risky(data, csv.field_size_limit()):
+            return None
+        skeleton = data.translate(None, self._deleted)
+        lines, bad = 0, list[int]()
+        at = data_at = 0  # where the next line starts in the skeleton, in the data
+        while (quote := skeleton.find(b'"', at)) >= 0:
+            # The n-th line with a quote is the same in the skeleton and in the data.
+            lines += self._unquoted(skeleton[at : skeleton.rfind(b"\n", 0, quote) + 1], lines, bad)
+            data_quote = data.find(b'"', data_at)
+            start, data_at = data.rfind(b"\n", 0, data_quote) + 1, data.find(b"\n", data_quote) + 1
+            if self._quoted.fullmatch(data, start, data_at) is None:
+                bad.append(lines)
+            lines += 1
+            at = skeleton.find(b"\n", quote) + 1
+        return lines + self._unquoted(skeleton[at:], lines, bad), bad
+
+    def _unquoted(self, skeleton: bytes, first: int, bad: list[int]) -> int:
+        """Lines in a skeleton of whole lines without a quote; those that are not the header's
+        delimiters and a line end go into ``bad`` (numbered from ``first``)."""
+        for line in (self._lf, self._crlf):
+            if skeleton == line * (len(skeleton) // len(line)):
+                return len(skeleton) // len(line)
+        lines = skeleton.split(b"\n")[:-1]
+        bad.extend(first + k for k, line in enumerate(lines) if line not in self._plain)
+        return len(lines)
+
+
+def _risky(data: bytes, limit: int) -> bool:
+    """A block whose skeleton cannot tell: a CR not before a LF (the skeleton would not show
+    what is between), U+FEFF at a line start, or perhaps a line of ``limit`` bytes or more
+    (such a line holds, without a ``\\n``, one of the windows of ``limit // 2`` bytes)."""
+    if b"\r" in data and _BARE_CR.search(data):
+        return True
+    bom = codecs.BOM_UTF8
+    if b"\xef" in data and (data.startswith(bom) or b"\n" + bom in data):
+        return True
+    step = max(limit // 2, 1)
+    return any(data.find(b"\n", at, at + step) < 0 for at in range(0, len(data) - step + 1, step))
 
 
 class _Block:
-    """Whole lines of the text ("units": split after each ``\\n``) and which are not clean."""
+    """Whole lines of the text ("units": split after each ``\\n``) and which are not clean.
 
-    def __init__(self, text: str, pattern: str | None) -> None:
-        self.data = text.encode("utf-8")
-        units = pl.Series([text]).str.split("\n", inclusive=True).explode()
-        self.units = units.head(-1) if units[-1] == "" else units
-        self.size = len(self.units)
-        lengths = self.units.str.len_bytes()
-        if pattern is None:
-            self.bad: list[int] = list(range(self.size))
-        else:
-            # Polars drops a BOM at the start of what it reads; a line may start with U+FEFF.
-            clean = self.units.str.contains(pattern) & (lengths < csv.field_size_limit())
-            clean &= ~self.units.str.starts_with("\ufeff")
-            self.bad = clean.not_().arg_true().to_list()
-        self._ends = lengths.cum_sum()
+    The units as Polars strings, and their byte offsets, are made only for a block that needs
+    them: one with a dirty line, or one the skeleton cannot judge."""
+
+    def __init__(self, data: bytes, checks: _Checks | None) -> None:
+        self.data = data
+        self._text = _as_text(data)
+        self._units: pl.Series | None = None
+        self._ends: pl.Series | None = None
         self._window: list[str] = []
         self._window_at = 0
+        found = None if checks is None else checks.from_skeleton(data)
+        self.size, self.bad = self._regex_checked(checks) if found is None else found
+
+    @property
+    def units(self) -> pl.Series:
+        if self._units is None:
+            units = self._text.str.split("\n", inclusive=True).explode()
+            self._units = units.head(-1) if units[-1] == "" else units
+        return self._units
+
+    def _regex_checked(self, checks: _Checks | None) -> tuple[int, list[int]]:
+        units = self.units
+        if checks is None:
+            return len(units), list(range(len(units)))
+        # Polars drops a BOM at the start of what it reads; a line may start with U+FEFF.
+        clean = units.str.contains(checks.pattern)
+        clean &= (units.str.len_bytes() < csv.field_size_limit()) & ~units.str.starts_with("\ufeff")
+        return len(units), clean.not_().arg_true().to_list()
 
     def offset(self, index: int) -> int:
         """Byte offset in ``data`` where unit ``index`` starts."""
-        return 0 if index == 0 else int(self._ends[index - 1])
+        if index in (0, self.size):
+            return 0 if index == 0 else len(self.data)
+        if self._ends is None:
+            self._ends = self.units.str.len_bytes().cum_sum()
+        return int(self._ends[index - 1])
 
     def next_bad(self, index: int) -> int:
         """The first unit from ``index`` on that is not clean (``size`` when none is)."""
@@ -93,45 +186,54 @@ class _Block:
         self.bad = sorted({*self.bad, *range(start, end)})
 
 
+def _as_text(data: bytes) -> pl.Series:
+    """The block as one Polars string. Bytes that are not UTF-8 (a file changed since its
+    encoding was checked) raise the UnicodeDecodeError that decoding them would."""
+    try:
+        return pl.Series([data]).cast(pl.String)
+    except pl.exceptions.ComputeError:
+        return pl.Series([data.decode("utf-8")])
+
+
 class _Cursor:
     """The current block and unit; blocks are read from the text as they are needed."""
 
-    def __init__(self, text: IO[str], pattern: str | None) -> None:
-        self._text, self._pattern = text, pattern
-        self._rest, self._eof = "", False
+    def __init__(self, read: Callable[[int], bytes], checks: _Checks | None) -> None:
+        self._read, self._checks = read, checks
+        self._rest, self._eof = b"", False
         self.block: _Block | None = None
         self.index = 0
 
     def ready(self) -> _Block | None:
         """The block holding the current unit; None at the end of the text."""
         while self.block is None or self.index >= self.block.size:
-            text = self._next_text()
-            if text is None:
+            data = self._next_data()
+            if data is None:
                 return None
-            self.block, self.index = _Block(text, self._pattern), 0
+            self.block, self.index = _Block(data, self._checks), 0
         return self.block
 
-    def _next_text(self) -> str | None:
+    def _next_data(self) -> bytes | None:
         while not self._eof:
-            read = self._text.read(BLOCK_CHARS)
+            read = self._read(BLOCK_BYTES)
             if not read:
                 self._eof = True
                 break
-            text = self._rest + read
-            cut = _cut(text)
-            self._rest = text[cut:]
+            data = self._rest + read
+            cut = _cut(data)
+            self._rest = data[cut:]
             if cut:
-                return text[:cut]
-        text, self._rest = self._rest, ""
-        return text or None
+                return data[:cut]
+        data, self._rest = self._rest, b""
+        return data or None
 
 
-def _cut(text: str) -> int:
+def _cut(data: bytes) -> int:
     """Where a block of whole lines ends: after the last ``\\n``; in a text without one,
     after the last ``\\r`` that is not its last character (it could be half a ``\\r\\n``)."""
-    cut = text.rfind("\n") + 1
+    cut = data.rfind(b"\n") + 1
     if cut == 0:
-        cut = text.rfind("\r", 0, len(text) - 1) + 1
+        cut = data.rfind(b"\r", 0, len(data) - 1) + 1
     return cut
 
 
@@ -177,9 +279,15 @@ class Stretches:
     """Numbered parts of a CSV text, each read by Polars or by the record parser."""
 
     def __init__(
-        self, text: IO[str], delimiter: str, width: int, has_header: bool, expected: str
+        self,
+        read: Callable[[int], bytes],
+        delimiter: str,
+        width: int,
+        has_header: bool,
+        expected: str,
     ) -> None:
-        self._cursor = _Cursor(text, clean_line_pattern(delimiter, width))
+        """``read(n)``: the next n bytes or so of the text, in UTF-8 (empty at its end)."""
+        self._cursor = _Cursor(read, _Checks.of(delimiter, width))
         self._delimiter, self._width = delimiter, width
         self._has_header, self._expected = has_header, expected
         self._number = 0  # records numbered so far
@@ -252,7 +360,7 @@ def _polars_frame(
         )
     except pl.exceptions.PolarsError:
         return None
-    if frame.height != end - start or frame.null_count().sum_horizontal().item():
+    if frame.height != end - start or any(c.has_nulls() for c in frame.iter_columns()):
         return None
     return frame.select(f"column_{k + 1}" for k in select)
 
@@ -282,46 +390,3 @@ def _frame(
         # map(itemgetter) runs in C: one pass per selected column, none for the others.
         columns.append(pl.Series(name, list(map(itemgetter(index), rows)), dtype=pl.String))
     return pl.DataFrame(columns)
-
-
-class _Part(NamedTuple):
-    first: int
-    batch: Batch
-
-
-def rebatched(parts: Iterator[Batch], first: int, size: int) -> Iterator[Batch]:
-    """The parts' records regrouped into batches of ``first``, then ``size`` records."""
-    held: list[Batch] = []
-    count, want, number = 0, first, 1
-    for batch in parts:
-        part: _Part | None = _Part(number, batch)
-        number += batch.records
-        while part is not None:
-            head, part = _split(part, want - count)
-            held.append(head)
-            count += head.records
-            if count == want:
-                yield _joined(held)
-                held, count, want = [], 0, size
-    if held:
-        yield _joined(held)
-
-
-def _split(part: _Part, room: int) -> tuple[Batch, _Part | None]:
-    """The first ``room`` records of a part, and the rest (None when nothing is left)."""
-    batch = part.batch
-    if batch.records <= room:
-        return batch, None
-    cut = part.first + room  # the first record number left for the rest
-    failures = [f for f in batch.failures if f.row < cut]
-    rows = room - len(failures)
-    head = Batch(batch.frame.slice(0, rows), failures)
-    rest = Batch(batch.frame.slice(rows), [f for f in batch.failures if f.row >= cut])
-    return head, _Part(cut, rest)
-
-
-def _joined(batches: list[Batch]) -> Batch:
-    if len(batches) == 1:
-        return batches[0]
-    failures = [f for b in batches for f in b.failures]
-    return Batch(pl.concat([b.frame for b in batches], rechunk=True), failures)

@@ -1,4 +1,5 @@
-"""The shape every backend yields: an opened ``Source`` and its numbered ``Batch``es."""
+"""The shape every backend yields: an opened ``Source`` and its numbered ``Batch``es, regrouped
+by ``rebatched`` where a backend reads them in parts of other sizes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import polars as pl
 
@@ -180,3 +181,46 @@ def unique_names(header: list[str]) -> list[str]:
         used.add(unique)
         result.append(unique)
     return result
+
+
+class _Part(NamedTuple):
+    first: int
+    batch: Batch
+
+
+def rebatched(parts: Iterator[Batch], first: int, size: int) -> Iterator[Batch]:
+    """The parts' records regrouped into batches of ``first``, then ``size`` records."""
+    held: list[Batch] = []
+    count, want, number = 0, first, 1
+    for batch in parts:
+        part: _Part | None = _Part(number, batch)
+        number += batch.records
+        while part is not None:
+            head, part = _split(part, want - count)
+            held.append(head)
+            count += head.records
+            if count == want:
+                yield _joined(held)
+                held, count, want = [], 0, size
+    if held:
+        yield _joined(held)
+
+
+def _split(part: _Part, room: int) -> tuple[Batch, _Part | None]:
+    """The first ``room`` records of a part, and the rest (None when nothing is left)."""
+    batch = part.batch
+    if batch.records <= room:
+        return batch, None
+    cut = part.first + room  # the first record number left for the rest
+    failures = [f for f in batch.failures if f.row < cut]
+    rows = room - len(failures)
+    head = Batch(batch.frame.slice(0, rows), failures)
+    rest = Batch(batch.frame.slice(rows), [f for f in batch.failures if f.row >= cut])
+    return head, _Part(cut, rest)
+
+
+def _joined(batches: list[Batch]) -> Batch:
+    if len(batches) == 1:
+        return batches[0]
+    failures = [f for b in batches for f in b.failures]
+    return Batch(pl.concat([b.frame for b in batches], rechunk=True), failures)
