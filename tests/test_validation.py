@@ -230,9 +230,9 @@ def test_empty_fields_are_left_out_of_bodies_whatever_the_values_look_like(
     plan = plan_mapping(MappingConfig.model_validate(mapping), list(data), list(data), [""])
     frame = pl.DataFrame({ROW: list(range(1, rows + 1)), **data})
     valid = Validator(plan).validate(map_batch(frame, plan)).valid
-    expected = []
+    expected: list[dict[str, object]] = []
     for i in valid[ROW].to_list():
-        body = {"externalId": f"R{i - 1}"}
+        body: dict[str, object] = {"externalId": f"R{i - 1}"}
         body |= {
             k: v.strip()
             for k, c in (("firstName", "first"), ("lastName", "last"))
