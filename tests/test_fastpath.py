@@ -3,12 +3,16 @@ accepts with the same normalised form."""
 
 from __future__ import annotations
 
+import itertools
 import random
+import re
 
 import phonenumbers
 import polars as pl
 import pytest
+from phonenumbers import PhoneMetadata
 
+from customer_import.transform import fastpath
 from customer_import.transform.fastpath import fast_emails, fast_phones
 from customer_import.transform.normalise import judge_email, judge_phone
 
@@ -38,6 +42,10 @@ EMAILS = [
     "x" * 65 + "@example.com", "a@" + "b" * 63 + ".com", "a@" + "b" * 64 + ".com",
     "john.doe@gmail.com", "JOHN.DOE@GMAIL.COM", "a@a.b.c.d.e.f.g.example", "a-b@c-d.e-f.gh",
     "a@gmial.com", "a@gmail.com.com", "a@example.con", "a@HOTMIAL.COM",
+    "Ada@Example.COM", "a--b@example.com", "a@EX--AMPLE.COM", "a@XN--BCHER-KVA.COM",
+    "a@X.LOCAL", "a@LOCALHOST", "a@EXAMPLE.CON", "a@GMAIL.COM.COM", "a@\u212aelvin.com",
+    "a@" + "b" * 32 + ".com", "a@" + "b" * 33 + ".com", "a@" + "B" * 63 + ".com",
+    "a@" + "b-" * 31 + "b.com", "a@" + "b-" * 32 + "b.com", "A@B.CO", "a@b.COM", "a@B.com",
 ]  # fmt: skip
 
 
@@ -128,3 +136,113 @@ def test_misspelt_domains_are_left_to_the_judge_that_rejects_them() -> None:
     values = ["a@gmial.com", "a@gmail.com.com", "a@example.con", "a@HOTMIAL.COM"]
     assert fast_emails(pl.Series(values)).to_list() == [None] * 4
     assert all(judge_email(v)[1] for v in values)
+
+
+def test_country_codes_are_prefix_free() -> None:
+    """The phone regexes have an alternative a country code, and a number must only ever match
+    that of its own code."""
+    codes = [str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE]
+    assert not [(a, b) for a, b in itertools.permutations(codes, 2) if b.startswith(a)]
+
+
+def mixed_phones(seed: int = 3) -> list[str | None]:
+    """Several country codes, domestic shapes, invalid values and nulls in one batch."""
+    rng = random.Random(seed)
+    values: list[str | None] = [
+        *rng.sample(international_examples(), 1500), *random_phones(1500, seed),
+        None, None, "", "1234", "555-12", "abc", "+", "+1", "++44 20 7946 0018",
+        "+44 20 7946 0018 ext 1", " (212) 555-0123", "(212) 555-0123 ", "12125550123",
+        "1 (212) 555-0123", "1-212-555-0123", "1.212.555.0123", "(212)555-0123",
+        "+1 212 555 0123", "+12125550123", "+1 112 555 0123", "+1 012 555 0123",
+        "+7 495 123 4567", "+7 701 123 4567", "+47 2212 3456", "+358 41 234 5678",
+        "+212 650 123456", "+599 9 461 2345", "+49 30 123456", "+33 1 23 45 67 89",
+        "(٢١٢) 555-0123", "+４４ 20 7946 0018",
+    ]  # fmt: skip
+    rng.shuffle(values)
+    return values
+
+
+@pytest.mark.parametrize("region", ["US", "GB", None])
+def test_a_mixed_batch_gets_its_values_answers_and_the_librarys(region: str | None) -> None:
+    values = mixed_phones()
+    fast = fast_phones(pl.Series(values, dtype=pl.String), region).to_list()
+    alone = [fast_phones(pl.Series([v], dtype=pl.String), region)[0] for v in values[:150]]
+    assert fast[:150] == alone  # and a value's answer does not depend on its neighbours:
+    assert fast_phones(pl.Series(values[::-1], dtype=pl.String), region).to_list() == fast[::-1]
+    accepted = [(v, f) for v, f in zip(values, fast, strict=True) if f is not None]
+    assert len({f[:3] for _, f in accepted}) > 20  # many country codes took the fast path
+    for phone, normalised in accepted:
+        assert phone is not None
+        assert judge_phone(phone, region) == (normalised, None), phone
+
+
+def test_numbers_a_region_does_not_claim_are_left_to_the_library() -> None:
+    """The first region of +7, +47, +212, +290, +358 and +599 claims numbers by their first
+    digits; whatever the fast path takes of every start, the library agrees with."""
+    values, unclaimed = [], []
+    for code, regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items():
+        metadata = PhoneMetadata.metadata_for_region(regions[0])
+        if metadata is None or not metadata.leading_digits:
+            continue
+        for start, length in itertools.product(range(100), range(4, 13)):
+            national = f"{start:02d}" + "1234567890"[: length - 2]
+            values.append(f"+{code} {national}")
+            if not re.match(metadata.leading_digits, national):
+                unclaimed.append(len(values) - 1)
+    fast = fast_phones(pl.Series(values), "US").to_list()
+    assert unclaimed and all(fast[i] is None for i in unclaimed)
+    accepted = [(v, f) for v, f in zip(values, fast, strict=True) if f is not None]
+    assert accepted
+    for phone, normalised in accepted:
+        assert judge_phone(phone, "US") == (normalised, None), phone
+
+
+@pytest.mark.parametrize(
+    "pattern",
+    [
+        r"(?:0|[2-9]\d{3})\d{4}", r"800\d{5}(?:\d{3})?", r"8(?:00\d{7}(?:\d{2,3})?|11\d{7})",
+        r"(?:1[2-8]|2[2-69])(?:[02-9]\d{6}|1(?:[0-8]\d{5}|9\d{3}(?:\d{2})?))", r"4\d{5}(?:\d{2})?",
+        r"(?:[26]\d\d|9)\d{9}", r"8(?:\d{2})+", r"1(?:2|3)?",
+    ],
+)  # fmt: skip
+def test_split_alternatives_match_what_the_pattern_matches(pattern: str) -> None:
+    rng = random.Random(pattern)
+    pieces = fastpath._split(pattern) or [pattern]
+    assert fastpath._split(r"8(?:\d{2})+") == []  # a repeated group is not split
+    for text in (
+        "".join(rng.choice("0123456789") for _ in range(rng.randrange(1, 16)))
+        for _ in range(20_000)
+    ):
+        assert bool(re.fullmatch(pattern, text)) == any(re.fullmatch(p, text) for p in pieces)
+
+
+def test_what_the_phone_patterns_keep_is_within_the_possible_lengths() -> None:
+    """A number type's pattern keeps what matches only possible lengths, and nothing more."""
+    checked = 0
+    for regions in phonenumbers.COUNTRY_CODE_TO_REGION_CODE.values():
+        metadata = PhoneMetadata.metadata_for_region(regions[0])
+        if metadata is None:  # a non-geographic code
+            continue
+        for desc in (metadata.general_desc, metadata.fixed_line):
+            kept = fastpath._within_lengths(desc)
+            if kept is None or desc is None or not desc.possible_length:
+                continue
+            assert desc.national_number_pattern is not None
+            rng, checked = random.Random(kept), checked + 1
+            for length in range(1, 18):
+                for _ in range(40):
+                    text = "".join(rng.choice("0123456789") for _ in range(length))
+                    if re.fullmatch(kept, text):
+                        assert length in desc.possible_length, (kept, text)
+                        assert re.fullmatch(desc.national_number_pattern, text), (kept, text)
+    assert checked > 200
+
+
+def test_a_mixed_email_batch_gets_its_values_answers() -> None:
+    values: list[str | None] = [*EMAILS, None, "", "x@y", "Ada.LOVELACE@EXAMPLE.COM"] * 3
+    random.Random(5).shuffle(values)
+    fast = fast_emails(pl.Series(values, dtype=pl.String)).to_list()
+    assert fast == [fast_emails(pl.Series([v], dtype=pl.String))[0] for v in values]
+    assert fast_emails(pl.Series(["Ada@Example.COM", "a@" + "b" * 40 + ".com"])).to_list() == [
+        "Ada@example.com", "a@" + "b" * 40 + ".com"
+    ]  # fmt: skip
