@@ -229,9 +229,9 @@ def _split(alternative: str) -> list[str]:
     the group if it is optional); none if there is no such group to split."""
     depths = list(_depths(alternative))
     opening = next((i for i, depth in depths if depth == 1 and alternative[i] == "("), None)
-    if opening is None:
+    closing = next((i for i, depth in depths if i > (opening or 0) and depth == 0), None)
+    if opening is None or closing is None:
         return []
-    closing = next(i for i, depth in depths if i > opening and depth == 0)
     inner = alternative[opening + 1 : closing].removeprefix("?:")
     before, after = alternative[:opening], alternative[closing + 1 :]
     optional = after.startswith("?") and not after.startswith("??")
@@ -261,8 +261,12 @@ def _depths(pattern: str) -> Iterator[tuple[int, int]]:
 
 
 def _lengths_within(pattern: str, lengths: set[int]) -> bool:
-    """Whether every length of text that ``pattern`` can match is one of ``lengths``."""
-    low, high = _PARSER.parse(pattern).getwidth()
+    """Whether every length of text that ``pattern`` can match is one of ``lengths`` (False
+    for what Python's parser does not take: such an alternative is left out)."""
+    try:
+        low, high = _PARSER.parse(pattern).getwidth()
+    except re.error:
+        return False
     return bool(high <= max(lengths) and set(range(low, high + 1)) <= lengths)
 
 
