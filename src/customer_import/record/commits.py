@@ -12,7 +12,9 @@ groups, and the bound would go with it.
 ``nudge()`` runs once an outcome, so rather than count the journal's pending rows every time
 it counts outcomes down from what a group still lacked when it last counted: the bound is
 about outcomes, and fewer than a group of them are ever left uncommitted. Rows added without
-a nudge (a batch's names and omissions) go with the next group or the timer's commit.
+a nudge (a batch's names and omissions, its parse and validation rejects, a dry run's valid
+records, an incremental sync's unchanged ones: nothing a crash could make the run send again)
+go with the next group or the timer's commit, off the event loop's thread.
 """
 
 from __future__ import annotations
@@ -38,11 +40,15 @@ class GroupCommit:
         self.fault: StorageFault | None = None
         """The write that failed: the run must stop (``nudge`` raises it)."""
 
+    def check(self) -> None:
+        """Raises the StorageFault of a failed commit."""
+        if self.fault is not None:
+            raise self.fault
+
     def nudge(self, outcomes: int = 1) -> None:
         """``outcomes`` were added: commit a complete group now. Raises the StorageFault of a
         failed commit."""
-        if self.fault is not None:
-            raise self.fault
+        self.check()
         self._unchecked -= outcomes
         if self._unchecked > 0:
             return  # fewer than a group of outcomes can be waiting

@@ -95,20 +95,18 @@ class Recorder:
 
     def prepared(self, batch: PreparedBatch) -> None:
         """A prepared batch's outcomes known before sending: rejects and unchanged records,
-        the values left out of the records to send, and their names and emails. The batch's
-        rejects (parse and validation: input records) are committed as one group."""
+        the values left out of the records to send, and their names and emails."""
         for reject in batch.rejects:
             self.journal.add_reject(reject)
-        self._counted(RecordStatus.REJECTED, len(batch.rejects))
+        self._counted(RecordStatus.REJECTED, len(batch.rejects), unsent=True)
         self.unchanged(batch.unchanged)
         self.journal.add_omitted(batch.omitted)
         self.journal.add_people(batch.people)
 
     def unchanged(self, records: pl.DataFrame) -> None:
         """Incremental sync: ROW, EXTERNAL_ID of records the API already holds as they are."""
-        self._counted(
-            RecordStatus.UNCHANGED, self.journal.add_unsent(RecordStatus.UNCHANGED, records)
-        )
+        added = self.journal.add_unsent(RecordStatus.UNCHANGED, records)
+        self._counted(RecordStatus.UNCHANGED, added, unsent=True)
 
     def decided(self, decision: Decision) -> None:
         """Repeated ids, decided: the superseded records and the rejected ones, made durable
@@ -125,7 +123,8 @@ class Recorder:
 
     def valid(self, records: pl.DataFrame) -> None:
         """A dry run's valid records: ROW, EXTERNAL_ID."""
-        self._counted(RecordStatus.VALID, self.journal.add_unsent(RecordStatus.VALID, records))
+        added = self.journal.add_unsent(RecordStatus.VALID, records)
+        self._counted(RecordStatus.VALID, added, unsent=True)
 
     def outcome(self, outcome: SendOutcome) -> None:
         """What the sender settled for one record: a result, or an API or transport reject."""
@@ -155,10 +154,17 @@ class Recorder:
         )
         self.reject(reject)
 
-    def _counted(self, status: RecordStatus, count: int = 1, *, this_run: bool = True) -> None:
+    def _counted(
+        self, status: RecordStatus, count: int = 1, *, this_run: bool = True, unsent: bool = False
+    ) -> None:
         """``this_run``: an input record's outcome (a deactivation is not one: rows below 1,
-        counted neither among the run's records nor in its progress)."""
+        counted neither among the run's records nor in its progress). ``unsent``: outcomes
+        settled without a request (a batch's rejects, valid or unchanged records) wait for the
+        commit thread rather than fill a group: a crash that loses them sends nothing again."""
         if this_run:
             self.counters.add(status, count)
             self.this_run += count
-        self.commits.nudge(count)
+        if unsent:
+            self.commits.check()
+        else:
+            self.commits.nudge(count)
