@@ -15,6 +15,7 @@ from customer_import.contracts import ROW, Batch, RecordStatus, ResultRow, RunRe
 from customer_import.errors import ConfigError
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
+from customer_import.record.opening import run_fingerprint
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.sandbox.testing import SandboxServer
@@ -287,6 +288,27 @@ def test_resume_is_refused_when_the_input_changed(tmp_path: Path, sandbox: Sandb
 
     with pytest.raises(ConfigError, match="input file changed"):
         run(job, sandbox, resume=True)
+
+
+def test_an_unfinished_run_of_an_earlier_version_or_another_batch_size_is_resumed(
+    tmp_path: Path, sandbox: SandboxServer
+) -> None:
+    """batch_size changes neither record numbers nor outcomes: it is not part of what a resume
+    compares. A journal an earlier version started (batch_size in its fingerprint, 10,000 by
+    default then) is resumed, not abandoned."""
+    job_path = mixed_job(tmp_path)
+    job = load(job_path)
+    bigger = job.model_copy(update={"source": job.source.model_copy(update={"batch_size": 2})})
+    fingerprint = run_fingerprint(job, dry_run=False, shard=None)
+    assert run_fingerprint(bigger, dry_run=False, shard=None).now == fingerprint.now
+    sandbox.revoke_key()
+    assert run(job_path, sandbox).status == "aborted"
+    with Journal(tmp_path / "out" / "journal.sqlite") as journal:
+        journal.set_meta(job=fingerprint.earlier)  # as an earlier version wrote it
+    sandbox.reset()
+    resumed = run(job_path, sandbox, resume=True)
+    assert resumed.status == "completed"
+    assert_conservation(tmp_path / "out", 7)
 
 
 def test_server_errors_are_retried_then_rejected_with_stage_transport(tmp_path: Path) -> None:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final, NamedTuple
 
 from customer_import.config import JobConfig, OnUnfinished
 from customer_import.errors import ConfigError
@@ -25,10 +26,30 @@ from customer_import.record.locks import FolderLock
 log = logging.getLogger("customer_import")
 
 
-def run_fingerprint(job: JobConfig, *, dry_run: bool, shard: object) -> str:
-    """What must not change between a run and its resume (not the URL: a 404 is fixed there)."""
-    relevant = job.model_dump_json(include={"name", "source", "mapping", "duplicates", "mode"})
-    return hashlib.sha256(f"{relevant}|dry_run={dry_run}|shard={shard}".encode()).hexdigest()
+class Fingerprint(NamedTuple):
+    """What must not change between a run and its resume: not the URL (a 404 is fixed there),
+    not ``batch_size`` (records are numbered and judged alike in batches of any size)."""
+
+    now: str
+    earlier: str
+    """As versions before this one wrote it, ``batch_size`` in it (10,000, its default then,
+    unless the job file says): their unfinished runs are resumed too."""
+
+
+_RELEVANT: Final = {"name", "source", "mapping", "duplicates", "mode"}
+_EARLIER_BATCH_SIZE: Final = 10_000
+
+
+def run_fingerprint(job: JobConfig, *, dry_run: bool, shard: object) -> Fingerprint:
+    now = job.model_dump_json(include=_RELEVANT, exclude={"source": {"batch_size"}})
+    size = job.source.batch_size if "batch_size" in job.source.model_fields_set else None
+    source = job.source.model_copy(update={"batch_size": size or _EARLIER_BATCH_SIZE})
+    earlier = job.model_copy(update={"source": source}).model_dump_json(include=_RELEVANT)
+    return Fingerprint(*(_hashed(f"{r}|dry_run={dry_run}|shard={shard}") for r in (now, earlier)))
+
+
+def _hashed(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def lock_folder(out_dir: Path) -> FolderLock:
@@ -103,7 +124,7 @@ class Policy:
 def open_run_journal(
     history: History,
     input_digest: str,
-    fingerprint: str,
+    fingerprint: Fingerprint,
     policy: Policy,
     new_run: Callable[[datetime | None], str],
 ) -> Opened:
@@ -121,7 +142,7 @@ def _for_this_run(
     journal: Journal,
     history: History,
     input_digest: str,
-    fingerprint: str,
+    fingerprint: Fingerprint,
     policy: Policy,
     new_run: Callable[[datetime | None], str],
 ) -> Opened:
@@ -145,7 +166,7 @@ def _for_this_run(
     journal.set_meta(
         state=JournalState.RUNNING,
         input=input_digest,
-        job=fingerprint,
+        job=fingerprint.now,
         started_at=now(),
         run_id=run_id,
         dry_run=str(int(policy.dry_run)),
@@ -175,7 +196,7 @@ def _run_id_of(
 
 
 def _abandon_why(
-    journal: Journal, input_digest: str, fingerprint: str, policy: Policy
+    journal: Journal, input_digest: str, fingerprint: Fingerprint, policy: Policy
 ) -> str | None:
     """None: resume the unfinished run; else why it is abandoned. ConfigError: neither."""
     out_dir = journal.path.parent
@@ -204,9 +225,9 @@ def _abandon_why(
     return changed
 
 
-def _changed(journal: Journal, input_digest: str, fingerprint: str) -> str | None:
+def _changed(journal: Journal, input_digest: str, fingerprint: Fingerprint) -> str | None:
     if journal.get_meta("input") != input_digest:
         return "the input file changed"
-    if journal.get_meta("job") != fingerprint:
+    if journal.get_meta("job") not in fingerprint:
         return "the job file (source, mapping or duplicates) or --dry-run/--shard changed"
     return None
