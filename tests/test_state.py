@@ -24,6 +24,7 @@ from customer_import.contracts import (
 )
 from customer_import.errors import StorageFault
 from customer_import.record import results
+from customer_import.record.commits import GroupCommit
 from customer_import.record.journal import Journal
 from customer_import.record.opening import open_journal
 from customer_import.record.results import result_frames
@@ -169,3 +170,27 @@ def test_results_join_rows_blobs_names_and_warnings_across_windows(
     assert journal.count_omitted() == {"phoneNumber": 1}
     assert journal.count_done() == 8
     journal.close()
+
+
+def test_a_commit_thread_that_meets_any_fault_hands_it_to_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A dry run's records wait for the commit thread: a fault there (a full disk, or a fault
+    of the tool's own) is raised in the run's thread, not lost with the thread."""
+    journal = open_journal(tmp_path)
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("encoder broke")
+
+    monkeypatch.setattr(Journal, "_write", broken)
+    commits = GroupCommit(journal, group=64, max_wait_s=0.001)
+    with commits:
+        journal.add_unsent(RecordStatus.VALID, unsent(range(1, 11)))
+        deadline = time.monotonic() + 5
+        while commits.fault is None and time.monotonic() < deadline:
+            time.sleep(0.001)
+    with pytest.raises(RuntimeError, match="encoder broke"):
+        commits.check()
+    monkeypatch.undo()
+    journal.close()  # what the failed commits kept is written by the last flush
+    assert Journal(tmp_path / "journal.sqlite").count_by_status() == {"valid": 10}

@@ -22,7 +22,6 @@ from __future__ import annotations
 import threading
 from typing import Final
 
-from customer_import.errors import StorageFault
 from customer_import.record.journal import Journal
 
 MAX_WAIT_S: Final = 0.005
@@ -37,16 +36,18 @@ class GroupCommit:
         self._unchecked = self.group  # outcomes to come before the pending rows are counted
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.fault: StorageFault | None = None
-        """The write that failed: the run must stop (``nudge`` raises it)."""
+        self.fault: Exception | None = None
+        """The write that failed: the run must stop (``check`` and ``nudge`` raise it). A
+        StorageFault, or a fault of the tool's own (an exit code 70): never lost with the
+        thread that met it."""
 
     def check(self) -> None:
-        """Raises the StorageFault of a failed commit."""
+        """Raises the fault of a failed commit."""
         if self.fault is not None:
             raise self.fault
 
     def nudge(self, outcomes: int = 1) -> None:
-        """``outcomes`` were added: commit a complete group now. Raises the StorageFault of a
+        """``outcomes`` were added: commit a complete group now. Raises the fault of a
         failed commit."""
         self.check()
         self._unchecked -= outcomes
@@ -78,5 +79,5 @@ class GroupCommit:
     def _commit(self) -> None:
         try:
             self._journal.flush()
-        except StorageFault as exc:
+        except Exception as exc:  # raised in the run's thread, whatever it is
             self.fault = exc

@@ -65,12 +65,12 @@ def _window(journal: Journal, rows: tuple[int, int], lineage: bool) -> pl.DataFr
     sent = pl.DataFrame(journal.read(query, rows), schema=_SENT, orient="row")
     kept = journal.bulk_frame(None, [ROW, EXTERNAL_ID, STATUS], rows)
     frame = pl.concat([sent, kept.with_columns(attempts=pl.lit(0))], how="diagonal_relaxed")
-    frame = frame.sort(ROW).join(_people(journal, rows), on=ROW, how="left")
-    frame = frame.join(_warnings(journal, rows), on=ROW, how="left")
+    frame = frame.sort(ROW).join(_people(journal, rows), on=ROW, how="left", maintain_order="left")
+    frame = frame.join(_warnings(journal, rows), on=ROW, how="left", maintain_order="left")
     if lineage:
         query = "SELECT row, source_row, source_file FROM lineage WHERE row BETWEEN ? AND ?"
         origin = pl.DataFrame(journal.read(query, rows), schema=_LINEAGE, orient="row")
-        frame = frame.join(origin, on=ROW, how="left")
+        frame = frame.join(origin, on=ROW, how="left", maintain_order="left")
     return frame
 
 
