@@ -24,7 +24,7 @@ from customer_import.contracts import (
 )
 from customer_import.errors import StorageFault
 from customer_import.record import results
-from customer_import.record.commits import GroupCommit
+from customer_import.record.commits import BACKLOG, GroupCommit
 from customer_import.record.journal import Journal
 from customer_import.record.opening import open_journal
 from customer_import.record.results import result_frames
@@ -194,3 +194,21 @@ def test_a_commit_thread_that_meets_any_fault_hands_it_to_the_run(
     monkeypatch.undo()
     journal.close()  # what the failed commits kept is written by the last flush
     assert Journal(tmp_path / "journal.sqlite").count_by_status() == {"valid": 10}
+
+
+def test_rows_that_wait_for_the_commit_thread_are_committed_by_their_adder_past_a_backlog(
+    tmp_path: Path,
+) -> None:
+    """Rows that need no group (rejects, valid records) wait for the commit thread, but not
+    without bound: past ``BACKLOG`` rows the thread that adds them commits them (memory stays
+    flat when every record of a dry run is rejected)."""
+    journal = open_journal(tmp_path)
+    commits = GroupCommit(journal, group=64)  # not entered: no commit thread runs
+    journal.add_unsent(RecordStatus.VALID, unsent(range(1, 101)))
+    commits.check()
+    assert journal.count_by_status() == {}  # a few rows wait for the thread
+    journal.add_unsent(RecordStatus.VALID, unsent(range(101, BACKLOG + 1)))
+    commits.check()
+    assert journal.count_by_status() == {"valid": BACKLOG}
+    assert journal.pending_writes == 0
+    journal.close()

@@ -14,7 +14,8 @@ it counts outcomes down from what a group still lacked when it last counted: the
 about outcomes, and fewer than a group of them are ever left uncommitted. Rows added without
 a nudge (a batch's names and omissions, its parse and validation rejects, a dry run's valid
 records, an incremental sync's unchanged ones: nothing a crash could make the run send again)
-go with the next group or the timer's commit, off the event loop's thread.
+go with the next group or the timer's commit, off the event loop's thread; past a backlog of
+``BACKLOG`` rows the thread that adds them commits them itself, so memory stays bounded.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ from typing import Final
 from customer_import.record.journal import Journal
 
 MAX_WAIT_S: Final = 0.005
+#: Rows waiting beyond which the thread that adds more commits them itself: two batches.
+BACKLOG: Final = 50_000
 
 
 class GroupCommit:
@@ -42,14 +45,23 @@ class GroupCommit:
         thread that met it."""
 
     def check(self) -> None:
-        """Raises the fault of a failed commit."""
+        """Rows were added that need no group of their own: commit them here only when the
+        commit thread has fallen ``BACKLOG`` rows behind, so that memory stays bounded (a dry
+        run whose every record is rejected makes them faster than one thread commits them).
+        Raises the fault of a failed commit."""
+        self._raise_fault()
+        if self._journal.pending_writes >= BACKLOG:
+            self._commit()
+            self._raise_fault()
+
+    def _raise_fault(self) -> None:
         if self.fault is not None:
             raise self.fault
 
     def nudge(self, outcomes: int = 1) -> None:
         """``outcomes`` were added: commit a complete group now. Raises the fault of a
         failed commit."""
-        self.check()
+        self._raise_fault()
         self._unchecked -= outcomes
         if self._unchecked > 0:
             return  # fewer than a group of outcomes can be waiting
@@ -58,8 +70,7 @@ class GroupCommit:
         if pending >= self.group:
             self._unchecked = self.group
             self._commit()
-            if self.fault is not None:
-                raise self.fault
+            self._raise_fault()
 
     def __enter__(self) -> GroupCommit:
         self._stop.clear()
