@@ -27,7 +27,7 @@ from customer_import.record import results
 from customer_import.record.commits import BACKLOG, GroupCommit
 from customer_import.record.journal import Journal
 from customer_import.record.opening import open_journal
-from customer_import.record.results import result_frames
+from customer_import.record.results import reject_frames, result_frames
 
 
 @contextmanager
@@ -81,7 +81,7 @@ def test_a_failed_flush_keeps_its_outcomes_for_the_next(
 
 @pytest.mark.parametrize("variable_limit", [32_766, 999, 17])
 def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
-    tmp_path: Path, variable_limit: int
+    tmp_path: Path, variable_limit: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Rows go in several to a statement: as many as the SQLite build's limit allows (999
     parameters before 3.32; 17 here: two results or rejects a statement, or eight valid records)."""
@@ -102,10 +102,13 @@ def test_every_kind_of_outcome_is_written_whatever_sqlites_parameter_limit(
     journal.flush()
     assert sorted(journal.done_rows()) == list(rows)
     assert journal.count_by_status() == {"created": 200, "rejected": 200, "valid": 200}
-    results = [row for frame in result_frames(journal) for row in frame.rows()]
-    assert results[0] == ("1", "id-1", "created", "201", "1", "t0", "t0", *[None] * 5)
-    assert results[1] == ("2", "id-2", "valid", None, "0", *[None] * 7)
-    assert next(journal.rejects()) == (3, ["a", "b"], "api", "HTTP 400", None)
+    written = [row for frame in result_frames(journal) for row in frame.rows()]
+    assert written[0] == ("1", "id-1", "created", "201", "1", "t0", "t0", *[None] * 5)
+    assert written[1] == ("2", "id-2", "valid", None, "0", *[None] * 7)
+    monkeypatch.setattr(results, "REJECTS_WINDOW", 7)  # windows of record numbers
+    rejected = [row for frame in reject_frames(journal, 2) for row in frame.rows()]
+    assert rejected[0] == ("a", "b", "3", "api", "HTTP 400", None)
+    assert [int(r[2]) for r in rejected] == list(range(3, 601, 3))
     journal.close()
 
 

@@ -34,7 +34,7 @@ from customer_import.durable import replaced_text
 from customer_import.outputs.excel import SHEET_ROWS, workbook
 from customer_import.outputs.summary import summary_json
 from customer_import.record.journal import Journal
-from customer_import.record.results import result_frames
+from customer_import.record.results import reject_frames, result_frames
 
 RESULTS: Final = "results"
 REJECTS: Final = "rejects"
@@ -171,15 +171,12 @@ def write_rejects(
 ) -> None:
     """The source's own header (dropped columns left out), then (``lineage``) source_row and
     source_file, then _row,_stage,_reason,_raw."""
-    origins = journal.lineage() if lineage else {}
     cell = sheet_safe if layout.escaped else _text
     with open_table(out_dir, REJECTS, layout) as table:
         table.writerow([*map(cell, header), *(LINEAGE if lineage else ()), *REJECTS_TRAILER])
-        for row, source, stage, reason, raw in journal.rejects():
-            values = source if source else [""] * len(header)
-            origin = [cell(v) for v in origins.get(row, ("", ""))] if lineage else []
-            tail = [row, stage, *map(cell, (reason, raw))]
-            table.writerow([*map(cell, values), *origin, *tail])
+        rows = reject_frames(journal, len(header), lineage=lineage, safe=layout.escaped)
+        for frame in rows:
+            table.write_frame(frame)
 
 
 def write_pending(rows: Iterable[int], out_dir: Path) -> int:

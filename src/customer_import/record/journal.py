@@ -96,8 +96,8 @@ class Journal:
     """Outcomes by record number; ``flush()`` commits what was added since the last one.
 
     ``flush()`` may run in another thread (SQLite lets others run while it writes), so every
-    method that uses the connection holds ``_lock``; ``results()`` and ``rejects()`` are read
-    once the run is over."""
+    method that uses the connection holds ``_lock``; results and rejects (``results.py``) are
+    read once the run is over."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -347,27 +347,10 @@ class Journal:
         with self._lock, self._db:
             self._db.executemany("INSERT OR REPLACE INTO lineage VALUES (?, ?, ?)", rows)
 
-    def lineage(self) -> dict[int, tuple[str, str]]:
-        """row -> (source_row, source_file) of the rejected records (``set_lineage``)."""
-        query = (
-            "SELECT row, l.source_row, l.source_file FROM outcomes JOIN lineage AS l USING (row)"
-            " WHERE status = 'rejected'"
-        )
-        return {row: (source_row, file) for row, source_row, file in self.read(query)}
-
     def pending_rows(self, records: int) -> Iterator[int]:
         """Record numbers 1..``records`` without an outcome."""
         done = set(self.done_rows().to_list())
         return (row for row in range(1, records + 1) if row not in done)
-
-    def rejects(self) -> Iterator[tuple[int, list[str], str, str, str | None]]:
-        """(row, source values, stage, reason, raw)."""
-        query = (
-            "SELECT row, source, stage, reason, raw FROM outcomes"
-            " WHERE status = 'rejected' AND row > 0 ORDER BY row"
-        )
-        for row, source, stage, reason, raw in self._db.execute(query):
-            yield row, json.loads(source) if source else [], stage, reason, raw
 
     def __enter__(self) -> Journal:
         return self

@@ -1,11 +1,12 @@
-"""results' rows, rendered from the journal a window of record numbers at a time.
+"""results' and rejects' rows, rendered from the journal a window of record numbers at a time.
 
 A window's outcomes come from the ``outcomes`` table (records sent, decided or rejected one at
 a time) and from the bulk blobs (valid, unchanged: ``bulk.py``); its names from the bulk
 ``people`` blobs (and from the ``people`` table of an earlier version's journal); the warnings
 of values left out (``omitted``) and a fed back rejects file's lineage are joined on. Polars
 does the work, ``WINDOW`` record numbers at a time, so memory stays flat however long the
-export: rendering a dry run's million records takes a fraction of a second.
+export: rendering a dry run's million records takes a fraction of a second. A reject's source
+values, kept as a JSON array, become the rejects file's columns the same way.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from customer_import.record.cells import sheet_safe
 from customer_import.record.journal import IMPORTED, Journal
 
 WINDOW: Final = 100_000
+#: A reject's row holds its source values and reason, as Python objects on their way from
+#: SQLite: a fifth of the window keeps a million rejects within the memory of a dry run.
+REJECTS_WINDOW: Final = 20_000
 STATUS: Final = bulk.STATUS
 _WARNINGS: Final = "warnings"
 _SENT: Final = {
@@ -102,4 +106,51 @@ def _as_text(frame: pl.DataFrame, safe: bool) -> pl.DataFrame:
     order = [ROW, EXTERNAL_ID, STATUS, *list(_SENT)[3:], _WARNINGS, *PEOPLE]
     order += [c for c in _LINEAGE if c != ROW and c in frame.columns]
     text = frame.with_columns(cells).select(pl.col(order).cast(pl.String))
+    return text.with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
+
+
+_REJECTED: Final = {
+    ROW: pl.Int64,
+    "source": pl.String,
+    "stage": pl.String,
+    "reason": pl.String,
+    "raw": pl.String,
+}
+
+
+def reject_frames(
+    journal: Journal, width: int, *, lineage: bool = False, safe: bool = True
+) -> Iterator[pl.DataFrame]:
+    """rejects' rows in order: the ``width`` source values (blank where the journal kept
+    none), source_row and source_file with ``lineage``, then _row, _stage, _reason, _raw;
+    every column text, null where empty, sheet-safe but for the numbers and the stage."""
+    query = (
+        "SELECT row, source, stage, reason, raw FROM outcomes"
+        " WHERE status = 'rejected' AND row BETWEEN ? AND ? ORDER BY row"
+    )
+    for first in range(1, _last_row(journal) + 1, REJECTS_WINDOW):
+        rows = (first, first + REJECTS_WINDOW - 1)
+        frame = pl.DataFrame(journal.read(query, rows), schema=_REJECTED, orient="row")
+        if frame.is_empty():
+            continue
+        if lineage:
+            origin = "SELECT row, source_row, source_file FROM lineage WHERE row BETWEEN ? AND ?"
+            found = pl.DataFrame(journal.read(origin, rows), schema=_LINEAGE, orient="row")
+            frame = frame.join(found, on=ROW, how="left", maintain_order="left")
+        yield _rejects_as_text(frame, width, lineage, safe)
+
+
+def _rejects_as_text(frame: pl.DataFrame, width: int, lineage: bool, safe: bool) -> pl.DataFrame:
+    decoded = frame.with_columns(pl.col("source").str.json_decode(pl.List(pl.String)))
+    values = pl.col("source")  # decoded once: an expression used twice is computed twice
+    columns = [values.list.get(i, null_on_oob=True).alias(f"_{i}") for i in range(width)]
+    texts = [f"_{i}" for i in range(width)] + ["reason", "raw"]
+    texts += ["source_row", "source_file"] if lineage else []
+    frame = decoded.with_columns(columns).with_columns(
+        sheet_safe(c) if safe else pl.col(c) for c in texts
+    )
+    order = [f"_{i}" for i in range(width)]
+    order += ["source_row", "source_file"] if lineage else []
+    order += [ROW, "stage", "reason", "raw"]
+    text = frame.select(pl.col(order).cast(pl.String))
     return text.with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
