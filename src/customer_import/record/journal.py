@@ -89,7 +89,8 @@ CREATE TABLE IF NOT EXISTS omitted (   -- on_invalid = "omit": values left out o
 ) WITHOUT ROWID;
 """
 #: Statuses of records imported (or valid) as they are: their omissions are warnings.
-IMPORTED: Final = "('created', 'updated', 'unchanged', 'valid')"
+IMPORTED: Final = ("created", "updated", "unchanged", "valid")
+_IMPORTED_SQL: Final = f"({', '.join(map(repr, IMPORTED))})"
 
 
 class Journal:
@@ -330,7 +331,7 @@ class Journal:
         """Per field, the input records imported (or valid) without it (``on_invalid``)."""
         query = (
             "SELECT field, count(*) FROM omitted JOIN outcomes USING (row)"
-            f" WHERE status IN {IMPORTED} AND row > 0 GROUP BY field"
+            f" WHERE status IN {_IMPORTED_SQL} AND row > 0 GROUP BY field"
         )
         counts = dict(self.read(query))
         apart = "SELECT o.row, o.field FROM omitted AS o LEFT JOIN outcomes AS x USING (row)"

@@ -40,7 +40,6 @@ _SENT: Final = {
 _LINEAGE: Final = {ROW: pl.Int64, "source_row": pl.String, "source_file": pl.String}
 #: Columns written as they are: numbers, and the statuses the tool writes.
 _PLAIN: Final = (ROW, STATUS, "http_status", "attempts", "source_row")
-_IMPORTED_STATUSES: Final = [s.strip(" '") for s in IMPORTED.strip("()").split(",")]
 
 
 def result_frames(
@@ -99,7 +98,7 @@ def _warnings(journal: Journal, rows: tuple[int, int]) -> pl.DataFrame:
 
 
 def _as_text(frame: pl.DataFrame, safe: bool) -> pl.DataFrame:
-    imported = pl.col(STATUS).is_in(_IMPORTED_STATUSES)
+    imported = pl.col(STATUS).is_in(IMPORTED)
     frame = frame.with_columns(pl.when(imported).then(pl.col(_WARNINGS)).alias(_WARNINGS))
     texts = [c for c in frame.columns if c not in _PLAIN]
     cells = [sheet_safe(c) if safe else pl.col(c) for c in texts]
