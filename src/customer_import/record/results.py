@@ -70,11 +70,14 @@ def _window(journal: Journal, rows: tuple[int, int], lineage: bool) -> pl.DataFr
     frame = pl.concat([sent, kept.with_columns(attempts=pl.lit(0))], how="diagonal_relaxed")
     frame = frame.sort(ROW).join(_people(journal, rows), on=ROW, how="left", maintain_order="left")
     frame = frame.join(_warnings(journal, rows), on=ROW, how="left", maintain_order="left")
-    if lineage:
-        query = "SELECT row, source_row, source_file FROM lineage WHERE row BETWEEN ? AND ?"
-        origin = pl.DataFrame(journal.read(query, rows), schema=_LINEAGE, orient="row")
-        frame = frame.join(origin, on=ROW, how="left", maintain_order="left")
-    return frame
+    return _with_origin(journal, frame, rows) if lineage else frame
+
+
+def _with_origin(journal: Journal, frame: pl.DataFrame, rows: tuple[int, int]) -> pl.DataFrame:
+    """A fed back rejects file's records with where each first was: source_row, source_file."""
+    query = "SELECT row, source_row, source_file FROM lineage WHERE row BETWEEN ? AND ?"
+    found = pl.DataFrame(journal.read(query, rows), schema=_LINEAGE, orient="row")
+    return frame.join(found, on=ROW, how="left", maintain_order="left")
 
 
 def _people(journal: Journal, rows: tuple[int, int]) -> pl.DataFrame:
@@ -100,11 +103,16 @@ def _warnings(journal: Journal, rows: tuple[int, int]) -> pl.DataFrame:
 def _as_text(frame: pl.DataFrame, safe: bool) -> pl.DataFrame:
     imported = pl.col(STATUS).is_in(IMPORTED)
     frame = frame.with_columns(pl.when(imported).then(pl.col(_WARNINGS)).alias(_WARNINGS))
-    texts = [c for c in frame.columns if c not in _PLAIN]
-    cells = [sheet_safe(c) if safe else pl.col(c) for c in texts]
     order = [ROW, EXTERNAL_ID, STATUS, *list(_SENT)[3:], _WARNINGS, *PEOPLE]
     order += [c for c in _LINEAGE if c != ROW and c in frame.columns]
-    text = frame.with_columns(cells).select(pl.col(order).cast(pl.String))
+    return _cells(frame, order, [c for c in frame.columns if c not in _PLAIN], safe)
+
+
+def _cells(frame: pl.DataFrame, order: list[str], texts: list[str], safe: bool) -> pl.DataFrame:
+    """``order``'s columns as text, null where empty; ``texts`` sheet-safe with ``safe``."""
+    if safe:
+        frame = frame.with_columns(sheet_safe(c) for c in texts)
+    text = frame.select(pl.col(order).cast(pl.String))
     return text.with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
 
 
@@ -133,23 +141,17 @@ def reject_frames(
         if frame.is_empty():
             continue
         if lineage:
-            origin = "SELECT row, source_row, source_file FROM lineage WHERE row BETWEEN ? AND ?"
-            found = pl.DataFrame(journal.read(origin, rows), schema=_LINEAGE, orient="row")
-            frame = frame.join(found, on=ROW, how="left", maintain_order="left")
+            frame = _with_origin(journal, frame, rows)
         yield _rejects_as_text(frame, width, lineage, safe)
 
 
 def _rejects_as_text(frame: pl.DataFrame, width: int, lineage: bool, safe: bool) -> pl.DataFrame:
     decoded = frame.with_columns(pl.col("source").str.json_decode(pl.List(pl.String)))
     values = pl.col("source")  # decoded once: an expression used twice is computed twice
-    columns = [values.list.get(i, null_on_oob=True).alias(f"_{i}") for i in range(width)]
-    texts = [f"_{i}" for i in range(width)] + ["reason", "raw"]
-    texts += ["source_row", "source_file"] if lineage else []
-    frame = decoded.with_columns(columns).with_columns(
-        sheet_safe(c) if safe else pl.col(c) for c in texts
+    names = [f"_{i}" for i in range(width)]
+    columns = decoded.with_columns(
+        values.list.get(i, null_on_oob=True).alias(n) for i, n in enumerate(names)
     )
-    order = [f"_{i}" for i in range(width)]
-    order += ["source_row", "source_file"] if lineage else []
-    order += [ROW, "stage", "reason", "raw"]
-    text = frame.select(pl.col(order).cast(pl.String))
-    return text.with_columns(pl.when(pl.all() != "").then(pl.all()).name.keep())
+    origin = ["source_row", "source_file"] if lineage else []
+    order = [*names, *origin, ROW, "stage", "reason", "raw"]
+    return _cells(columns, order, [*names, *origin, "reason", "raw"], safe)
