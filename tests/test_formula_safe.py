@@ -11,9 +11,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import polars as pl
 import pytest
 
+from customer_import.contracts import FORMULA_CHARS
 from customer_import.outputs.files import sheet_safe
+from customer_import.record.cells import sheet_safe as column_rule
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from tests.conftest import CREDENTIALS, load, read_csv
@@ -144,3 +147,12 @@ def test_an_ordinary_export_keeps_its_leading_apostrophes(tmp_path: Path) -> Non
 
     assert outcome.sent["1"] == {"externalId": "1", "firstName": "'=x", "lastName": "'-Smith"}
     assert read_csv(tmp_path / "out" / "results.csv")[0]["externalId"] == "1"
+
+
+def test_the_column_rule_and_the_cell_rule_mark_the_same_texts() -> None:
+    """results and rejects are marked column-wise (Polars), headers and missing.csv a cell at a
+    time: both add the apostrophe to exactly the same texts."""
+    alphabet = ["", "'", "a", "1", " ", *FORMULA_CHARS]
+    texts = [a + b + c for a in alphabet for b in alphabet for c in ("", "x", "''=")]
+    marked = pl.DataFrame({"t": texts}).select(column_rule("t")).to_series().to_list()
+    assert marked == [sheet_safe(t) for t in texts]
