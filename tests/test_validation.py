@@ -12,7 +12,7 @@ from customer_import.contracts import ROW
 from customer_import.transform.fieldstats import EXAMPLES, FieldStats
 from customer_import.transform.mapping import map_batch, plan_mapping
 from customer_import.transform.normalise import likely_domain, misspelt_domain
-from customer_import.transform.validation import Validator
+from customer_import.transform.validation import FALSE_WORDS, TRUE_WORDS, Validator
 
 BASE = {"externalId": "id", "firstName": "first"}
 
@@ -131,6 +131,33 @@ def test_invalid_emails_reject_the_record(raw: str) -> None:
 def test_boolean_words(spec: dict[str, object], raw: str, expected: bool) -> None:
     body, reason = one({"active": {"column": "flag", **spec}}, "flag", raw)
     assert reason is None and body is not None and body["active"] is expected
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        {"true": ["Keep", "yes"], "false": ["drop"]},  # ASCII: looked up in every spelling
+        {"true": ["sí", "ja"], "false": ["nein", "STRASSE"]},  # not ASCII: lower-cased first
+        {"true": ["unsubscribed from all", "x"], "false": ["subscribed to every list"]},  # long
+        {"true": ["both"], "false": ["Both", "no"]},  # a word in both lists reads as true
+    ],
+)
+def test_yes_no_words_are_read_as_lower_casing_them_would(words: dict[str, list[str]]) -> None:
+    """Whatever the words, a value means what its lower case means: the Kelvin sign reads as
+    a "k", "ẞ" and "İ" lower-case to other words, and unknown values reject the record."""
+    words_seen = [w for ws in words.values() for w in ws]
+    cells = [
+        *(v for w in words_seen for v in (w, w.upper(), w.title(), w.swapcase())),
+        *("\u212aeep", "\u212aEEP", "KEEP", "SÍ", "Sí", "STRAẞE", "straße", "İ", "yes ", "nope"),
+    ]
+    bodies, rejects = validate({"active": {"column": "flag", **words}}, flag=cells)
+    meaning = dict.fromkeys([*FALSE_WORDS, *(w.lower() for w in words["false"])], False)
+    meaning |= dict.fromkeys([*TRUE_WORDS, *(w.lower() for w in words["true"])], True)
+    read = {f"R{i}": meaning.get(cell.lower().strip()) for i, cell in enumerate(cells)}
+    assert {b["externalId"]: b["active"] for b in bodies} == {
+        row: value for row, value in read.items() if value is not None
+    }
+    assert {r["externalId"] for r in rejects} == {row for row, v in read.items() if v is None}
 
 
 def test_an_unknown_boolean_word_rejects_the_record_naming_the_value() -> None:

@@ -10,10 +10,12 @@ and parsing is left to ``validation``.
 from __future__ import annotations
 
 import itertools
+import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
+from typing import Final
 
 import polars as pl
 
@@ -95,7 +97,7 @@ def plan_mapping(
         FieldPlan(target, tuple(_resolve(c, header, columns) for c in spec.sources), spec)
         for target, spec in mapping.fields.items()
     )
-    tokens = _any_case(DEFAULT_NULL_VALUES) if null_values is None else _trimmed(null_values)
+    tokens = any_case(DEFAULT_NULL_VALUES) if null_values is None else _trimmed(null_values)
     return MappingPlan(fields, tokens, max_id_length)
 
 
@@ -103,16 +105,25 @@ def _trimmed(values: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(v.strip() for v in values if v.strip()))
 
 
+#: The one character outside ASCII whose lower case is ASCII: KELVIN SIGN, "k".
+_KELVIN: Final = "\u212a"
+#: The most spellings ``any_case`` builds: a few short words have a few thousand.
+MOST_SPELLINGS: Final = 20_000
+
+
 @cache
-def _any_case(tokens: tuple[str, ...]) -> tuple[str, ...]:
-    """Every spelling of the tokens in upper and lower case (a few thousand): looking a cell up
-    among them costs less than lower-casing every cell."""
-    spellings = {
-        "".join(chars)
-        for token in tokens
-        for chars in itertools.product(*({c.lower(), c.upper()} for c in token))
-    }
-    return tuple(sorted(spellings))
+def any_case(tokens: tuple[str, ...]) -> tuple[str, ...]:
+    """Every text whose lower case is one of the tokens lower-cased: looking a cell up among
+    them costs less than lower-casing every cell. Exact for ASCII tokens (for others only
+    their upper and lower case are given); ``ValueError`` past ``MOST_SPELLINGS``."""
+    cases = [[_cases(c) for c in token] for token in tokens]
+    if sum(math.prod(map(len, token)) for token in cases) > MOST_SPELLINGS:
+        raise ValueError(f"more than {MOST_SPELLINGS} spellings")
+    return tuple(sorted({"".join(chars) for token in cases for chars in itertools.product(*token)}))
+
+
+def _cases(char: str) -> set[str]:
+    return {char.lower(), char.upper(), *((_KELVIN,) if char in "kK" else ())}
 
 
 def _resolve(column: str | int, header: list[str], columns: list[str]) -> str:

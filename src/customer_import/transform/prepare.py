@@ -34,7 +34,7 @@ from customer_import.contracts import (
 from customer_import.schema import STRING_FIELDS
 from customer_import.transform.duplicates import Decision, RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
-from customer_import.transform.mapping import MappingPlan, id_only, map_batch, usable_ids
+from customer_import.transform.mapping import MappingPlan, id_only, map_batch
 from customer_import.transform.parallel import OrderedMap
 from customer_import.transform.quality import (
     SuspectText,
@@ -175,18 +175,17 @@ class BatchPreparer:
         """Safe to call from several threads at once."""
         frame = batch.frame
         mapped = map_batch(frame, self._plan)
-        ids = usable_ids(mapped, self._plan)
-        held_mask = id_hashes(ids).is_in(self._repeated.implode()).fill_null(False)
-        held_rows = frame[ROW].filter(held_mask)
         validated = self._validator.validate(mapped)
+        ids = validated.ids
+        held_rows = self._held_rows(frame[ROW], ids)
         sources = self._source_values(frame, validated.rejects[ROW], held_rows)
-        is_done = pl.col(ROW).is_in(self._done.implode())
+        is_done = self._is_done()
         is_new = ~pl.col(ROW).is_in(held_rows.implode()) & ~is_done
         checked = validated.valid.select(ROW, EXTERNAL_ID, BODY).filter(is_new)
         sends, unchanged = checked, checked.clear().select(ROW, EXTERNAL_ID)
         if self._split_unchanged is not None:
             sends, unchanged = self._split_unchanged(checked)
-        rejects = [_parse_reject(f) for f in batch.failures if f.row not in self._done]
+        rejects = [_parse_reject(f) for f in self._not_done(batch.failures)]
         rejects += [
             RejectRow(row, eid, RejectStage.VALIDATION, reason, sources[row])
             for row, eid, reason in validated.rejects.filter(is_new).iter_rows()
@@ -205,6 +204,25 @@ class BatchPreparer:
         found = find_double_encoded(mapped, self._text_fields)
         return Prepared(prepared, BatchQuality(found, _counted_apart(validated, held_rows)))
 
+    def _held_rows(self, rows: pl.Series, ids: pl.Series) -> pl.Series:
+        """The records whose id occurs more than once in the export (none to hash for when no
+        id does)."""
+        if self._repeated.is_empty():
+            return rows.clear()
+        return rows.filter(id_hashes(ids).is_in(self._repeated.implode()).fill_null(False))
+
+    def _not_done(self, failures: list[ParseFailure]) -> list[ParseFailure]:
+        if not failures or self._done.is_empty():
+            return failures
+        done = pl.Series([f.row for f in failures]).is_in(self._done.implode()).to_list()
+        return [f for f, is_done in zip(failures, done, strict=True) if not is_done]
+
+    def _is_done(self) -> pl.Expr:
+        """True for the records a resumed run already finished."""
+        if self._done.is_empty():
+            return pl.lit(False)
+        return pl.col(ROW).is_in(self._done.implode())
+
     def _source_values(
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
     ) -> dict[int, tuple[str, ...]]:
@@ -218,7 +236,7 @@ class BatchPreparer:
         self, validated: Validated, held_rows: pl.Series, sources: dict[int, tuple[str, ...]]
     ) -> list[HeldRecord]:
         is_held = pl.col(ROW).is_in(held_rows.implode())
-        done = pl.col(ROW).is_in(self._done.implode()).alias("_done")
+        done = self._is_done().alias("_done")
         valid = validated.valid.select(ROW, EXTERNAL_ID, BODY).filter(is_held).with_columns(done)
         rejects = validated.rejects.filter(is_held).with_columns(done)
         held = [

@@ -22,7 +22,12 @@ from customer_import.schema import BOOLEAN_FIELDS, REQUIRED_FIELDS, TARGET_FIELD
 from customer_import.transform.fastpath import fast_emails, fast_phones
 from customer_import.transform.fieldstats import ERR, OMIT, FieldStats
 from customer_import.transform.ids import id_reasons
-from customer_import.transform.mapping import INEXACT_ID, FieldPlan, MappingPlan
+from customer_import.transform.mapping import (
+    INEXACT_ID,
+    FieldPlan,
+    MappingPlan,
+    any_case,
+)
 from customer_import.transform.normalise import CachedJudge, judge_email, judge_phone
 
 TRUE_WORDS: Final = ("true", "t", "yes", "y", "1")
@@ -38,11 +43,13 @@ FIELD: Final = "_field"
 class Validated:
     """``valid``: ROW, EXTERNAL_ID, BODY (JSON text), and ``PEOPLE`` as the body holds them
     (null where it has none: results' names). ``rejects``: ROW, EXTERNAL_ID, REASON.
-    ``omitted``: ROW, FIELD, REASON of the values left out of valid records."""
+    ``omitted``: ROW, FIELD, REASON of the values left out of valid records. ``ids``: each
+    record's externalId, null where it cannot be a real id (``mapping.usable_ids``)."""
 
     valid: pl.DataFrame
     rejects: pl.DataFrame
     omitted: pl.DataFrame
+    ids: pl.Series
     stats: FieldStats | None = None  # this batch's per-field counts, when asked for
     checked: pl.DataFrame | None = None
     """With ``stats``: ROW and each field's value, reason and omission, to count some of the
@@ -65,25 +72,23 @@ class Validator:
         self._phone = CachedJudge(
             lambda value: judge_phone(value, region), lambda values: fast_phones(values, region)
         )
+        self._stages = _stages(plan)
 
     def validate(self, mapped: pl.DataFrame) -> Validated:
         # In stages: a column an expression reads twice is computed once, in the stage before.
-        parsed = [_parsed_boolean(f) for f in self._plan.fields if f.target in BOOLEAN_FIELDS]
-        checks = [_field_checks(f) for f in self._plan.fields]
+        parsed, first, second, reason = self._stages
         checked = (
             mapped.with_columns(*self._series_checked(mapped), *parsed)
-            .with_columns(*(e for first, _ in checks for e in first))
-            .with_columns(*(e for _, second in checks for e in second))
-        )
-        reasons = [f"{f.target}{ERR}" for f in self._plan.fields]
-        checked = checked.with_columns(
-            pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias(REASON)
+            .with_columns(first)
+            .with_columns(second)
+            .with_columns(reason)
         )
         bad = pl.col(REASON) != ""
         validated = Validated(
             valid=_with_bodies(checked.filter(~bad), self._plan),
             rejects=checked.filter(bad).select(ROW, EXTERNAL_ID, REASON),
             omitted=_omitted(checked, bad, self._plan),
+            ids=_usable_ids(checked),
         )
         return self._counted(validated, checked) if self._stats_fields else validated
 
@@ -107,6 +112,23 @@ class Validator:
             ids = id_reasons(mapped[EXTERNAL_ID], inexact, self._plan.max_id_length)
             out.append(ids.alias(f"{EXTERNAL_ID}{_LIB_ERR}"))
         return out
+
+
+def _usable_ids(checked: pl.DataFrame) -> pl.Series:
+    """The ids, null where ``id_reasons`` found one unusable (``mapping.usable_ids``)."""
+    usable = pl.when(pl.col(f"{EXTERNAL_ID}{_LIB_ERR}").is_null()).then(pl.col(EXTERNAL_ID))
+    return checked.select(usable.alias(EXTERNAL_ID)).to_series()
+
+
+def _stages(plan: MappingPlan) -> tuple[list[pl.Expr], ...]:
+    """``validate``'s expressions, stage by stage (built once: a batch's worth of Python
+    otherwise): yes/no words read, each field's value and reason, what each reason does,
+    and the record's reasons joined."""
+    parsed = [_parsed_boolean(f) for f in plan.fields if f.target in BOOLEAN_FIELDS]
+    checks = [_field_checks(f) for f in plan.fields]
+    reasons = [f"{f.target}{ERR}" for f in plan.fields]
+    joined = pl.concat_str(reasons, separator="; ", ignore_nulls=True).alias(REASON)
+    return parsed, [e for c, _ in checks for e in c], [e for _, c in checks for e in c], [joined]
 
 
 # Suffixes of the working columns: the checked value; ERR and OMIT (fieldstats.py) hold the
@@ -171,14 +193,32 @@ def _words(spec: FieldMapping) -> tuple[list[str], list[str]]:
 
 
 def _parsed_boolean(field: FieldPlan) -> pl.Expr:
-    """True, False, or null for a word of neither list (a word in both reads as true)."""
+    """True, False, or null for a word of neither list (a word in both reads as true), in any
+    case: ASCII words are looked up in every spelling (``any_case``), which costs a third
+    of lower-casing every value first."""
     true_words, false_words = _words(field.spec)
-    meaning = dict.fromkeys(false_words, False) | dict.fromkeys(true_words, True)
-    word = pl.col(field.target).str.to_lowercase()
+    words = [*false_words, *true_words]
+    spelled = _spelled(words)
+    word = pl.col(field.target)
+    if spelled is None:
+        word, spelled = word.str.to_lowercase(), {w: w for w in words}
+    meaning = {spelling: w in true_words for spelling, w in spelled.items()}
     parsed = word.replace_strict(
         list(meaning), list(meaning.values()), default=None, return_dtype=pl.Boolean
     )
     return parsed.alias(f"{field.target}{_PARSED}")
+
+
+def _spelled(words: list[str]) -> dict[str, str] | None:
+    """Each spelling of the (lower-case) words -> its word; None for a word outside ASCII, or
+    words long enough to have more spellings than ``MOST_SPELLINGS``."""
+    if not all(w.isascii() for w in words):
+        return None
+    try:
+        any_case(tuple(words))  # raises past the limit
+    except ValueError:
+        return None
+    return {spelling: w for w in words for spelling in any_case((w,))}
 
 
 def _boolean(target: str, spec: FieldMapping) -> tuple[pl.Expr, pl.Expr]:
