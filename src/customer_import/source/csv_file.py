@@ -170,9 +170,11 @@ class _CsvBackend:
                 with open_text(self._path, self._gzipped, self._codec) as text:
                     yield from self._read(self._parsed(text, select, names, expected), size)
                 return
-            with self._utf8() as read:
-                width, has_header = self._width, self._has_header
-                stretches = Stretches(read, self._delimiter, width, has_header, expected)
+            width, has_header = self._width, self._has_header
+            with (
+                self._utf8() as read,
+                Stretches(read, self._delimiter, width, has_header, expected) as stretches,
+            ):
                 yield from self._read(stretches.parts(select, names, self._batch_size), size)
         except READ_ERRORS as exc:
             # The bytes were checked at open; this is a file changed or damaged since then.

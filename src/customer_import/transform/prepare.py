@@ -32,6 +32,7 @@ from customer_import.contracts import (
     RejectStage,
 )
 from customer_import.schema import STRING_FIELDS
+from customer_import.source.table import rebatched
 from customer_import.transform.duplicates import Decision, RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.mapping import MappingPlan, id_only, map_batch
@@ -50,6 +51,10 @@ log = logging.getLogger("customer_import")
 #: The first batch is this small so that sending starts in a fraction of a second; the next
 #: batches, [source] batch_size each, are prepared while it is being sent.
 FIRST_BATCH: Final = 1_000
+
+#: Records the pre-pass hashes at a time: one column of them is small, and each batch has a
+#: fixed cost (a fifth of the pre-pass with 25,000).
+PRE_PASS_BATCH: Final = 100_000
 
 #: Incremental sync: records to send -> those the API does not hold as they are, and the
 #: (row, externalId) of those it does.
@@ -106,14 +111,21 @@ def pre_pass(
     with tempfile.TemporaryDirectory(dir=spill_in, prefix=".ids-") as spill:
         finder = RepeatedIdFinder(Path(spill))
         hashing = partial(_hashed_ids, plan=plan, shard=shard)
-        with OrderedMap(hashing, iter(batches), workers=1) as hashed:
+        ids = rebatched(_until(stopping, batches), PRE_PASS_BATCH, PRE_PASS_BATCH)
+        with OrderedMap(hashing, ids, workers=1) as hashed:
             for hashes, mine, read in hashed:
-                if stopping():
-                    break
                 finder.add(hashes)
                 records, file_records = records + mine, file_records + read
         absent = finder.count_absent(id_hashes(known)) if known is not None else 0
         return PrePass(records, file_records, finder.repeated(), absent)
+
+
+def _until(stopping: Callable[[], bool], batches: Iterable[Batch]) -> Iterator[Batch]:
+    """The batches, up to the one read once ``stopping()`` says the run is being stopped."""
+    for batch in batches:
+        if stopping():
+            return
+        yield batch
 
 
 def _hashed_ids(batch: Batch, plan: MappingPlan, shard: Shard | None) -> tuple[pl.Series, int, int]:
