@@ -49,7 +49,7 @@ import polars as pl
 from email_validator import SPECIAL_USE_DOMAIN_NAMES
 from phonenumbers import COUNTRY_CODE_TO_REGION_CODE, PhoneMetadata, PhoneNumberDesc
 
-from customer_import.transform.normalise import DOMAIN_TYPOS, DOUBLED_TLD, TLD_TYPO
+from customer_import.transform.normalise import DOMAIN_TYPOS, DOUBLED_TLD, TLD_TYPO, undecided
 
 #: phonenumbers' order; mobile is added unless its pattern is the fixed-line one, as there.
 _TYPES: Final = (
@@ -298,7 +298,7 @@ def fast_emails(values: pl.Series) -> pl.Series:
     settles them, and the rest (upper case in the domain, a label too long for that pass)
     take the one that lower-cases the domain."""
     quick = _lower_case_emails(values)
-    rest = (quick.is_null() & values.is_not_null()).arg_true()
+    rest = undecided(quick, values)
     if rest.is_empty():
         return quick
     return quick.scatter(rest, _any_case_emails(values.gather(rest)))

@@ -51,13 +51,17 @@ def id_reasons(ids: pl.Series, inexact: pl.Series | None, max_length: int) -> pl
 
     One pass over every id finds the few that may have a problem; only those are judged."""
     flags = _flags(inexact, len(ids))
-    suspect = ids.str.contains(_SUSPECT) | (ids.str.len_bytes() > max_length)  # chars <= bytes
-    suspect = suspect.fill_null(False) | flags
+    value = pl.col("id")
+    suspect = (value.str.contains(_SUSPECT) | (value.str.len_bytes() > max_length)).fill_null(
+        False  # a character is a byte or more: no longer in characters than in bytes
+    ) | pl.col("inexact")
+    frame = pl.DataFrame({"id": ids, "inexact": flags})
+    at = frame.select(suspect.arg_true()).to_series()
     reasons = pl.repeat(None, len(ids), dtype=pl.String, eager=True).alias(ids.name)
-    if not suspect.any():
+    if at.is_empty():
         return reasons
-    found = _judged(ids.filter(suspect), flags.filter(suspect), max_length)
-    return reasons.scatter(suspect.arg_true(), found)
+    found = _judged(ids.gather(at), flags.gather(at), max_length)
+    return reasons.scatter(at, found)
 
 
 def _judged(ids: pl.Series, inexact: pl.Series, max_length: int) -> pl.Series:

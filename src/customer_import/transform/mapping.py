@@ -191,9 +191,7 @@ def _cleaned(frame: pl.DataFrame, columns: list[str], plan: MappingPlan) -> pl.D
     each cell is trimmed once (an expression used twice in one query is computed twice)."""
     trimmed = frame.select(ROW, *(pl.col(c).str.strip_chars() for c in columns))
     tokens = _as_list((*plan.null_values, ""))
-    return trimmed.with_columns(
-        pl.when(trimmed[c].is_in(tokens)).then(None).otherwise(trimmed[c]).alias(c) for c in columns
-    )
+    return trimmed.with_columns(pl.when(~pl.col(c).is_in(tokens)).then(pl.col(c)) for c in columns)
 
 
 @cache

@@ -194,6 +194,14 @@ def misspelt_domain(domain: pl.Expr) -> pl.Expr:
     )
 
 
+def undecided(quick: pl.Series, values: pl.Series) -> pl.Series:
+    """Where a fast path left a value (not null) without an answer."""
+    frame = pl.DataFrame({"quick": quick, "value": values})
+    return frame.select((pl.col("quick").is_null() & pl.col("value").is_not_null()).arg_true())[
+        "quick"
+    ]
+
+
 class CachedJudge:
     """Applies a per-value judge to a text column, once per distinct value.
 
@@ -221,7 +229,7 @@ class CachedJudge:
             else pl.repeat(None, len(column), dtype=pl.String, eager=True)
         )
         reasons = pl.repeat(None, len(column), dtype=pl.String, eager=True)
-        pending = (quick.is_null() & column.is_not_null()).arg_true()
+        pending = undecided(quick, column)
         if pending.is_empty():
             return quick, reasons
         verdicts = [self._verdict(v) for v in column.gather(pending).to_list()]

@@ -239,6 +239,8 @@ class BatchPreparer:
         self, frame: pl.DataFrame, reject_rows: pl.Series, held_rows: pl.Series
     ) -> dict[int, tuple[str, ...]]:
         """Original values of the records that may end in the rejects file."""
+        if reject_rows.is_empty() and held_rows.is_empty():
+            return {}
         wanted = frame.filter(
             pl.col(ROW).is_in(reject_rows.implode()) | pl.col(ROW).is_in(held_rows.implode())
         )
@@ -247,6 +249,8 @@ class BatchPreparer:
     def _held(
         self, validated: Validated, held_rows: pl.Series, sources: dict[int, tuple[str, ...]]
     ) -> list[HeldRecord]:
+        if held_rows.is_empty():
+            return []
         is_held = pl.col(ROW).is_in(held_rows.implode())
         done = self._is_done().alias("_done")
         valid = validated.valid.select(ROW, EXTERNAL_ID, BODY).filter(is_held).with_columns(done)
