@@ -234,3 +234,19 @@ def test_random_texts_read_the_same(
         path.write_text(random_text(rng), encoding="utf-8", newline="")
         monkeypatch.setattr(csv_stretches, "BLOCK_BYTES", rng.choice((1, 5, 13, 1 << 22)))
         assert_same(path, batch_size=rng.choice((1, 3, 10_000)), delimiter=",")
+
+
+@pytest.mark.parametrize("columns", [None, ["id"]])
+def test_bytes_no_longer_utf8_in_a_clean_block_raise_the_decoding_error(
+    columns: list[str] | None,
+) -> None:
+    """A file changed after its encoding was checked: Polars refuses the block, whatever the
+    columns read, and the record parser's reading raises what decoding the bytes would."""
+    text = b"id,name\n" + b"".join(b"C-%d,Ann\n" % i for i in range(50)) + b"C-50,Bj\xf6rn\n"
+    checks = csv_stretches._Checks.of(",", 2)
+    assert checks is not None and checks.from_skeleton(text) == (52, [])  # judged clean
+    chunks = iter([text])
+    stretches = csv_stretches.Stretches(lambda _: next(chunks, b""), ",", 2, True, "header")
+    select = [0] if columns else [0, 1]
+    with stretches, pytest.raises(UnicodeDecodeError):
+        list(stretches.parts(select, columns or ["id", "name"], 10))

@@ -135,11 +135,11 @@ class _Block:
     """Whole lines of the text ("units": split after each ``\\n``) and which are not clean.
 
     The units as Polars strings, and their byte offsets, are made only for a block that needs
-    them: one with a dirty line, or one the skeleton cannot judge."""
+    them: one with a dirty line, or one the skeleton cannot judge. (Bytes no longer UTF-8 fail
+    Polars' parse too, whatever the columns read: the record parser's reading then raises.)"""
 
     def __init__(self, data: bytes, checks: _Checks | None) -> None:
         self.data = data
-        self._text = _as_text(data)
         self._units: pl.Series | None = None
         self._ends: pl.Series | None = None
         self._window: list[str] = []
@@ -150,7 +150,7 @@ class _Block:
     @property
     def units(self) -> pl.Series:
         if self._units is None:
-            units = self._text.str.split("\n", inclusive=True).explode()
+            units = _as_text(self.data).str.split("\n", inclusive=True).explode()
             self._units = units.head(-1) if units[-1] == "" else units
         return self._units
 
