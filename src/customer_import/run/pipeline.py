@@ -3,7 +3,7 @@
 settings, credentials -> the output folder -> open the source -> plan the mapping -> the
 journal (new, resumed, or after the unfinished run was abandoned; or refused) -> incremental state
 -> pre-pass: count the records, find the repeated externalIds
--> batches: read (one thread), map and validate (two threads), a few batches ahead of the
+-> batches: read (one thread), map and validate (three threads), a few batches ahead of the
    sender -> send (a dry run records them as valid)
 -> repeated ids decided and sent -> deactivations (incremental sync)
 -> outputs (reject sources, the files), on every exit path: in the run's folder, copied to the top
