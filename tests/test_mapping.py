@@ -41,7 +41,14 @@ def test_cells_are_trimmed_and_null_tokens_become_empty(cell: str, expected: str
 
 @pytest.mark.parametrize(
     ("cell", "expected"),
-    [("000123", "000123"), ("'000123", "000123"), ("' 42", "42"), ("'", None)],
+    [
+        ("000123", "000123"),
+        ("'000123", "000123"),
+        ("' 42", "42"),
+        ("'", None),
+        ("''7", "'7"),
+        ("  ' x ", "x"),
+    ],
 )
 def test_ids_keep_leading_zeros_and_lose_excels_apostrophe(cell: str, expected: str | None) -> None:
     assert mapped({}, id=[cell], first=["A"])[0]["externalId"] == expected

@@ -35,6 +35,9 @@ FALSE_WORDS: Final = ("false", "f", "no", "n", "0")
 _LOOKS_LIKE_EMAIL = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
 
 
+#: The engine eager Polars calls use: these queries are small.
+_EAGER: Final = "in-memory"
+
 #: Columns of ``Validated.omitted``.
 FIELD: Final = "_field"
 
@@ -84,10 +87,14 @@ class Validator:
             .with_columns(reason)
         )
         bad = pl.col(REASON) != ""
+        valid = checked.lazy().filter(~bad)  # each query filters only the columns it reads
         validated = Validated(
-            valid=_with_bodies(checked.filter(~bad), self._plan),
-            rejects=checked.filter(bad).select(ROW, EXTERNAL_ID, REASON),
-            omitted=_omitted(checked, bad, self._plan),
+            valid=_with_bodies(valid, self._plan),
+            rejects=checked.lazy()
+            .filter(bad)
+            .select(ROW, EXTERNAL_ID, REASON)
+            .collect(engine=_EAGER),
+            omitted=_omitted(valid, self._plan),
             ids=_usable_ids(checked),
         )
         return self._counted(validated, checked) if self._stats_fields else validated
@@ -233,20 +240,16 @@ def _boolean(target: str, spec: FieldMapping) -> tuple[pl.Expr, pl.Expr]:
     return value, reason
 
 
-def _omitted(checked: pl.DataFrame, bad: pl.Expr, plan: MappingPlan) -> pl.DataFrame:
+def _omitted(valid: pl.LazyFrame, plan: MappingPlan) -> pl.DataFrame:
     """ROW, FIELD, REASON: one row per value left out of a valid record."""
-    empty = pl.DataFrame(schema={ROW: pl.Int64, FIELD: pl.String, REASON: pl.String})
-    targets = [f.target for f in plan.fields if f.spec.on_invalid == "omit"]
-    if not targets:
-        return empty
-    valid = checked.filter(~bad)
+    empty = pl.LazyFrame(schema={ROW: pl.Int64, FIELD: pl.String, REASON: pl.String})
     parts = [
         valid.filter(pl.col(f"{t}{OMIT}").is_not_null()).select(
             ROW, pl.lit(t).alias(FIELD), pl.col(f"{t}{OMIT}").alias(REASON)
         )
-        for t in targets
+        for t in (f.target for f in plan.fields if f.spec.on_invalid == "omit")
     ]
-    return pl.concat([empty, *parts])
+    return pl.concat([empty, *parts]).collect(engine=_EAGER)
 
 
 def _for_stats(checked: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
@@ -262,7 +265,7 @@ def _for_stats(checked: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
     return checked.select(columns)
 
 
-def _with_bodies(valid: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
+def _with_bodies(valid: pl.LazyFrame, plan: MappingPlan) -> pl.DataFrame:
     """ROW, EXTERNAL_ID, BODY and ``PEOPLE`` of the valid records. The body is Polars' JSON
     encoding of the checked values (``TARGET_FIELDS`` order, notificationOptions nested);
     empty fields are then cut out, only from the bodies that have one, so an upsert never
@@ -273,7 +276,7 @@ def _with_bodies(valid: pl.DataFrame, plan: MappingPlan) -> pl.DataFrame:
     ]
     out = valid.select(
         ROW, pl.col(f"{EXTERNAL_ID}{_OK}").alias(EXTERNAL_ID), _encoded(plan), *names
-    )
+    ).collect(engine=_EAGER)
     gaps = out[BODY].str.contains(":null", literal=True).arg_true()
     if gaps.is_empty():
         return out
