@@ -6,15 +6,21 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from customer_import.config import SourceConfig
 from customer_import.contracts import RunStatus
+from customer_import.run import pipeline
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
+from customer_import.source import open_source
+from customer_import.transform.prepare import PrePass, pre_pass
 from tests.conftest import CREDENTIALS, load, read_csv, read_summary, write_csv, write_job
 
 RECORDS = 6_000
@@ -75,28 +81,50 @@ def test_an_input_changed_mid_run_stops_it_and_nothing_of_two_files_is_mixed(
     assert summary["pending"] == RECORDS - len(rows) > 0
 
 
-def test_an_input_changed_in_place_after_it_was_read_is_found_by_its_digest(
-    tmp_path: Path,
+def same_size_and_time(path: Path) -> None:
+    """The file changed in place, keeping its size and modification time: only its digest
+    tells."""
+    stat = path.stat()
+    path.write_bytes(path.read_bytes().replace(b"First1,", b"Frist1,"))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_an_input_changed_in_place_between_its_reads_is_found_by_its_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """The pre-pass reads the first version and the records are read from the second."""
     source = write_csv(tmp_path / "in.csv", *OLD[:5])
     job = load(write_job(tmp_path, source))
-    stat = source.stat()
 
-    def same_size_and_time(path: Path) -> None:
-        path.write_bytes(path.read_bytes().replace(b"First1,", b"Frist1,"))
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    def pre_pass_then_change(*args: Any, **kwargs: Any) -> PrePass:
+        found = pre_pass(*args, **kwargs)
+        same_size_and_time(source)
+        return found
 
-    sent = 0
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        nonlocal sent
-        sent += 1
-        if sent == 5:
-            same_size_and_time(source)
-        return httpx.Response(201, json={**json.loads(request.content), "createdAt": "t"})
-
-    options = RunOptions(environ=CREDENTIALS, transport=httpx.MockTransport(handler))
+    monkeypatch.setattr(pipeline, "pre_pass", pre_pass_then_change)
+    api = _api_changing_the_input(source, lambda _: None)
+    options = RunOptions(environ=CREDENTIALS, transport=api)
     report = run_job(job, options)
 
     assert report.status is RunStatus.ABORTED
     assert "its content changed" in (report.message or "")
+
+
+def test_a_change_after_the_last_read_changes_nothing_that_was_read(tmp_path: Path) -> None:
+    """The digest is taken again once the records have all been read (while the last are
+    worked on): the bytes changed later were not read, so what was sent came from one file.
+    A read that stops short takes it at the end instead."""
+    path = write_csv(tmp_path / "in.csv", *OLD[:5])
+    with open_source(SourceConfig(path=path), path) as whole:
+        assert whole.digest and len(list(whole.batches(last=True))) == 1
+        for thread in threading.enumerate():  # the digest is taken: the change comes after
+            if thread.name == "digest":
+                thread.join()
+        same_size_and_time(path)
+        assert whole.changed() is None
+    write_csv(path, *OLD[:5])
+    with open_source(SourceConfig(path=path), path) as part:
+        assert part.digest and len(list(part.batches())) == 1  # not the last read
+        same_size_and_time(path)
+        changed = part.changed()
+        assert changed is not None and "its content changed" in str(changed)

@@ -155,7 +155,8 @@ class _Run:
     async def _stages(self) -> None:
         with loop_signals(self.stopping, self.options.handle_signals):
             preparer = self._preparer(await self._pre_pass())
-            read = sharded(self.source.batches(first=FIRST_BATCH), self.plan, self.options.shard)
+            whole = self.source.batches(first=FIRST_BATCH, last=True)
+            read = sharded(whole, self.plan, self.options.shard)
             self.prepared = OrderedMap(preparer.prepare, read)
             batches = preparer.tallied(self.prepared)
             items = self._items(self.sync.recorded(batches) if self.sync else batches)

@@ -5,17 +5,22 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import weakref
 from collections.abc import Callable, Generator, Iterator, Mapping
+from concurrent.futures import Future
+from functools import partial
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, TypeVar
 
 import polars as pl
 
 from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError, InputChanged, InputError
 from customer_import.source.files import file_digest
+
+T = TypeVar("T")
 
 
 class Backend(Protocol):
@@ -59,6 +64,7 @@ class Source:
         self._identity: tuple[int, ...] | None = _identity(stat)
         self._backend = backend
         self._digest: str | None = None
+        self._digest_at_end: Future[str] | None = None
         self._on_close: list[Callable[[], None]] = []
         # Open readers are closed by close(); weak so an abandoned one can still be collected.
         self._live: weakref.WeakSet[Iterator[Batch]] = weakref.WeakSet()
@@ -69,6 +75,12 @@ class Source:
         if self._digest is None:
             self._digest = file_digest(self.path, self.name)
         return self._digest
+
+    def _digest_now(self) -> str:
+        """The file's digest now: the one the last read started, or taken here."""
+        if self._digest_at_end is not None:
+            return self._digest_at_end.result()
+        return file_digest(self.path, self.name)
 
     def own_copy(self, digest: str, discard: Callable[[], None]) -> None:
         """The file read is this source's own copy: its digest is known, nobody else writes
@@ -96,7 +108,7 @@ class Source:
         try:
             self.check_unchanged()
             rehashed = self._identity is not None and self.path.exists()
-            if rehashed and file_digest(self.path, self.name) != self.digest:
+            if rehashed and self._digest_now() != self.digest:
                 raise InputChanged(self.name, "its content changed")
         except InputChanged as exc:
             return exc
@@ -105,27 +117,32 @@ class Source:
         return None
 
     def batches(
-        self, columns: list[str] | None = None, *, first: int | None = None
+        self, columns: list[str] | None = None, *, first: int | None = None, last: bool = False
     ) -> Iterator[Batch]:
         """Read the file from the start; ``columns`` picks unique names (default: all).
 
         ``first`` caps the first batch's records, so that work on it can start sooner.
+        ``last``: the run reads the file no more after this. Once it has read the whole file,
+        the digest ``changed()`` compares is taken again, in a thread of its own, while the
+        last batches are being worked on.
         """
         names = list(self.columns) if columns is None else list(columns)
         select = [self._index(name) for name in names]
         if len(set(names)) != len(names):
             raise ConfigError(f"column selection repeats a name: {names}")
-        reader = self._checked(self._backend.batches(select, names, first))
+        reader = self._checked(self._backend.batches(select, names, first), last=last)
         self._live.add(reader)
         return reader
 
-    def _checked(self, reader: Iterator[Batch]) -> Iterator[Batch]:
+    def _checked(self, reader: Iterator[Batch], *, last: bool) -> Iterator[Batch]:
         """Each batch handed on only once the file is found unchanged after reading it: no
         batch of a run ever comes from another version of the file."""
         try:
             for batch in reader:
                 self.check_unchanged()
                 yield batch
+            if last and self._identity is not None:
+                self._digest_at_end = _in_a_thread(partial(file_digest, self.path, self.name))
         finally:
             close = getattr(reader, "close", None)
             if close is not None:
@@ -139,6 +156,9 @@ class Source:
             raise ConfigError(f"{self.name}: no column {name!r}; columns are {known}") from None
 
     def close(self) -> None:
+        if self._digest_at_end is not None:  # no thread reads the file once it is closed
+            with contextlib.suppress(InputError):
+                self._digest_at_end.result()
         try:
             for reader in list(self._live):
                 if isinstance(reader, Generator):
@@ -159,6 +179,20 @@ class Source:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def _in_a_thread(work: Callable[[], T]) -> Future[T]:
+    """``work()`` run in a thread of its own; its result (or error) in the future."""
+    future: Future[T] = Future()
+
+    def run() -> None:
+        try:
+            future.set_result(work())
+        except BaseException as exc:  # handed to whoever asks for the result
+            future.set_exception(exc)
+
+    threading.Thread(target=run, name="digest", daemon=True).start()
+    return future
 
 
 def _identity(stat: os.stat_result) -> tuple[int, ...]:
