@@ -204,14 +204,19 @@ def test_rows_that_wait_for_the_commit_thread_are_committed_by_their_adder_past_
 ) -> None:
     """Rows that need no group (rejects, valid records) wait for the commit thread, but not
     without bound: past ``BACKLOG`` rows the thread that adds them commits them (memory stays
-    flat when every record of a dry run is rejected)."""
+    flat when every record of a dry run is rejected). Records kept in bulk, a compact frame a
+    batch, count a tenth of a row each."""
     journal = open_journal(tmp_path)
     commits = GroupCommit(journal, group=64)  # not entered: no commit thread runs
-    journal.add_unsent(RecordStatus.VALID, unsent(range(1, 101)))
+    journal.add_unsent(RecordStatus.VALID, unsent(range(1, BACKLOG + 1)))
     commits.check()
-    assert journal.count_by_status() == {}  # a few rows wait for the thread
-    journal.add_unsent(RecordStatus.VALID, unsent(range(101, BACKLOG + 1)))
+    assert journal.count_by_status() == {}  # a tenth of the backlog waits for the thread
+    journal.add_unsent(RecordStatus.VALID, unsent(range(BACKLOG + 1, 10 * BACKLOG + 1)))
     commits.check()
-    assert journal.count_by_status() == {"valid": BACKLOG}
+    assert journal.count_by_status() == {"valid": 10 * BACKLOG}
     assert journal.pending_writes == 0
+    for row in range(10 * BACKLOG + 1, 11 * BACKLOG + 1):  # a Python tuple each
+        journal.add_reject(RejectRow(row, None, RejectStage.VALIDATION, "bad", ()))
+    commits.check()
+    assert journal.count_by_status() == {"valid": 10 * BACKLOG, "rejected": BACKLOG}
     journal.close()

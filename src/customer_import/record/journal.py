@@ -43,6 +43,10 @@ JOURNAL_NAME: Final = "journal.sqlite"
 _ROWS_A_STATEMENT: Final = 256  # at most 2,304 parameters: SQLite 3.32+ allows 32,766
 
 
+#: Records of a bulk frame that hold about as much memory as one pending row (``rejects``).
+_BULK_PER_ROW: Final = 10
+
+
 class JournalState(StrEnum):
     """The journal's run, as its ``state`` meta value says."""
 
@@ -116,8 +120,11 @@ class Journal:
 
     @property
     def pending_writes(self) -> int:
+        """Rows waiting to be written, in what memory they hold: the records of a frame kept
+        in bulk count a tenth each (a few columns of Arrow, against a Python tuple a row)."""
         lists: tuple[list[Any], ...] = (self._results, self._rejects, self._omitted)
-        return sum(map(len, lists)) + sum(frame.height for _, frame in self._bulk)
+        bulk = sum(frame.height for _, frame in self._bulk) // _BULK_PER_ROW
+        return sum(map(len, lists)) + bulk
 
     def add_people(self, frame: pl.DataFrame) -> None:
         """ROW and ``PEOPLE`` of valid records, for results.csv: known when the records are
