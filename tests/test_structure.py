@@ -15,7 +15,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "customer_import"
 #: Layers from the bottom up: a module may import from its own layer or a lower one.
 LAYERS: list[set[str]] = [
     {"version", "hosts", "contracts"},
-    {"errors", "schema", "logs", "durable"},
+    {"errors", "schema", "logs", "durable", "threads"},
     {"config"},
     {"source"},
     {"transform"},

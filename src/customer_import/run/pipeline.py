@@ -45,12 +45,12 @@ from customer_import.send.setup import open_sender
 from customer_import.send.stats import SendStats
 from customer_import.send.timeline import Timeline
 from customer_import.source import Source
+from customer_import.threads import OrderedMap, prefetch
 from customer_import.transform.duplicates import decide
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.frames import send_items
 from customer_import.transform.guard import InvalidRatioGuard, guard_empty
 from customer_import.transform.mapping import MappingPlan
-from customer_import.transform.parallel import OrderedMap, prefetch
 from customer_import.transform.planning import plan_job
 from customer_import.transform.prepare import (
     FIRST_BATCH,

@@ -39,8 +39,8 @@ from typing import IO, Final, cast
 import polars as pl
 
 from customer_import.contracts import ROW, Batch, ParseFailure
-from customer_import.source.ahead import ReadAhead
 from customer_import.source.csv_records import Broken, Record, RecordParser
+from customer_import.threads import OrderedMap
 
 #: Bytes read at a time: enough lines (about 12,000 of an 8-column export) for Polars to
 #: amortise its start; 4 MB took as much CPU and 70 MB more memory.
@@ -197,11 +197,13 @@ def _as_text(data: bytes) -> pl.Series:
 
 
 class _Cursor:
-    """The current block and unit. Blocks are read and judged in a thread of their own, ahead
-    of the one being parsed (``ahead.ReadAhead``); ``close()`` ends it."""
+    """The current block and unit. Blocks are read and judged in a thread of their own, a
+    block or two ahead of the one being parsed (``threads.OrderedMap``, which hands each on
+    as it is); ``close()`` ends it."""
 
     def __init__(self, read: Callable[[int], bytes], checks: _Checks | None) -> None:
-        self._blocks = ReadAhead(_blocks(read, checks), name="judge-lines")
+        blocks = _blocks(read, checks)
+        self._blocks = OrderedMap(_as_judged, blocks, workers=1, name="judge-lines")
         self.block: _Block | None = None
         self.index = 0
 
@@ -216,6 +218,10 @@ class _Cursor:
 
     def close(self) -> None:
         self._blocks.close()
+
+
+def _as_judged(block: _Block) -> _Block:
+    return block
 
 
 def _blocks(read: Callable[[int], bytes], checks: _Checks | None) -> Iterator[_Block]:

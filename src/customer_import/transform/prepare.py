@@ -1,6 +1,6 @@
 """Source batches -> what to send, what to reject, what to hold back as a repeated id.
 
-Pure apart from the CPU: batches are prepared on worker threads (``parallel.OrderedMap``)
+Pure apart from the CPU: batches are prepared on worker threads (``threads.OrderedMap``)
 while the sender sends earlier ones, so reading and validating overlap with the network.
 ``prepare`` shares nothing between batches but the validator's verdict caches; what a run
 adds up across batches is added by ``tally``, in file order.
@@ -33,10 +33,10 @@ from customer_import.contracts import (
 )
 from customer_import.schema import STRING_FIELDS
 from customer_import.source.table import rebatched
+from customer_import.threads import OrderedMap
 from customer_import.transform.duplicates import Decision, RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.mapping import MappingPlan, id_only, map_batch
-from customer_import.transform.parallel import OrderedMap
 from customer_import.transform.quality import (
     SuspectText,
     double_encoding_warning,

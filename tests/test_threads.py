@@ -1,4 +1,4 @@
-"""OrderedMap: batches worked on in several threads, handed on in order, none lost."""
+"""OrderedMap: items worked on in several threads, handed on in order, none lost."""
 
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from customer_import.transform.parallel import OrderedMap
+from customer_import.config import SourceConfig
+from customer_import.source import open_source
+from customer_import.threads import OrderedMap
 
 
 class Source:
@@ -159,7 +161,7 @@ def test_closing_early_waits_for_the_read_under_way_then_closes_the_source() -> 
 def test_one_left_open_at_exit_does_not_stop_the_interpreter_or_print(tmp_path: Path) -> None:
     script = tmp_path / "abandon.py"
     script.write_text(
-        "from customer_import.transform.parallel import OrderedMap\n"
+        "from customer_import.threads import OrderedMap\n"
         "results = OrderedMap(str, iter(range(100)))\n"
         "print(next(results))\n"
     )
@@ -167,3 +169,18 @@ def test_one_left_open_at_exit_does_not_stop_the_interpreter_or_print(tmp_path: 
         [sys.executable, str(script)], capture_output=True, text=True, check=True, timeout=30
     )
     assert (done.stdout, done.stderr) == ("0\n", "")
+
+
+def test_a_csv_read_stopped_early_leaves_no_thread_reading_its_file(tmp_path: Path) -> None:
+    """The blocks of a CSV are judged ahead of the parse; a run that stops mid-file closes it."""
+    lines = "".join(f"C-{i},Ann,ann{i}@example.com\n" for i in range(120_000))  # 4 MB: blocks
+    (tmp_path / "big.csv").write_text("id,first,email\n" + lines)
+    before = set(threading.enumerate())
+    with open_source(
+        SourceConfig(path=tmp_path / "big.csv", batch_size=1_000), tmp_path / "big.csv"
+    ) as source:
+        batches = source.batches()
+        assert next(batches).frame["id"][0] == "C-0"
+        assert any(t.name.startswith("judge-lines") for t in threading.enumerate())
+        batches.close()  # type: ignore[attr-defined]  # a generator
+        assert set(threading.enumerate()) <= before

@@ -1,8 +1,10 @@
-"""Work on batches in several threads, handed on in their original order.
+"""Work on an iterator's items in threads of their own, handed on in their original order.
 
 Preparing a batch (mapping, validation, request bodies) is mostly Polars, which releases the
 GIL. One thread reads and three prepare, so reading overlaps preparing and the two cores both
-work: a dry run's records/s rose by about a third with two (README, "Performance").
+work: a dry run's records/s rose by about a third with two (README, "Performance"). Reading a
+CSV is a chain too: its blocks of lines are read and judged a block or two ahead of Polars'
+parse (``source/csv_stretches.py``).
 """
 
 from __future__ import annotations
@@ -41,14 +43,21 @@ class OrderedMap(Generic[A, B]):
     ``items``, so its source must not be closed.
     """
 
-    def __init__(self, fn: Callable[[A], B], items: Iterator[A], workers: int = WORKERS) -> None:
+    def __init__(
+        self,
+        fn: Callable[[A], B],
+        items: Iterator[A],
+        workers: int = WORKERS,
+        name: str = "prepare",
+    ) -> None:
+        """``name``: the threads', ``fn``'s (``name_0``...) and the reader's (``name-read``)."""
         self._fn, self._items = fn, items
-        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="prepare")
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix=name)
         self._room = threading.Semaphore(workers)
         self._ready: queue.SimpleQueue[Future[B] | _Ended] = queue.SimpleQueue()
         self._stopped = False
         # A daemon: one left blocked by a caller that never closed it does not hold up exit.
-        self._reader = threading.Thread(target=self._read, name="read", daemon=True)
+        self._reader = threading.Thread(target=self._read, name=f"{name}-read", daemon=True)
         self._reader.start()
 
     def _read(self) -> None:
