@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import random
 import re
 import shutil
 import subprocess
@@ -13,13 +15,20 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from customer_import.contracts import RunReport
-from customer_import.outputs.report import REPORT_NAME
+from customer_import.contracts import REJECTS_TRAILER, RunReport
+from customer_import.logs import mask, mask_value
+from customer_import.outputs.report import (
+    EXAMPLES,
+    REPORT_NAME,
+    TOP_REASONS,
+    reject_reasons,
+)
 from customer_import.run.options import RunOptions
 from customer_import.run.pipeline import run_job
 from customer_import.send.stats import SendStats
 from customer_import.send.timeline import Timeline
 from tests.conftest import CREDENTIALS, load, write_csv, write_job
+from tests.test_excel import write_xlsx
 
 LINES = (
     "C-1,Ada,Lovelace,ada@example.com,,Active,no",
@@ -177,3 +186,57 @@ def test_report_html_renders_in_a_headless_browser(tmp_path: Path) -> None:
     assert shown.count('class="bar"') == 2  # the two reasons, drawn
     assert 'aria-label="requests a second"' in shown and 'aria-label="latency"' in shown
     assert "alan.turing" not in shown
+
+
+def _reasons_a_row_at_a_time(path: Path) -> list[tuple[str, str, int, list[str]]]:
+    """The reasons as report.html counted them before Polars did: the reference."""
+    QUOTED = re.compile(r"'([^']*)'")
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.reader(handle, delimiter=";"))
+    found: dict[tuple[str, str], tuple[list[int], list[str]]] = {}
+    for row in rows[1:]:
+        stage, reason = row[-3], row[-2].removeprefix("'")
+        for part in reason.split("; ") if stage == "validation" else [reason]:
+            count, examples = found.setdefault(
+                (stage, mask(QUOTED.sub("…", part))[:200]), ([0], [])
+            )
+            count[0] += 1
+            target = part.split(":", 1)[0] if stage == "validation" else ""
+            for value in QUOTED.findall(part)[:1]:
+                shown = mask(mask_value(target, value))
+                if len(examples) < EXAMPLES and shown not in examples:
+                    examples.append(shown)
+    ordered = sorted(found.items(), key=lambda item: -item[1][0][0])[:TOP_REASONS]
+    return [(stage, kind, count[0], examples) for (stage, kind), (count, examples) in ordered]
+
+
+def test_reject_reasons_are_counted_as_a_row_at_a_time_would(tmp_path: Path) -> None:
+    """Several stages, several fields a validation reason, quotes inside values, values that
+    look like formulas (written with an apostrophe), emails and phones to mask, a BOM and
+    semicolons: the same kinds, counts, order and examples as the reference."""
+    rng = random.Random(5)
+    values = ["Pending", "bob@example", "+1 212 555 0199", "x'y", "", "Zoë", "=1+2", "a\nb"]
+
+    def reason(stage: str) -> str:
+        if stage != "validation":
+            return rng.choice(["HTTP 422: phone +1 (212) 555-0101", "'boolean' value", "=x"])
+        fields = rng.sample(["email", "phoneNumber", "active", "firstName"], rng.randint(1, 3))
+        return "; ".join(
+            rng.choice([f"{f}: '{rng.choice(values)}' is not valid", f"{f}: required, but empty"])
+            for f in fields
+        )
+
+    rows: list[list[object]] = [["id", "email", *REJECTS_TRAILER]]
+    for i in range(2_000):
+        stage = rng.choice(["validation"] * 4 + ["parse", "duplicate", "api"])
+        rows.append([f"C-{i}", rng.choice(values), i + 1, stage, reason(stage), ""])
+    path = tmp_path / "rejects.csv"
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csv.writer(handle, delimiter=";")
+        for row in rows:  # cells a spreadsheet would take for formulas get an apostrophe
+            writer.writerow([f"'{c}" if str(c)[:1] in "=+-@'" else c for c in row])
+    found = [(r.stage, r.kind, r.count, r.examples) for r in reject_reasons(path)]
+    assert found == _reasons_a_row_at_a_time(path)
+    assert len(found) > 5 and any(len(examples) == EXAMPLES for *_, examples in found)
+    workbook = write_xlsx(tmp_path / "rejects.xlsx", rows)  # cells as they are
+    assert [(r.stage, r.kind, r.count, r.examples) for r in reject_reasons(workbook)] == found
