@@ -22,8 +22,10 @@ from typing import Any, Final
 
 import polars as pl
 
-from customer_import.contracts import REJECTS_TRAILER, RecordStatus, RejectStage, RunReport
+from customer_import.config import SourceConfig
+from customer_import.contracts import ROW, RecordStatus, RejectStage, RunReport
 from customer_import.durable import replaced_text
+from customer_import.errors import InputError
 from customer_import.logs import mask, mask_value
 from customer_import.outputs import svg
 from customer_import.outputs.files import (
@@ -33,8 +35,8 @@ from customer_import.outputs.files import (
     SUMMARY_NAME,
     table_path,
 )
-from customer_import.outputs.reading import read_rows, read_table, written_delimiter
 from customer_import.send.timeline import Point
+from customer_import.source import open_source
 from customer_import.transform.fieldstats import FieldStats
 
 log = logging.getLogger("customer_import")
@@ -179,36 +181,23 @@ def _kinds_of(window: pl.DataFrame) -> pl.DataFrame:
 
 def _reason_windows(path: Path | None) -> Iterator[pl.DataFrame]:
     """(ROW, STAGE, REASON) of the rows, the trailer's columns whatever the source's, a
-    window of rows at a time (a workbook whole)."""
+    batch at a time: read as an input is (``source``: the tool's own rejects file is
+    recognised, its cells as first written), so memory stays flat; broken lines are left out."""
     if path is None or not path.is_file():
         return
-    header = next(read_rows(path), [])
-    if tuple(header[-len(REJECTS_TRAILER) :]) != REJECTS_TRAILER:
-        return
-    at = (len(header) - 3, len(header) - 2)
-    if path.suffix == ".xlsx":  # a workbook's cells have no formula prefix
-        _, frame = read_table(path)
-        yield _columns(frame.lazy(), at, escaped=False).collect()
-        return
-    scan = pl.scan_csv(
-        path,
-        separator=written_delimiter(path),
-        has_header=False,
-        skip_rows=1,
-        schema={str(i): pl.String for i in range(len(header))},
-        infer_schema=False,
-    )
-    yield from _columns(scan, at, escaped=True).collect_batches()
-
-
-def _columns(rows: pl.LazyFrame, at: tuple[int, int], *, escaped: bool) -> pl.LazyFrame:
-    """Columns named by their position, as ``read_table`` names them."""
-    reason = pl.col(str(at[1])).fill_null("")
-    return rows.with_row_index(_ROW).select(
-        _ROW,
-        pl.col(str(at[0])).fill_null("").alias(_STAGE),
-        (reason.str.strip_prefix("'") if escaped else reason).alias(_REASON),
-    )
+    try:
+        with open_source(SourceConfig(path=path, batch_size=_WINDOW), path) as source:
+            if not source.own_rejects:
+                return
+            stage, reason = source.columns[-3], source.columns[-2]
+            for batch in source.batches([stage, reason]):
+                yield batch.frame.select(
+                    pl.col(ROW).alias(_ROW),
+                    pl.col(stage).fill_null("").alias(_STAGE),
+                    pl.col(reason).fill_null("").alias(_REASON),
+                )
+    except InputError as exc:
+        log.warning("report.html: the reasons of %s are left out: %s", path.name, exc)
 
 
 #: The working columns of ``reject_reasons``.
@@ -216,6 +205,8 @@ _ROW, _STAGE, _REASON, _PART, _AT = "row", "stage", "reason", "part", "at"
 _RAW, _TARGET, _VALUE = "raw", "target", "value"
 #: Parts a reason can have at most (a field each), to number them in file order.
 _PARTS_A_ROW: Final = 1 << 10
+#: Rows counted at a time: memory stays flat with the file's length.
+_WINDOW: Final = 25_000
 #: Different values of a kind of reason its examples are taken from.
 _CANDIDATES: Final = 64
 
