@@ -428,6 +428,16 @@ def test_repeated_ids_are_found_when_the_id_hashes_spill_to_disk(tmp_path: Path)
     assert any((tmp_path / "spill").iterdir())  # it did spill
 
 
+def test_repeated_hashes_on_the_edge_of_a_bucket_stay_in_one_bucket(tmp_path: Path) -> None:
+    """A bucket is a hash's top bits: hashes equal to a bucket's first value are cut before
+    all of them, whichever spill they are in."""
+    edges = [bucket << 60 for bucket in range(RepeatedIdFinder.BUCKETS)]
+    finder = RepeatedIdFinder(tmp_path / "spill", budget=40)
+    for chunk in (edges * 3, [5, 6, *edges], [edges[3], 7]):
+        finder.add(pl.Series(chunk, dtype=pl.UInt64))
+    assert finder.repeated().sort().to_list() == edges
+
+
 def test_frequent_double_encoded_text_is_imported_as_read_and_warned_about(
     tmp_path: Path, sandbox: SandboxServer
 ) -> None:

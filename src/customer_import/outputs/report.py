@@ -105,21 +105,22 @@ def reject_reasons(path: Path | None) -> list[Reason]:
     a validation reject's reason counts once a field it names (values left out of the kind).
 
     Counted by Polars, a window of rows at a time: Python sees each kind of reason once (to
-    mask it) and its first few values, not each row (a million rejects took 8 s a row at a
-    time). Examples are taken from the first ``_CANDIDATES`` different values of a kind."""
+    mask it) and, until it has its examples, its first ``_CANDIDATES`` different values a
+    window (a million rejects took 8 s a row at a time)."""
     kinds: dict[tuple[str, str], _Kind] = {}
     for window in _reason_windows(path):
         for stage, raw, count, first, candidates in _kinds_of(window).iter_rows():
             kind = kinds.setdefault((stage, raw), _Kind(first))
             kind.count += count
-            kind.candidates += candidates[: _CANDIDATES - len(kind.candidates)]
+            kind.add_examples(candidates)
     merged: dict[tuple[str, str], _Kind] = {}  # by masked kind, in the order first met
     for (stage, raw), kind in sorted(kinds.items(), key=lambda item: item[1].first):
         into = merged.setdefault((stage, mask(raw)[:200]), _Kind(kind.first))
         into.count += kind.count
-        into.candidates += kind.candidates
+        for shown, at in kind.shown.items():
+            into.shown[shown] = min(at, into.shown.get(shown, at))
     reasons = [
-        Reason(stage, text, kind.count, _shown(kind.candidates))
+        Reason(stage, text, kind.count, sorted(kind.shown, key=kind.shown.__getitem__)[:EXAMPLES])
         for (stage, text), kind in merged.items()
     ]
     return sorted(reasons, key=lambda r: -r.count)[:TOP_REASONS]
@@ -130,19 +131,17 @@ class _Kind:
     first: int
     """Where its first part is: row and part within the row."""
     count: int = 0
-    candidates: list[dict[str, Any]] = field(default_factory=list)
-    """Its first different (position, target, value), in the order of the file."""
+    shown: dict[str, int] = field(default_factory=dict)
+    """Its first different examples as shown (masked), and where each is first."""
 
-
-def _shown(candidates: list[dict[str, Any]]) -> list[str]:
-    examples: list[str] = []
-    for candidate in sorted(candidates, key=lambda c: c[_AT]):
-        shown = mask(mask_value(candidate[_TARGET], candidate[_VALUE]))
-        if shown not in examples:
-            examples.append(shown)
-        if len(examples) == EXAMPLES:
-            break
-    return examples
+    def add_examples(self, candidates: list[dict[str, Any]]) -> None:
+        """Values of a later window, in the order of the file, until ``EXAMPLES`` are kept
+        (a kind made of several keeps that many of each, for the first of them all)."""
+        for candidate in candidates:
+            if len(self.shown) == EXAMPLES:
+                return
+            shown = mask(mask_value(candidate[_TARGET], candidate[_VALUE]))
+            self.shown.setdefault(shown, candidate[_AT])
 
 
 def _kinds_of(window: pl.DataFrame) -> pl.DataFrame:

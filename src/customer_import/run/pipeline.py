@@ -155,7 +155,9 @@ class _Run:
     async def _stages(self) -> None:
         with loop_signals(self.stopping, self.options.handle_signals):
             preparer = self._preparer(await self._pre_pass())
-            whole = self.source.batches(first=FIRST_BATCH, last=True)
+            # A dry run reads the file no more after this; a run that sends may read it again
+            # at its end (the sources of the records the API rejects): its digest waits.
+            whole = self.source.batches(first=FIRST_BATCH, last=self.options.dry_run)
             read = sharded(whole, self.plan, self.options.shard)
             self.prepared = OrderedMap(preparer.prepare, read)
             batches = preparer.tallied(self.prepared)

@@ -223,21 +223,27 @@ class _Part(NamedTuple):
 
 
 def rebatched(parts: Iterator[Batch], first: int, size: int) -> Iterator[Batch]:
-    """The parts' records regrouped into batches of ``first``, then ``size`` records."""
+    """The parts' records regrouped into batches of ``first``, then ``size`` records; closed,
+    it closes ``parts``."""
     held: list[Batch] = []
     count, want, number = 0, first, 1
-    for batch in parts:
-        part: _Part | None = _Part(number, batch)
-        number += batch.records
-        while part is not None:
-            head, part = _split(part, want - count)
-            held.append(head)
-            count += head.records
-            if count == want:
-                yield _joined(held)
-                held, count, want = [], 0, size
-    if held:
-        yield _joined(held)
+    try:
+        for batch in parts:
+            part: _Part | None = _Part(number, batch)
+            number += batch.records
+            while part is not None:
+                head, part = _split(part, want - count)
+                held.append(head)
+                count += head.records
+                if count == want:
+                    yield _joined(held)
+                    held, count, want = [], 0, size
+        if held:
+            yield _joined(held)
+    finally:
+        close = getattr(parts, "close", None)
+        if close is not None:
+            close()
 
 
 def _split(part: _Part, room: int) -> tuple[Batch, _Part | None]:

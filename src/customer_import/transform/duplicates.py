@@ -111,7 +111,7 @@ class RepeatedIdFinder:
         one sort and a slice a bucket split them."""
         hashes = pl.concat([pl.Series("h", [], dtype=pl.UInt64), *self._buffer]).sort()
         starts = pl.Series([bucket << _BUCKET_SHIFT for bucket in range(self.BUCKETS)])
-        cuts = [*hashes.search_sorted(starts.cast(pl.UInt64)).to_list(), len(hashes)]
+        cuts = [*hashes.search_sorted(starts.cast(pl.UInt64), side="left").to_list(), len(hashes)]
         return [hashes.slice(start, end - start) for start, end in itertools.pairwise(cuts)]
 
     def _bucket(self, bucket: int) -> pl.Series:

@@ -121,11 +121,17 @@ def pre_pass(
 
 
 def _until(stopping: Callable[[], bool], batches: Iterable[Batch]) -> Iterator[Batch]:
-    """The batches, up to the one read once ``stopping()`` says the run is being stopped."""
-    for batch in batches:
-        if stopping():
-            return
-        yield batch
+    """The batches, up to the one read once ``stopping()`` says the run is being stopped;
+    then their reader is closed (its file too)."""
+    try:
+        for batch in batches:
+            if stopping():
+                return
+            yield batch
+    finally:
+        close = getattr(batches, "close", None)
+        if close is not None:
+            close()
 
 
 def _hashed_ids(batch: Batch, plan: MappingPlan, shard: Shard | None) -> tuple[pl.Series, int, int]:
