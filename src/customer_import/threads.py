@@ -98,9 +98,7 @@ class OrderedMap(Generic[A, B]):
         self.stop()
         self._pool.shutdown(wait=True, cancel_futures=True)
         self._reader.join()
-        close = getattr(self._items, "close", None)
-        if close is not None:  # no thread runs it any more
-            close()
+        close_items(self._items)  # no thread runs it any more
 
     def __enter__(self) -> OrderedMap[A, B]:
         return self
@@ -116,6 +114,14 @@ class OrderedMap(Generic[A, B]):
 
 class _Ended(NamedTuple):
     failure: BaseException | None
+
+
+def close_items(items: object) -> None:
+    """Closes an iterator that can be closed (a generator): what its ``finally`` holds (an
+    open file) is let go now, not whenever it is collected."""
+    close = getattr(items, "close", None)
+    if close is not None:
+        close()
 
 
 async def prefetch(batches: Iterator[T]) -> AsyncIterator[T]:

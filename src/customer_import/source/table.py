@@ -19,6 +19,7 @@ import polars as pl
 from customer_import.contracts import ROW, Batch
 from customer_import.errors import ConfigError, InputChanged, InputError
 from customer_import.source.files import file_digest
+from customer_import.threads import close_items
 
 T = TypeVar("T")
 
@@ -144,9 +145,7 @@ class Source:
             if last and self._identity is not None:
                 self._digest_at_end = _in_a_thread(partial(file_digest, self.path, self.name))
         finally:
-            close = getattr(reader, "close", None)
-            if close is not None:
-                close()
+            close_items(reader)
 
     def _index(self, name: str) -> int:
         try:
@@ -241,9 +240,7 @@ def rebatched(parts: Iterator[Batch], first: int, size: int) -> Iterator[Batch]:
         if held:
             yield _joined(held)
     finally:
-        close = getattr(parts, "close", None)
-        if close is not None:
-            close()
+        close_items(parts)
 
 
 def _split(part: _Part, room: int) -> tuple[Batch, _Part | None]:

@@ -33,7 +33,7 @@ from customer_import.contracts import (
 )
 from customer_import.schema import STRING_FIELDS
 from customer_import.source.table import rebatched
-from customer_import.threads import OrderedMap
+from customer_import.threads import OrderedMap, close_items
 from customer_import.transform.duplicates import Decision, RepeatedIdFinder, id_hashes
 from customer_import.transform.fieldstats import FieldStats
 from customer_import.transform.mapping import MappingPlan, id_only, map_batch
@@ -104,7 +104,7 @@ def pre_pass(
     stopping: Callable[[], bool] = lambda: False,
 ) -> PrePass:
     """Counts the records, finds the repeated ids and how many of ``known`` (ids from the last
-    export) are absent. Hashes spill into a temporary folder in ``spill_in`` beyond a few
+    export) are absent. Hashes spill into a temporary folder in ``spill_in`` beyond about a
     million records; ids are hashed in a thread of their own while the next batch is read.
     Returns early, with partial counts, once ``stopping()`` says the run is being stopped."""
     records = file_records = 0
@@ -129,9 +129,7 @@ def _until(stopping: Callable[[], bool], batches: Iterable[Batch]) -> Iterator[B
                 return
             yield batch
     finally:
-        close = getattr(batches, "close", None)
-        if close is not None:
-            close()
+        close_items(batches)
 
 
 def _hashed_ids(batch: Batch, plan: MappingPlan, shard: Shard | None) -> tuple[pl.Series, int, int]:
